@@ -1,0 +1,56 @@
+# twtrace — see README.md.
+#
+#   make build      bin/twtrace (needs only Go: the BPF objects are committed)
+#   make run        build, then run the live view (root)
+#   make test       unit tests; as root also the end-to-end tests that load the programs
+#   make bench      the overhead benchmark (root; see docs/performance.md)
+#   make generate   rebuild the BPF objects from bpf/ and headers/ (clang, libbpf-dev)
+#   make headers    regenerate headers/vmlinux.h from this kernel's BTF (bpftool)
+
+GO       ?= go
+CLANG    ?= clang-14
+BPFTOOL  ?= bpftool
+ARGS     ?=
+TESTARGS ?=
+
+.PHONY: all build run test test-unit generate check-generate headers bench fmt vet clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o bin/twtrace ./cmd/twtrace
+
+run: build
+	./bin/twtrace $(ARGS)
+
+# Privileged tests skip without root unless TWTRACE_REQUIRE_BPF=1, which turns
+# every such skip into a failure (CI sets it).
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 $(TESTARGS) ./...
+
+test-unit:
+	TWTRACE_REQUIRE_BPF= $(GO) test -count=1 -short ./...
+
+generate:
+	BPF2GO_CC=$(CLANG) BPF2GO_STRIP=llvm-strip-14 $(GO) generate ./tracer/...
+
+# Fails when the committed BPF objects differ from what the sources generate.
+check-generate: generate
+	git diff --exit-code -- '*_bpfel.go' '*_bpfel.o' || \
+	  { echo "generated BPF objects are stale: run 'make generate' and commit"; exit 1; }
+
+headers:
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > headers/vmlinux.h
+
+bench: build
+	$(GO) run ./cmd/twbench $(ARGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

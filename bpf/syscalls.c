@@ -1,0 +1,184 @@
+//go:build ignore
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * bind(), connect() and listen() on TCP sockets, from the syscall
+ * tracepoints. The arguments are read at entry (the sockaddr is user memory
+ * that may change later), the result at exit; the socket behind the fd gives
+ * the protocol, SO_REUSEADDR/SO_REUSEPORT and the network namespace.
+ *
+ * Every bind() is reported; connect() and listen() only when they fail with
+ * EADDRINUSE or EADDRNOTAVAIL, the two faces of a port conflict. Syscall
+ * tracepoints do not see io_uring's IORING_OP_BIND/LISTEN/CONNECT.
+ */
+#include "twtrace.bpf.h"
+
+#define EADDRINUSE 98
+#define EADDRNOTAVAIL 99
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+
+/* A syscall between its entry and its exit, keyed by thread id. */
+struct inflight {
+	__u8 op;        /* enum tw_kind */
+	__u8 _pad0;
+	__u16 family;   /* from the sockaddr; 0 for listen() */
+	__u16 port;     /* host byte order */
+	__u16 _pad1;
+	__s32 fd;
+	__u8 addr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 13);
+	__type(key, __u32);
+	__type(value, struct inflight);
+} inflight SEC(".maps");
+
+/* Make bpf2go generate the Go type of the event ABI. */
+const struct tw_sys_event *unused_sys_event __attribute__((unused));
+
+/* struct sockaddr_in6 is the largest inet sockaddr; sockaddr_in fits in it. */
+static __always_inline int remember(__u8 op, int fd, const void *uaddr)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct inflight in = { .op = op, .fd = fd };
+
+	if (cfg.pid && (id >> 32) != cfg.pid)
+		return 0;
+
+	if (uaddr) {
+		struct sockaddr_in6 sa = {};
+
+		if (bpf_probe_read_user(&sa, sizeof(sa), uaddr) &&
+		    bpf_probe_read_user(&sa, sizeof(struct sockaddr_in), uaddr))
+			return 0;
+		in.family = sa.sin6_family;
+		if (in.family == AF_INET) {
+			struct sockaddr_in *sin = (struct sockaddr_in *)&sa;
+
+			in.port = bpf_ntohs(sin->sin_port);
+			__builtin_memcpy(in.addr, &sin->sin_addr.s_addr, 4);
+		} else if (in.family == AF_INET6) {
+			in.port = bpf_ntohs(sa.sin6_port);
+			__builtin_memcpy(in.addr, &sa.sin6_addr, 16);
+		} else {
+			return 0; /* AF_UNIX, AF_NETLINK, ...: not ours */
+		}
+		if (!family_match(in.family))
+			return 0;
+	}
+
+	__u32 tid = (__u32)id;
+	if (bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY))
+		stat_inc(TW_STAT_INFLIGHT_FULL);
+	return 0;
+}
+
+/* The socket behind a file descriptor of the current task, or NULL. */
+static __always_inline struct sock *sock_of_fd(int fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	struct file *f = NULL;
+
+	if (fd < 0 || (unsigned int)fd >= max)
+		return NULL;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return NULL;
+	if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return NULL;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	return BPF_CORE_READ(sock, sk);
+}
+
+static __always_inline int finish(__u8 op, long ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inflight *pin = bpf_map_lookup_elem(&inflight, &tid);
+
+	if (!pin || pin->op != op)
+		return 0;
+	struct inflight in = *pin;
+	bpf_map_delete_elem(&inflight, &tid);
+
+	if (op != TW_KIND_BIND && ret != -EADDRINUSE && ret != -EADDRNOTAVAIL)
+		return 0;
+
+	struct sock *sk = sock_of_fd(in.fd);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	stat_inc(TW_STAT_SYS_SEEN);
+
+	__u16 family = in.family ? in.family : BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 local = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u16 port = in.port;
+
+	if (op == TW_KIND_LISTEN || (op == TW_KIND_BIND && port == 0))
+		port = local; /* the bound or autobound port */
+	if (!family_match(family) || !port_match(port, local)) {
+		stat_inc(TW_STAT_SYS_FILTERED);
+		return 0;
+	}
+
+	struct tw_sys_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(TW_STAT_LOST);
+		return 0;
+	}
+	fill_head(&e->h, op, bpf_ktime_get_ns());
+	e->h.family = family;
+	e->h.netns = sock_netns(sk);
+	e->h.flags = TW_F_SOCK_KNOWN;
+	if (BPF_CORE_READ_BITFIELD_PROBED(sk, __sk_common.skc_reuse))
+		e->h.flags |= TW_F_REUSEADDR;
+	if (BPF_CORE_READ_BITFIELD_PROBED(sk, __sk_common.skc_reuseport))
+		e->h.flags |= TW_F_REUSEPORT;
+	__builtin_memcpy(e->addr, in.addr, sizeof(e->addr));
+	e->ret = ret;
+	e->fd = in.fd;
+	e->port = port;
+	e->_pad0 = 0;
+	e->_pad1 = 0;
+	submit(e);
+	stat_inc(TW_STAT_SYS_EMITTED);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_bind")
+int sys_enter_bind(struct trace_event_raw_sys_enter *ctx)
+{
+	return remember(TW_KIND_BIND, (int)ctx->args[0], (const void *)ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_bind")
+int sys_exit_bind(struct trace_event_raw_sys_exit *ctx)
+{
+	return finish(TW_KIND_BIND, ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	return remember(TW_KIND_CONNECT, (int)ctx->args[0], (const void *)ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	return finish(TW_KIND_CONNECT, ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_listen")
+int sys_enter_listen(struct trace_event_raw_sys_enter *ctx)
+{
+	return remember(TW_KIND_LISTEN, (int)ctx->args[0], NULL);
+}
+
+SEC("tracepoint/syscalls/sys_exit_listen")
+int sys_exit_listen(struct trace_event_raw_sys_exit *ctx)
+{
+	return finish(TW_KIND_LISTEN, ctx->ret);
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/twtrace/twtrace/tracer"
+)
+
+// filterFlags are the filters every observing subcommand shares.
+type filterFlags struct {
+	ports  []string
+	pid    uint32
+	comm   string
+	states []string
+	netns  uint32
+	ipv4   bool
+	ipv6   bool
+}
+
+func (f *filterFlags) register(fs *pflag.FlagSet) {
+	fs.StringSliceVar(&f.ports, "port", nil, "only sockets with this local or remote `port` (repeatable, in kernel)")
+	fs.Uint32Var(&f.pid, "pid", 0, "only this process, as owner or running task (in kernel)")
+	fs.StringVar(&f.comm, "comm", "", "only this task `name`, as owner or running task")
+	fs.StringSliceVar(&f.states, "state", nil, "only transitions into or out of this TCP `state` (repeatable)")
+	fs.Uint32Var(&f.netns, "netns", 0, "only this network namespace `inode` (see: ls -L -i /proc/PID/ns/net)")
+	fs.BoolVarP(&f.ipv4, "ipv4", "4", false, "only IPv4 (in kernel)")
+	fs.BoolVarP(&f.ipv6, "ipv6", "6", false, "only IPv6 (in kernel)")
+}
+
+// filter validates the flags; its errors are usage errors.
+func (f *filterFlags) filter() (tracer.Filter, error) {
+	var flt tracer.Filter
+	for _, p := range f.ports {
+		n, err := strconv.ParseUint(strings.TrimSpace(p), 10, 16)
+		if err != nil || n == 0 {
+			return flt, usagef("--port %q: want a port number from 1 to 65535", p)
+		}
+		flt.Ports = append(flt.Ports, uint16(n))
+	}
+	if len(flt.Ports) > tracer.MaxPorts {
+		return flt, usagef("--port: at most %d ports, got %d", tracer.MaxPorts, len(flt.Ports))
+	}
+	for _, s := range f.states {
+		st, ok := tracer.ParseState(strings.TrimSpace(s))
+		if !ok {
+			return flt, usagef("--state %q: want a TCP state such as LISTEN, ESTABLISHED, TIME_WAIT", s)
+		}
+		flt.States = append(flt.States, st)
+	}
+	if f.ipv4 && f.ipv6 {
+		return flt, usagef("-4 and -6 exclude each other; give neither for both families")
+	}
+	if f.ipv4 {
+		flt.Family = tracer.FamilyIPv4
+	}
+	if f.ipv6 {
+		flt.Family = tracer.FamilyIPv6
+	}
+	flt.PID = f.pid
+	flt.Comm = f.comm
+	flt.NetNS = f.netns
+	return flt, nil
+}
+
+// parseSize reads a byte count with an optional K, M or G suffix (powers of 1024).
+func parseSize(s string) (int, error) {
+	mult := 1
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
+	switch {
+	case strings.HasSuffix(t, "K"):
+		mult, t = 1<<10, t[:len(t)-1]
+	case strings.HasSuffix(t, "M"):
+		mult, t = 1<<20, t[:len(t)-1]
+	case strings.HasSuffix(t, "G"):
+		mult, t = 1<<30, t[:len(t)-1]
+	}
+	n, err := strconv.Atoi(t)
+	if err != nil || n <= 0 || n > (1<<31)/mult {
+		return 0, fmt.Errorf("size %q: want a number of bytes such as 4M or 262144", s)
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,103 @@
+// Command twtrace makes TCP socket lifecycles visible and explains
+// "Address already in use". See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/twtrace/twtrace/tracer"
+)
+
+// Exit codes (DESIGN.md: CLI contract).
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+	exitFeature = 3
+)
+
+// usageError marks bad flags, arguments or input files: exit code 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run executes the CLI and returns its exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// SIGPIPE is handled too, so that `twtrace trace | head` ends cleanly
+	// (the write fails with EPIPE) instead of being killed mid-write.
+	ctx, stop := signal.NotifyContext(context.Background(),
+		os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE)
+	defer stop()
+
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	return exitCode(err, stderr)
+}
+
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return exitOK
+	}
+	var fe *tracer.FeatureError
+	var ue usageError
+	switch {
+	case errors.As(err, &fe):
+		fmt.Fprintf(stderr, "twtrace: missing %s\n", fe.Error())
+		return exitFeature
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "twtrace: %v\nRun 'twtrace --help' for usage.\n", err)
+		return exitUsage
+	case errors.Is(err, syscall.EPIPE):
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "twtrace: %v\n", err)
+	return exitFailure
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	opts := &traceOptions{}
+	root := &cobra.Command{
+		Use:   "twtrace",
+		Short: "Watch TCP socket lifecycles and explain \"Address already in use\"",
+		Long: `twtrace follows every TCP state transition and every bind(), connect() and
+listen() failure from the kernel, through eBPF tracepoints.
+
+With no subcommand it streams events as 'twtrace trace' does.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown command %q", args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runTrace(cmd.Context(), opts, stdout, stderr)
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	opts.register(root)
+	root.AddCommand(newTraceCmd(stdout, stderr))
+	return root
+}

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The event ABI shared by every twtrace BPF program and, through bpf2go's
+ * generated types, by the Go consumer. This is the only place the layout is
+ * written down: change it here and run `make generate`.
+ *
+ * Rules: fixed-size fields only, no pointers (kernel addresses would be __u64),
+ * explicit padding so that the C and Go layouts cannot disagree.
+ */
+#ifndef TWTRACE_H
+#define TWTRACE_H
+
+#define TW_COMM_LEN 16
+#define TW_MAX_PORTS 16
+
+/* Event kinds: the first byte of every record in the ring buffer. */
+enum tw_kind {
+	TW_KIND_STATE = 1,   /* sock:inet_sock_set_state */
+	TW_KIND_BIND = 2,    /* bind() on an AF_INET/AF_INET6 TCP socket */
+	TW_KIND_CONNECT = 3, /* connect() failed with EADDRNOTAVAIL or EADDRINUSE */
+	TW_KIND_LISTEN = 4,  /* listen() failed with EADDRINUSE */
+};
+
+/* tw_head.flags */
+enum tw_flag {
+	TW_F_OLD_KNOWN = 1 << 0,   /* tw_state_event.old_ns is valid */
+	TW_F_OWNER_KNOWN = 1 << 1, /* tw_state_event.owner_* is valid */
+	TW_F_REUSEADDR = 1 << 2,   /* socket had SO_REUSEADDR (bind) */
+	TW_F_REUSEPORT = 1 << 3,   /* socket had SO_REUSEPORT (bind) */
+	TW_F_SOCK_KNOWN = 1 << 4,  /* the socket behind the fd was found (syscalls) */
+	TW_F_SK_ERR = 1 << 5,      /* sk_err was set: the connection was reset */
+};
+
+/* Common head of every event. 48 bytes. */
+struct tw_head {
+	__u8 kind;      /* enum tw_kind */
+	__u8 flags;     /* enum tw_flag */
+	__u16 family;   /* AF_INET or AF_INET6 */
+	__u32 pid;      /* tgid of the task running when the event fired */
+	__u32 tid;
+	__u32 netns;    /* inode number of the socket's network namespace */
+	__u64 ts_ns;    /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 cgroup_id;
+	char comm[TW_COMM_LEN];
+};
+
+/* A TCP state transition. 112 bytes. */
+struct tw_state_event {
+	struct tw_head h;
+	__u64 cookie;   /* socket cookie: SO_COOKIE, `ss -e` sk:, sock_diag */
+	__u64 old_ns;   /* time spent in oldstate, valid with TW_F_OLD_KNOWN */
+	__u8 saddr[16]; /* IPv4 in the first 4 bytes */
+	__u8 daddr[16];
+	__u16 sport;    /* host byte order */
+	__u16 dport;
+	__u8 oldstate;  /* TCP_* from include/net/tcp_states.h */
+	__u8 newstate;
+	__u16 _pad0;
+	__u32 owner_pid; /* attributed owner, valid with TW_F_OWNER_KNOWN */
+	__u32 _pad1;
+	char owner_comm[TW_COMM_LEN];
+};
+
+/*
+ * A bind() (every result), connect() or listen() (failures only).
+ * addr/port: the local address for bind, the destination for connect, the
+ * bound port for listen. 80 bytes.
+ */
+struct tw_sys_event {
+	struct tw_head h;
+	__u8 addr[16];
+	__s32 ret;      /* 0 or -errno */
+	__s32 fd;
+	__u16 port;     /* host byte order */
+	__u16 _pad0;
+	__u32 _pad1;
+};
+
+/*
+ * Run-time configuration, set from Go before loading (a volatile const in
+ * .rodata): a filter that is unused is pruned by the verifier and costs nothing.
+ */
+struct tw_config {
+	__u16 ports[TW_MAX_PORTS]; /* local or remote port, host byte order */
+	__u32 nports;
+	__u32 pid;            /* tgid; 0: any */
+	__u16 family;         /* AF_INET, AF_INET6; 0: any */
+	__u8 batch_wakeup;    /* 1: wake the reader only above wakeup_bytes */
+	__u8 _pad0;
+	__u32 wakeup_bytes;
+};
+
+/* Indexes of the per-CPU counters in the `stats` array. */
+enum tw_stat {
+	TW_STAT_STATE_SEEN = 0,     /* TCP transitions the program ran for */
+	TW_STAT_STATE_FILTERED = 1, /* dropped by the filters, never written */
+	TW_STAT_STATE_EMITTED = 2,  /* written to the ring buffer */
+	TW_STAT_SYS_SEEN = 3,       /* bind/connect/listen exits with a pending entry */
+	TW_STAT_SYS_FILTERED = 4,
+	TW_STAT_SYS_EMITTED = 5,
+	TW_STAT_LOST = 6,           /* ring buffer full: event could not be reserved */
+	TW_STAT_SOCKMAP_FULL = 7,   /* per-socket map full: owner/duration unknown */
+	TW_STAT_OTHER_PROTO = 8,    /* transitions of SCTP, MPTCP: counted, not traced */
+	TW_STAT_INFLIGHT_FULL = 9,  /* syscall entry could not be remembered */
+	TW_STAT_MAX = 10,
+};
+
+#endif /* TWTRACE_H */

@@ -1,0 +1,163 @@
+package tracer
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+	"unsafe"
+)
+
+// Flags of tw_head.flags (enum tw_flag in headers/twtrace.h).
+const (
+	flagOldKnown   = 1 << 0
+	flagOwnerKnown = 1 << 1
+	flagReuseAddr  = 1 << 2
+	flagReusePort  = 1 << 3
+	flagSockKnown  = 1 << 4
+	flagSkErr      = 1 << 5
+)
+
+// The generated types of the event ABI. The ring buffer hands out little-endian
+// bytes laid out exactly like them, so a record is read in place.
+type (
+	rawStateEvent = sockstateTwStateEvent
+	rawSysEvent   = syscallsTwSysEvent
+)
+
+var (
+	sizeofStateEvent = int(unsafe.Sizeof(rawStateEvent{}))
+	sizeofSysEvent   = int(unsafe.Sizeof(rawSysEvent{}))
+)
+
+// ErrShortRecord is returned for a ring buffer record smaller than its kind's struct.
+var ErrShortRecord = errors.New("short record")
+
+// Clock turns the kernel's CLOCK_MONOTONIC nanoseconds into wall-clock time
+// using one offset taken when tracing starts.
+type Clock struct {
+	bootNS int64 // wall-clock time of monotonic zero, in Unix nanoseconds
+}
+
+// NewClock samples the two clocks once.
+func NewClock() Clock {
+	return Clock{bootNS: time.Now().UnixNano() - monotonicNow()}
+}
+
+// Time converts a bpf_ktime_get_ns() value.
+func (c Clock) Time(mono uint64) time.Time {
+	return time.Unix(0, c.bootNS+int64(mono)).UTC()
+}
+
+// Decode fills ev from one ring buffer record. It does not allocate.
+func Decode(raw []byte, clock Clock, ev *Event) error {
+	if len(raw) == 0 {
+		return ErrShortRecord
+	}
+	switch Kind(raw[0]) {
+	case KindState:
+		if len(raw) < sizeofStateEvent {
+			return fmt.Errorf("state event: %w (%d bytes)", ErrShortRecord, len(raw))
+		}
+		decodeState((*rawStateEvent)(unsafe.Pointer(&raw[0])), clock, ev)
+	case KindBind, KindConnect, KindListen:
+		if len(raw) < sizeofSysEvent {
+			return fmt.Errorf("%s event: %w (%d bytes)", Kind(raw[0]), ErrShortRecord, len(raw))
+		}
+		decodeSys((*rawSysEvent)(unsafe.Pointer(&raw[0])), clock, ev)
+	default:
+		return fmt.Errorf("unknown event kind %d", raw[0])
+	}
+	return nil
+}
+
+func decodeState(r *rawStateEvent, clock Clock, ev *Event) {
+	*ev = Event{
+		Kind:     KindState,
+		Time:     clock.Time(r.H.TsNs),
+		PID:      r.H.Pid,
+		TID:      r.H.Tid,
+		Comm:     commOf(&r.H.Comm),
+		CgroupID: r.H.CgroupId,
+		NetNS:    r.H.Netns,
+		Family:   Family(r.H.Family),
+		Src:      netip.AddrPortFrom(addrOf(Family(r.H.Family), &r.Saddr), r.Sport),
+		Dst:      netip.AddrPortFrom(addrOf(Family(r.H.Family), &r.Daddr), r.Dport),
+		Cookie:   r.Cookie,
+		Old:      State(r.Oldstate),
+		New:      State(r.Newstate),
+		Reset:    r.H.Flags&flagSkErr != 0,
+	}
+	if r.H.Flags&flagOldKnown != 0 {
+		ev.OldDur = time.Duration(r.OldNs)
+		ev.OldKnown = true
+	}
+	if r.H.Flags&flagOwnerKnown != 0 {
+		ev.Owner = r.OwnerPid
+		ev.OwnerComm = commOf(&r.OwnerComm)
+	}
+}
+
+func decodeSys(r *rawSysEvent, clock Clock, ev *Event) {
+	*ev = Event{
+		Kind:      Kind(r.H.Kind),
+		Time:      clock.Time(r.H.TsNs),
+		PID:       r.H.Pid,
+		TID:       r.H.Tid,
+		Comm:      commOf(&r.H.Comm),
+		CgroupID:  r.H.CgroupId,
+		NetNS:     r.H.Netns,
+		Family:    Family(r.H.Family),
+		FD:        r.Fd,
+		Ret:       r.Ret,
+		ReuseAddr: r.H.Flags&flagReuseAddr != 0,
+		ReusePort: r.H.Flags&flagReusePort != 0,
+	}
+	ap := netip.AddrPortFrom(addrOf(Family(r.H.Family), &r.Addr), r.Port)
+	if ev.Kind == KindConnect {
+		ev.Dst = ap
+	} else {
+		ev.Src = ap
+	}
+}
+
+func addrOf(f Family, b *[16]uint8) netip.Addr {
+	if f == FamilyIPv4 {
+		return netip.AddrFrom4([4]byte(b[:4]))
+	}
+	return netip.AddrFrom16(*b)
+}
+
+func commOf(c *[16]int8) Comm {
+	return *(*Comm)(unsafe.Pointer(c))
+}
+
+// InferTimeWait returns the TIME_WAIT enter that a state event implies, if any.
+// The kernel hands the 4-tuple to an inet_timewait_sock without reporting it:
+// the full socket of the active closer goes FIN_WAIT2→CLOSE or CLOSING→CLOSE.
+// A reset on the way (sk_err set) means no TIME_WAIT follows.
+func InferTimeWait(st *Event, tw *Event) bool {
+	if st.Kind != KindState || st.New != StateClose || st.Reset ||
+		(st.Old != StateFinWait2 && st.Old != StateClosing) {
+		return false
+	}
+	*tw = Event{
+		Kind:      KindTimeWait,
+		Time:      st.Time,
+		PID:       st.PID,
+		TID:       st.TID,
+		Comm:      st.Comm,
+		CgroupID:  st.CgroupID,
+		NetNS:     st.NetNS,
+		Family:    st.Family,
+		Src:       st.Src,
+		Dst:       st.Dst,
+		Cookie:    st.Cookie,
+		Owner:     st.Owner,
+		OwnerComm: st.OwnerComm,
+		TimeWait:  TimeWaitEnter,
+		Remaining: TimeWaitLen,
+		Source:    SourceInferred,
+	}
+	return true
+}

@@ -1,0 +1,304 @@
+package jsonl
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/twtrace/twtrace/tracer"
+)
+
+// record is the union of every kind's fields. Pointers tell a missing field
+// from a zero one; json.RawMessage keeps null apart from absent.
+type record struct {
+	Kind        string          `json:"kind"`
+	TS          string          `json:"ts"`
+	Sock        *string         `json:"sock"`
+	Family      *string         `json:"family"`
+	Saddr       *string         `json:"saddr"`
+	Sport       *uint16         `json:"sport"`
+	Daddr       *string         `json:"daddr"`
+	Dport       *uint16         `json:"dport"`
+	Old         *string         `json:"old"`
+	New         *string         `json:"new"`
+	OldMS       json.RawMessage `json:"old_ms"`
+	PID         *uint32         `json:"pid"`
+	Comm        *string         `json:"comm"`
+	OwnerPID    *uint32         `json:"owner_pid"`
+	OwnerComm   *string         `json:"owner_comm"`
+	Reset       bool            `json:"reset"`
+	NetNS       *uint32         `json:"netns"`
+	FD          *int32          `json:"fd"`
+	Addr        *string         `json:"addr"`
+	Port        *uint16         `json:"port"`
+	Ret         *int32          `json:"ret"`
+	Errno       *string         `json:"errno"`
+	ReuseAddr   *bool           `json:"reuseaddr"`
+	ReusePort   *bool           `json:"reuseport"`
+	Event       *string         `json:"event"`
+	RemainingMS *int64          `json:"remaining_ms"`
+	Source      *string         `json:"source"`
+	Count       *uint64         `json:"count"`
+}
+
+// ErrHeader is returned by Decode for a header record, which is not an Event.
+var ErrHeader = errors.New("header record")
+
+// Decode parses one line. Unknown fields are ignored (fields may be added to
+// the schema); missing or malformed required fields are errors that name the field.
+func Decode(line []byte, ev *tracer.Event) error {
+	var r record
+	if err := json.Unmarshal(line, &r); err != nil {
+		return fmt.Errorf("not a JSON object: %w", err)
+	}
+	kind, ok := tracer.ParseKind(r.Kind)
+	if !ok {
+		if r.Kind == "" {
+			return errors.New(`missing "kind"`)
+		}
+		return fmt.Errorf("unknown kind %q", r.Kind)
+	}
+	if kind == tracer.KindHeader {
+		return ErrHeader
+	}
+	ts, err := time.Parse(time.RFC3339Nano, r.TS)
+	if err != nil {
+		return fmt.Errorf(`bad "ts": %w`, err)
+	}
+	*ev = tracer.Event{Kind: kind, Time: ts.UTC()}
+	d := decoder{r: &r, ev: ev}
+	switch kind {
+	case tracer.KindState:
+		d.state()
+	case tracer.KindBind:
+		d.task()
+		d.fd()
+		d.family()
+		ev.Src = netip.AddrPortFrom(d.addr("addr", r.Addr), d.u16("port", r.Port))
+		d.errno()
+		ev.ReuseAddr = d.boolean("reuseaddr", r.ReuseAddr)
+		ev.ReusePort = d.boolean("reuseport", r.ReusePort)
+		d.netns()
+	case tracer.KindConnect:
+		d.task()
+		d.optionalFD()
+		d.family()
+		ev.Dst = netip.AddrPortFrom(d.addr("daddr", r.Daddr), d.u16("dport", r.Dport))
+		d.errno()
+		d.netns()
+	case tracer.KindListen:
+		d.task()
+		d.optionalFD()
+		d.family()
+		ev.Src = netip.AddrPortFrom(netip.Addr{}, d.u16("port", r.Port))
+		d.errno()
+		d.netns()
+	case tracer.KindTimeWait:
+		d.timeWait()
+	case tracer.KindLost:
+		if r.Count == nil {
+			d.missing("count")
+		} else {
+			ev.Lost = *r.Count
+		}
+	}
+	return d.err
+}
+
+type decoder struct {
+	r   *record
+	ev  *tracer.Event
+	err error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf(format, args...)
+	}
+}
+
+func (d *decoder) missing(field string) { d.fail("%s record without %q", d.r.Kind, field) }
+
+func (d *decoder) state() {
+	r, ev := d.r, d.ev
+	if r.Sock == nil {
+		d.missing("sock")
+	} else if c, err := strconv.ParseUint(*r.Sock, 16, 64); err != nil {
+		d.fail(`bad "sock" %q: want a hex socket cookie`, *r.Sock)
+	} else {
+		ev.Cookie = c
+	}
+	d.endpoints()
+	ev.Old = d.state1("old", r.Old)
+	ev.New = d.state1("new", r.New)
+	if len(r.OldMS) > 0 && string(r.OldMS) != "null" {
+		ms, err := strconv.ParseFloat(string(r.OldMS), 64)
+		if err != nil || ms < 0 || ms > math.MaxInt64/float64(time.Millisecond) {
+			d.fail(`bad "old_ms" %s`, r.OldMS)
+		} else {
+			ev.OldDur = time.Duration(ms * float64(time.Millisecond))
+			ev.OldKnown = true
+		}
+	}
+	d.task()
+	if r.OwnerPID != nil {
+		ev.Owner = *r.OwnerPID
+		if r.OwnerComm != nil {
+			ev.OwnerComm = tracer.MakeComm(*r.OwnerComm)
+		}
+	}
+	ev.Reset = r.Reset
+	d.netns()
+}
+
+func (d *decoder) timeWait() {
+	r, ev := d.r, d.ev
+	if r.Event == nil {
+		d.missing("event")
+	} else if op, ok := tracer.ParseTimeWaitOp(*r.Event); !ok {
+		d.fail(`bad "event" %q`, *r.Event)
+	} else {
+		ev.TimeWait = op
+	}
+	if r.Sock != nil {
+		c, err := strconv.ParseUint(*r.Sock, 16, 64)
+		if err != nil {
+			d.fail(`bad "sock" %q`, *r.Sock)
+		}
+		ev.Cookie = c
+	}
+	d.endpoints()
+	if r.RemainingMS == nil {
+		d.missing("remaining_ms")
+	} else if *r.RemainingMS < 0 || *r.RemainingMS > math.MaxInt64/int64(time.Millisecond) {
+		d.fail(`bad "remaining_ms" %d`, *r.RemainingMS)
+	} else {
+		ev.Remaining = time.Duration(*r.RemainingMS) * time.Millisecond
+	}
+	d.netns()
+	if r.Source == nil {
+		d.missing("source")
+	} else if s, ok := tracer.ParseSource(*r.Source); !ok {
+		d.fail(`bad "source" %q`, *r.Source)
+	} else {
+		ev.Source = s
+	}
+}
+
+func (d *decoder) endpoints() {
+	r := d.r
+	d.family()
+	d.ev.Src = netip.AddrPortFrom(d.addr("saddr", r.Saddr), d.u16("sport", r.Sport))
+	d.ev.Dst = netip.AddrPortFrom(d.addr("daddr", r.Daddr), d.u16("dport", r.Dport))
+}
+
+func (d *decoder) family() {
+	if d.r.Family == nil {
+		d.missing("family")
+		return
+	}
+	f, ok := tracer.ParseFamily(*d.r.Family)
+	if !ok {
+		d.fail(`bad "family" %q`, *d.r.Family)
+	}
+	d.ev.Family = f
+}
+
+func (d *decoder) addr(field string, s *string) netip.Addr {
+	if s == nil {
+		d.missing(field)
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(*s)
+	if err != nil {
+		d.fail("bad %q: %w", field, err)
+		return a
+	}
+	if (a.Is4() && d.ev.Family != tracer.FamilyIPv4) || (!a.Is4() && d.ev.Family == tracer.FamilyIPv4) {
+		d.fail("%q %s does not belong to family %s", field, a, d.ev.Family)
+	}
+	return a
+}
+
+func (d *decoder) u16(field string, v *uint16) uint16 {
+	if v == nil {
+		d.missing(field)
+		return 0
+	}
+	return *v
+}
+
+func (d *decoder) boolean(field string, v *bool) bool {
+	if v == nil {
+		d.missing(field)
+		return false
+	}
+	return *v
+}
+
+func (d *decoder) state1(field string, s *string) tracer.State {
+	if s == nil {
+		d.missing(field)
+		return 0
+	}
+	st, ok := tracer.ParseState(*s)
+	if !ok {
+		d.fail("bad %q: unknown TCP state %q", field, *s)
+	}
+	return st
+}
+
+func (d *decoder) task() {
+	if d.r.PID == nil {
+		d.missing("pid")
+	} else {
+		d.ev.PID = *d.r.PID
+	}
+	if d.r.Comm == nil {
+		d.missing("comm")
+	} else {
+		d.ev.Comm = tracer.MakeComm(*d.r.Comm)
+	}
+}
+
+func (d *decoder) fd() {
+	if d.r.FD == nil {
+		d.missing("fd")
+		return
+	}
+	d.ev.FD = *d.r.FD
+}
+
+func (d *decoder) optionalFD() {
+	if d.r.FD != nil {
+		d.ev.FD = *d.r.FD
+	}
+}
+
+func (d *decoder) errno() {
+	if d.r.Ret == nil {
+		d.missing("ret")
+		return
+	}
+	d.ev.Ret = *d.r.Ret
+	if d.r.Errno != nil {
+		want, ok := tracer.ParseErrno(*d.r.Errno)
+		if !ok {
+			d.fail(`bad "errno" %q`, *d.r.Errno)
+		} else if want != d.ev.Ret && !(want == 0 && d.ev.Ret >= 0) {
+			d.fail(`"errno" %q disagrees with "ret" %d`, *d.r.Errno, d.ev.Ret)
+		}
+	}
+}
+
+func (d *decoder) netns() {
+	if d.r.NetNS == nil {
+		d.missing("netns")
+		return
+	}
+	d.ev.NetNS = *d.r.NetNS
+}

@@ -1,0 +1,187 @@
+// Package jsonl writes and reads the JSON Lines form of the event stream:
+// the `--json` output of `twtrace trace` and the records of a capture file.
+// The schema is in DESIGN.md; encoding appends to a caller's buffer and does
+// not allocate, because it runs once per kernel event.
+package jsonl
+
+import (
+	"net/netip"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/twtrace/twtrace/tracer"
+)
+
+// Append appends ev as one JSON object and a newline.
+func Append(b []byte, ev *tracer.Event) []byte {
+	b = append(b, `{"kind":"`...)
+	b = append(b, ev.Kind.String()...)
+	b = append(b, `","ts":"`...)
+	b = ev.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	switch ev.Kind {
+	case tracer.KindState:
+		b = appendState(b, ev)
+	case tracer.KindBind:
+		b = appendTask(b, ev)
+		b = appendInt(b, "fd", int64(ev.FD))
+		b = appendFamily(b, ev.Family)
+		b = appendAddr(b, "addr", ev.Src.Addr())
+		b = appendInt(b, "port", int64(ev.Src.Port()))
+		b = appendErr(b, ev)
+		b = appendBool(b, "reuseaddr", ev.ReuseAddr)
+		b = appendBool(b, "reuseport", ev.ReusePort)
+		b = appendInt(b, "netns", int64(ev.NetNS))
+	case tracer.KindConnect:
+		b = appendTask(b, ev)
+		b = appendInt(b, "fd", int64(ev.FD))
+		b = appendFamily(b, ev.Family)
+		b = appendAddr(b, "daddr", ev.Dst.Addr())
+		b = appendInt(b, "dport", int64(ev.Dst.Port()))
+		b = appendErr(b, ev)
+		b = appendInt(b, "netns", int64(ev.NetNS))
+	case tracer.KindListen:
+		b = appendTask(b, ev)
+		b = appendInt(b, "fd", int64(ev.FD))
+		b = appendFamily(b, ev.Family)
+		b = appendInt(b, "port", int64(ev.Src.Port()))
+		b = appendErr(b, ev)
+		b = appendInt(b, "netns", int64(ev.NetNS))
+	case tracer.KindTimeWait:
+		b = append(b, `,"event":"`...)
+		b = append(b, ev.TimeWait.String()...)
+		b = append(b, '"')
+		if ev.Cookie != 0 {
+			b = appendCookie(b, ev.Cookie)
+		}
+		b = appendEndpoints(b, ev)
+		b = appendInt(b, "remaining_ms", ev.Remaining.Milliseconds())
+		b = appendInt(b, "netns", int64(ev.NetNS))
+		b = append(b, `,"source":"`...)
+		b = append(b, ev.Source.String()...)
+		b = append(b, '"')
+	case tracer.KindLost:
+		b = append(b, `,"count":`...)
+		b = strconv.AppendUint(b, ev.Lost, 10)
+	}
+	return append(b, "}\n"...)
+}
+
+func appendState(b []byte, ev *tracer.Event) []byte {
+	b = appendCookie(b, ev.Cookie)
+	b = appendEndpoints(b, ev)
+	b = append(b, `,"old":"`...)
+	b = append(b, ev.Old.String()...)
+	b = append(b, `","new":"`...)
+	b = append(b, ev.New.String()...)
+	b = append(b, `","old_ms":`...)
+	if ev.OldKnown {
+		b = strconv.AppendFloat(b, float64(ev.OldDur.Microseconds())/1000, 'f', -1, 64)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = appendTask(b, ev)
+	b = append(b, `,"owner_pid":`...)
+	if ev.OwnerKnown() {
+		b = strconv.AppendUint(b, uint64(ev.Owner), 10)
+		b = append(b, `,"owner_comm":`...)
+		b = appendString(b, ev.OwnerComm[:])
+	} else {
+		b = append(b, `null,"owner_comm":null`...)
+	}
+	if ev.Reset {
+		b = append(b, `,"reset":true`...)
+	}
+	return appendInt(b, "netns", int64(ev.NetNS))
+}
+
+func appendCookie(b []byte, c uint64) []byte {
+	b = append(b, `,"sock":"`...)
+	b = strconv.AppendUint(b, c, 16)
+	return append(b, '"')
+}
+
+func appendEndpoints(b []byte, ev *tracer.Event) []byte {
+	b = appendFamily(b, ev.Family)
+	b = appendAddr(b, "saddr", ev.Src.Addr())
+	b = appendInt(b, "sport", int64(ev.Src.Port()))
+	b = appendAddr(b, "daddr", ev.Dst.Addr())
+	return appendInt(b, "dport", int64(ev.Dst.Port()))
+}
+
+func appendTask(b []byte, ev *tracer.Event) []byte {
+	b = appendInt(b, "pid", int64(ev.PID))
+	b = append(b, `,"comm":`...)
+	return appendString(b, ev.Comm[:])
+}
+
+func appendErr(b []byte, ev *tracer.Event) []byte {
+	b = appendInt(b, "ret", int64(ev.Ret))
+	b = append(b, `,"errno":"`...)
+	b = append(b, tracer.ErrnoName(ev.Ret)...)
+	return append(b, '"')
+}
+
+func appendFamily(b []byte, f tracer.Family) []byte {
+	b = append(b, `,"family":"`...)
+	b = append(b, f.String()...)
+	return append(b, '"')
+}
+
+func appendAddr(b []byte, key string, a netip.Addr) []byte {
+	b = append(b, `,"`...)
+	b = append(b, key...)
+	b = append(b, `":"`...)
+	b = a.AppendTo(b)
+	return append(b, '"')
+}
+
+func appendInt(b []byte, key string, v int64) []byte {
+	b = append(b, `,"`...)
+	b = append(b, key...)
+	b = append(b, `":`...)
+	return strconv.AppendInt(b, v, 10)
+}
+
+func appendBool(b []byte, key string, v bool) []byte {
+	b = append(b, `,"`...)
+	b = append(b, key...)
+	b = append(b, `":`...)
+	return strconv.AppendBool(b, v)
+}
+
+const hex = "0123456789abcdef"
+
+// appendString appends s, up to its first NUL, as a JSON string. Task names
+// are chosen by whoever runs the task: quotes, control bytes and invalid
+// UTF-8 are escaped or replaced so that every line stays valid JSON.
+func appendString(b []byte, s []byte) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c == 0 {
+			break
+		}
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+n]...)
+		}
+		i += n
+	}
+	return append(b, '"')
+}

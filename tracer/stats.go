@@ -1,0 +1,91 @@
+package tracer
+
+import (
+	"fmt"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Indexes of the kernel's per-CPU counters (enum tw_stat in headers/twtrace.h).
+const (
+	statStateSeen = iota
+	statStateFiltered
+	statStateEmitted
+	statSysSeen
+	statSysFiltered
+	statSysEmitted
+	statLost
+	statSockMapFull
+	statOtherProto
+	statInflightFull
+	statMax
+)
+
+// KernelStats are the counters the BPF programs keep, summed over CPUs, and
+// the kernel's own per-program counters.
+type KernelStats struct {
+	StateSeen     uint64 // TCP transitions the state program ran for
+	StateFiltered uint64 // ... that the filters dropped in the kernel
+	StateEmitted  uint64 // ... that were written to the ring buffer
+	SysSeen       uint64 // bind/connect/listen results on TCP sockets
+	SysFiltered   uint64
+	SysEmitted    uint64
+	Lost          uint64 // events with no room in the ring buffer
+	SockMapFull   uint64 // sockets not tracked: per-socket map full
+	OtherProto    uint64 // SCTP/MPTCP transitions, counted not traced
+	InflightFull  uint64 // syscalls not tracked: in-flight map full
+
+	// RecursionMisses are runs the kernel skipped because another BPF
+	// program was running on the CPU; each one is a lost event.
+	RecursionMisses uint64
+	// Programs holds each attached program's counters.
+	Programs map[string]ProgramStats
+}
+
+// ProgramStats are the kernel's counters for one program. RunCount and
+// RunTime are only counted while kernel.bpf_stats_enabled is 1.
+type ProgramStats struct {
+	RunCount        uint64
+	RunTime         time.Duration
+	RecursionMisses uint64
+}
+
+// Stats reads the counters.
+func (t *Tracer) Stats() (KernelStats, error) {
+	var s KernelStats
+	var per []uint64
+	fields := [statMax]*uint64{
+		&s.StateSeen, &s.StateFiltered, &s.StateEmitted,
+		&s.SysSeen, &s.SysFiltered, &s.SysEmitted,
+		&s.Lost, &s.SockMapFull, &s.OtherProto, &s.InflightFull,
+	}
+	for i, f := range fields {
+		if err := t.state.Stats.Lookup(uint32(i), &per); err != nil {
+			return s, fmt.Errorf("read counter %d: %w", i, err)
+		}
+		for _, v := range per {
+			*f += v
+		}
+	}
+	s.Programs = make(map[string]ProgramStats, len(t.progs))
+	for name, p := range t.progs {
+		ps, err := p.Stats()
+		if err != nil {
+			return s, fmt.Errorf("read stats of %s: %w", name, err)
+		}
+		s.Programs[name] = ProgramStats{
+			RunCount:        ps.RunCount,
+			RunTime:         ps.Runtime,
+			RecursionMisses: ps.RecursionMisses,
+		}
+		s.RecursionMisses += ps.RecursionMisses
+	}
+	return s, nil
+}
+
+func monotonicNow() int64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}

@@ -1,0 +1,35 @@
+// Package stream writes the event stream to a terminal, a pipe or a file:
+// aligned text columns for people, JSON Lines for programs. Every batch is
+// written out whole when it is handed over, so a pipe such as
+// `twtrace trace | grep EADDRINUSE` sees each line as soon as the batch it
+// came in (at most one ring buffer poll interval after the event).
+package stream
+
+import (
+	"io"
+
+	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/jsonl"
+)
+
+// JSON writes JSON Lines.
+type JSON struct {
+	w   io.Writer
+	buf []byte
+}
+
+// NewJSON returns a JSON Lines writer to w.
+func NewJSON(w io.Writer) *JSON {
+	return &JSON{w: w, buf: make([]byte, 0, 64<<10)}
+}
+
+// Write encodes a batch and writes it with one call.
+func (j *JSON) Write(batch []tracer.Event) error {
+	b := j.buf[:0]
+	for i := range batch {
+		b = jsonl.Append(b, &batch[i])
+	}
+	j.buf = b
+	_, err := j.w.Write(b)
+	return err
+}
