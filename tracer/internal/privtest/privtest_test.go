@@ -1,0 +1,58 @@
+package privtest
+
+import (
+	"net"
+	"os"
+	"strings"
+	"testing"
+)
+
+func readSysctl(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func TestNetNSIsPrivate(t *testing.T) {
+	const knob = "net/ipv4/tcp_fin_timeout"
+	host := readSysctl(t, knob)
+	ns := NewNetNS(t)
+	if err := ns.Sysctl(knob, "17"); err != nil {
+		t.Fatal(err)
+	}
+	var inside string
+	err := ns.Do(func() error {
+		inside = readSysctl(t, knob)
+		// Loopback is up: a connection works.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inside != "17" {
+		t.Errorf("sysctl inside the namespace = %q, want 17", inside)
+	}
+	if got := readSysctl(t, knob); got != host {
+		t.Errorf("host sysctl changed from %q to %q", host, got)
+	}
+	hostIno, err := os.Stat("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = hostIno
+	if ns.Inode() == 0 {
+		t.Error("namespace inode is 0")
+	}
+}
