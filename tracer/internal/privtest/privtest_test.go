@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -47,12 +48,11 @@ func TestNetNSIsPrivate(t *testing.T) {
 	if got := readSysctl(t, knob); got != host {
 		t.Errorf("host sysctl changed from %q to %q", host, got)
 	}
-	hostIno, err := os.Stat("/proc/self/ns/net")
-	if err != nil {
+	var st syscall.Stat_t
+	if err := syscall.Stat("/proc/thread-self/ns/net", &st); err != nil {
 		t.Fatal(err)
 	}
-	_ = hostIno
-	if ns.Inode() == 0 {
-		t.Error("namespace inode is 0")
+	if ns.Inode() == 0 || uint64(ns.Inode()) == st.Ino {
+		t.Errorf("namespace inode %d, host's %d: want a new namespace", ns.Inode(), st.Ino)
 	}
 }
