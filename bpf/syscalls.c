@@ -1,7 +1,7 @@
 //go:build ignore
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * bind(), connect() and listen() on TCP sockets, from the syscall
+ * bind(), connect() and listen() on TCP (and MPTCP) sockets, from the syscall
  * tracepoints. The arguments are read at entry (the sockaddr is user memory
  * that may change later), the result at exit; the socket behind the fd gives
  * the protocol, SO_REUSEADDR/SO_REUSEPORT and the network namespace.
@@ -16,6 +16,7 @@
 #define EADDRNOTAVAIL 99
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
+#define IPPROTO_MPTCP 262
 
 /* A syscall between its entry and its exit, keyed by thread id. */
 struct inflight {
@@ -107,8 +108,16 @@ static __always_inline int finish(__u8 op, long ret)
 	if (op != TW_KIND_BIND && ret != -EADDRINUSE && ret != -EADDRNOTAVAIL)
 		return 0;
 
+	/*
+	 * MPTCP sockets count: Go (1.24+) listens with MPTCP by default, and the
+	 * bind of an MPTCP socket is the bind of its first TCP subflow, with the
+	 * same conflicts and the same socket options.
+	 */
 	struct sock *sk = sock_of_fd(in.fd);
-	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (!sk)
+		return 0;
+	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
+	if (proto != IPPROTO_TCP && proto != IPPROTO_MPTCP)
 		return 0;
 	stat_inc(TW_STAT_SYS_SEEN);
 

@@ -1,0 +1,187 @@
+// Package owner finds the processes that hold a socket, for sockets that
+// existed before twtrace started and so were never seen being created. As
+// ss -p does, it maps a socket inode to the processes that have an fd open
+// on "socket:[INODE]", by reading /proc/<pid>/fd.
+package owner
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/procfs"
+)
+
+// DefaultMinInterval is the least time between two scans of /proc: a burst
+// of lookups for unknown inodes costs one scan, not one each.
+const DefaultMinInterval = 250 * time.Millisecond
+
+// DefaultMaxInodes bounds the socket index (about 40 bytes an entry).
+const DefaultMaxInodes = 1 << 16
+
+// Resolver maps socket inodes to their holders. It indexes every socket in
+// one pass over /proc/*/fd and rescans only when asked about an inode it
+// does not know, at most once per MinInterval. It is safe for concurrent use.
+type Resolver struct {
+	root        string
+	fs          procfs.FS
+	minInterval time.Duration
+	maxInodes   int
+	now         func() time.Time    // replaced by tests
+	userName    func(uint32) string // replaced by tests
+
+	mu       sync.Mutex
+	idx      index
+	procs    map[uint32]Process // details read since the last scan
+	users    map[uint32]string
+	lastScan time.Time // zero: never scanned
+	stats    ScanStats
+	scanErr  error
+}
+
+// Option configures a Resolver.
+type Option func(*Resolver)
+
+// MinInterval sets the least time between two scans (DefaultMinInterval).
+func MinInterval(d time.Duration) Option { return func(r *Resolver) { r.minInterval = d } }
+
+// MaxInodes bounds the index (DefaultMaxInodes). Inodes a lookup asks for
+// are always kept, so one scan can hold up to MaxInodes plus that batch.
+func MaxInodes(n int) Option { return func(r *Resolver) { r.maxInodes = n } }
+
+// NewResolver returns a Resolver reading procRoot: "/proc" in production,
+// a fixture tree in tests. It does not scan until the first lookup.
+func NewResolver(procRoot string, opts ...Option) (*Resolver, error) {
+	fs, err := procfs.NewFS(procRoot)
+	if err != nil {
+		return nil, fmt.Errorf("open proc tree: %w", err)
+	}
+	r := &Resolver{
+		root:        procRoot,
+		fs:          fs,
+		minInterval: DefaultMinInterval,
+		maxInodes:   DefaultMaxInodes,
+		now:         time.Now,
+		userName:    lookupUser,
+		procs:       make(map[uint32]Process),
+		users:       make(map[uint32]string),
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	return r, nil
+}
+
+// Lookup returns the processes holding the socket inode. ok is false when
+// none is known: the socket has no fd (TIME_WAIT, an unaccepted
+// connection, a kernel socket), its holders exited, or the scan that would
+// find it is held back by the rate limit.
+func (r *Resolver) Lookup(inode uint32) (procs []Process, ok bool) {
+	procs = r.LookupAll([]uint32{inode})[inode]
+	return procs, len(procs) > 0
+}
+
+// LookupAll resolves many inodes with at most one scan, as a sock_diag
+// snapshot needs. Inodes without a known holder are absent from the map.
+func (r *Resolver) LookupAll(inodes []uint32) map[uint32][]Process {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var missing map[uint32]bool
+	for _, ino := range inodes {
+		if _, ok := r.idx[ino]; !ok && ino != 0 {
+			if missing == nil {
+				missing = make(map[uint32]bool)
+			}
+			missing[ino] = true
+		}
+	}
+	if missing != nil && (r.lastScan.IsZero() || r.now().Sub(r.lastScan) >= r.minInterval) {
+		r.rescan(missing) // on failure the old index stays: stale beats empty
+	}
+	out := make(map[uint32][]Process)
+	for _, ino := range inodes {
+		if _, done := out[ino]; done {
+			continue
+		}
+		for _, pid := range r.idx[ino] {
+			// A holder that exited since the scan is left out.
+			if p, err := r.process(pid); err == nil {
+				out[ino] = append(out[ino], p)
+			}
+		}
+		slices.SortFunc(out[ino], func(a, b Process) int { return cmp.Compare(a.PID, b.PID) })
+	}
+	return out
+}
+
+// Forget drops an inode, so that the next lookup rescans for it: for a
+// caller that saw the socket close and expects the inode to mean something
+// else later (inode numbers wrap around).
+func (r *Resolver) Forget(inode uint32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.idx, inode)
+}
+
+// Refresh rescans now, whatever the rate limit, and returns what it read.
+func (r *Resolver) Refresh() (ScanStats, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rescan(nil)
+	return r.stats, r.scanErr
+}
+
+// Stats returns what the last scan read, and its error.
+func (r *Resolver) Stats() (ScanStats, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stats, r.scanErr
+}
+
+// Process reads the details of one pid afresh.
+func (r *Resolver) Process(pid uint32) (Process, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return readProcess(r.fs, pid, r.cachedUser)
+}
+
+// rescan replaces the index; want lists inodes kept beyond maxInodes.
+func (r *Resolver) rescan(want map[uint32]bool) {
+	r.lastScan = r.now()
+	keep := func(idx index, ino uint32) bool { return want[ino] || len(idx) < r.maxInodes }
+	idx, st, err := scan(r.root, keep)
+	r.stats, r.scanErr = st, err
+	if err != nil {
+		return
+	}
+	r.idx = idx
+	// Details are cached per scan: a pid reused by a new process is
+	// noticed at the next scan at the latest.
+	clear(r.procs)
+}
+
+// process returns the cached details of pid; r.mu is held.
+func (r *Resolver) process(pid uint32) (Process, error) {
+	if p, ok := r.procs[pid]; ok {
+		return p, nil
+	}
+	p, err := readProcess(r.fs, pid, r.cachedUser)
+	if err != nil {
+		return Process{}, err
+	}
+	r.procs[pid] = p
+	return p, nil
+}
+
+// cachedUser names a uid once per Resolver: os/user may ask NSS, which can
+// be slow (LDAP), and a host has few distinct uids.
+func (r *Resolver) cachedUser(uid uint32) string {
+	if name, ok := r.users[uid]; ok {
+		return name
+	}
+	name := r.userName(uid)
+	r.users[uid] = name
+	return name
+}
