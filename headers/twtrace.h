@@ -44,7 +44,7 @@ struct tw_head {
 	char comm[TW_COMM_LEN];
 };
 
-/* A TCP state transition. 112 bytes. */
+/* A TCP state transition. 128 bytes. */
 struct tw_state_event {
 	struct tw_head h;
 	__u64 cookie;   /* socket cookie: SO_COOKIE, `ss -e` sk:, sock_diag */

@@ -144,10 +144,6 @@ func InferTimeWait(st *Event, tw *Event) bool {
 	*tw = Event{
 		Kind:      KindTimeWait,
 		Time:      st.Time,
-		PID:       st.PID,
-		TID:       st.TID,
-		Comm:      st.Comm,
-		CgroupID:  st.CgroupID,
 		NetNS:     st.NetNS,
 		Family:    st.Family,
 		Src:       st.Src,

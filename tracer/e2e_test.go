@@ -25,7 +25,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
-	"github.com/twtrace/twtrace/tracer/internal/privtest"
+	"github.com/twtrace/twtrace/tracer/tracertest"
 )
 
 // run is a tracer running in the background for one test.
@@ -39,13 +39,13 @@ type run struct {
 
 func startTracer(t *testing.T, flt Filter) *run {
 	t.Helper()
-	privtest.Require(t)
-	privtest.LockBPF(t)
+	tracertest.Require(t)
+	tracertest.LockBPF(t)
 	tr, err := Open(Config{Filter: flt, WakeupEvery: 20 * time.Millisecond})
 	if err != nil {
 		var fe *FeatureError
 		if errors.As(err, &fe) {
-			privtest.Unavailable(t, err)
+			tracertest.Unavailable(t, err)
 		}
 		t.Fatalf("open tracer: %v", err)
 	}
@@ -508,7 +508,7 @@ func TestPortFilterInKernel(t *testing.T) {
 // TestConnectAddrNotAvail exhausts a two-port ephemeral range in a private
 // namespace: the third connect() fails with EADDRNOTAVAIL.
 func TestConnectAddrNotAvail(t *testing.T) {
-	ns := privtest.NewNetNS(t)
+	ns := tracertest.NewNetNS(t)
 	if err := ns.Sysctl("net/ipv4/ip_local_port_range", "40000 40001"); err != nil {
 		t.Fatal(err)
 	}
@@ -607,7 +607,7 @@ func TestMPTCPListener(t *testing.T) {
 	_ = raw.Control(func(fd uintptr) { proto, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PROTOCOL) })
 	if proto != unix.IPPROTO_MPTCP {
 		l.Close()
-		privtest.Unavailable(t, fmt.Errorf("the listener's protocol is %d, not MPTCP: is net.mptcp.enabled 0?", proto))
+		tracertest.Unavailable(t, fmt.Errorf("the listener's protocol is %d, not MPTCP: is net.mptcp.enabled 0?", proto))
 	}
 	l.Close()
 	r.waitFor(t, "LISTEN->CLOSE", func(evs []Event) bool {

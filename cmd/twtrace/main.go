@@ -75,6 +75,14 @@ func exitCode(err error, stderr io.Writer) int {
 	return exitFailure
 }
 
+// noArgs rejects positional arguments as a usage error (exit code 2).
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("unknown command %q for %q", args[0], cmd.CommandPath())
+	}
+	return nil
+}
+
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	opts := &traceOptions{}
 	root := &cobra.Command{
@@ -86,12 +94,7 @@ listen() failure from the kernel, through eBPF tracepoints.
 With no subcommand it streams events as 'twtrace trace' does.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return usagef("unknown command %q", args[0])
-			}
-			return nil
-		},
+		Args:          noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runTrace(cmd.Context(), opts, stdout, stderr)
 		},

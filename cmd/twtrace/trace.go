@@ -49,7 +49,7 @@ func newTraceCmd(stdout, stderr io.Writer) *cobra.Command {
 		Example: `  twtrace trace --port 8080
   twtrace trace --json --port 8080 --duration 30s > events.jsonl
   twtrace trace | grep EADDRINUSE`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runTrace(cmd.Context(), opts, stdout, stderr)
 		},

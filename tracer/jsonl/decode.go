@@ -145,12 +145,7 @@ func (d *decoder) state() {
 		}
 	}
 	d.task()
-	if r.OwnerPID != nil {
-		ev.Owner = *r.OwnerPID
-		if r.OwnerComm != nil {
-			ev.OwnerComm = tracer.MakeComm(*r.OwnerComm)
-		}
-	}
+	d.owner()
 	ev.Reset = r.Reset
 	d.netns()
 }
@@ -179,6 +174,7 @@ func (d *decoder) timeWait() {
 	} else {
 		ev.Remaining = time.Duration(*r.RemainingMS) * time.Millisecond
 	}
+	d.owner()
 	d.netns()
 	if r.Source == nil {
 		d.missing("source")
@@ -262,6 +258,15 @@ func (d *decoder) task() {
 		d.missing("comm")
 	} else {
 		d.ev.Comm = tracer.MakeComm(*d.r.Comm)
+	}
+}
+
+func (d *decoder) owner() {
+	if d.r.OwnerPID != nil {
+		d.ev.Owner = *d.r.OwnerPID
+		if d.r.OwnerComm != nil {
+			d.ev.OwnerComm = tracer.MakeComm(*d.r.OwnerComm)
+		}
 	}
 }
 

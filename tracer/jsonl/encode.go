@@ -57,6 +57,7 @@ func Append(b []byte, ev *tracer.Event) []byte {
 		}
 		b = appendEndpoints(b, ev)
 		b = appendInt(b, "remaining_ms", ev.Remaining.Milliseconds())
+		b = appendOwner(b, ev)
 		b = appendInt(b, "netns", int64(ev.NetNS))
 		b = append(b, `,"source":"`...)
 		b = append(b, ev.Source.String()...)
@@ -82,18 +83,21 @@ func appendState(b []byte, ev *tracer.Event) []byte {
 		b = append(b, "null"...)
 	}
 	b = appendTask(b, ev)
-	b = append(b, `,"owner_pid":`...)
-	if ev.OwnerKnown() {
-		b = strconv.AppendUint(b, uint64(ev.Owner), 10)
-		b = append(b, `,"owner_comm":`...)
-		b = appendString(b, ev.OwnerComm[:])
-	} else {
-		b = append(b, `null,"owner_comm":null`...)
-	}
+	b = appendOwner(b, ev)
 	if ev.Reset {
 		b = append(b, `,"reset":true`...)
 	}
 	return appendInt(b, "netns", int64(ev.NetNS))
+}
+
+func appendOwner(b []byte, ev *tracer.Event) []byte {
+	b = append(b, `,"owner_pid":`...)
+	if !ev.OwnerKnown() {
+		return append(b, `null,"owner_comm":null`...)
+	}
+	b = strconv.AppendUint(b, uint64(ev.Owner), 10)
+	b = append(b, `,"owner_comm":`...)
+	return appendString(b, ev.OwnerComm[:])
 }
 
 func appendCookie(b []byte, c uint64) []byte {

@@ -99,10 +99,16 @@ func (t *Text) appendLine(b []byte, ev *tracer.Event) []byte {
 		return endLine(b, color)
 	}
 
-	b = padNum(b, uint64(ev.PID), wPID)
-	s := len(b)
-	b = appendComm(b, &ev.Comm)
-	b = padTo(b, s, wComm)
+	if ev.Kind == tracer.KindTimeWait {
+		// A TIME_WAIT socket belongs to no task: the kernel holds it.
+		b = pad(b, "-", wPID)
+		b = pad(b, "-", wComm)
+	} else {
+		b = padNum(b, uint64(ev.PID), wPID)
+		s := len(b)
+		b = appendComm(b, &ev.Comm)
+		b = padTo(b, s, wComm)
+	}
 	switch {
 	case ev.OwnerKnown():
 		s := len(b)
@@ -251,12 +257,22 @@ func padNum(b []byte, v uint64, w int) []byte {
 	return padTo(b, start, w)
 }
 
+// padAddr writes addr:port as ss does, with "*" for a port not (yet) set:
+// a listener's peer, or a client before connect() picked its source port.
 func padAddr(b []byte, ap netip.AddrPort, w int) []byte {
 	start := len(b)
-	if ap.Addr().IsValid() {
-		b = ap.AppendTo(b)
-	} else {
+	switch {
+	case !ap.Addr().IsValid():
 		b = append(b, '-')
+	case ap.Port() != 0:
+		b = ap.AppendTo(b)
+	case ap.Addr().Is6():
+		b = append(b, '[')
+		b = ap.Addr().AppendTo(b)
+		b = append(b, "]:*"...)
+	default:
+		b = ap.Addr().AppendTo(b)
+		b = append(b, ":*"...)
 	}
 	return padTo(b, start, w)
 }

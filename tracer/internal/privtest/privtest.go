@@ -1,150 +1,20 @@
-// Package privtest helps the tests that need root: loading BPF programs,
-// private network namespaces, sysctls. Such a test calls Require first; it
-// skips without root unless TWTRACE_REQUIRE_BPF=1, which CI sets, so that a
-// privileged test can never pass by silently not running.
+// Package privtest is the former home of tracertest's privileged helpers,
+// kept while code that imports it moves to tracertest.
 package privtest
 
-import (
-	"fmt"
-	"os"
-	"runtime"
-	"sync"
-	"testing"
+import "github.com/twtrace/twtrace/tracer/tracertest"
 
-	"golang.org/x/sys/unix"
+// NetNS is tracertest.NetNS.
+type NetNS = tracertest.NetNS
+
+// Aliases of tracertest's helpers.
+var (
+	Require     = tracertest.Require
+	Required    = tracertest.Required
+	Unavailable = tracertest.Unavailable
+	NewNetNS    = tracertest.NewNetNS
+	LockBPF     = tracertest.LockBPF
 )
 
-// RequireEnv is the variable that turns skips into failures.
-const RequireEnv = "TWTRACE_REQUIRE_BPF"
-
-// Required reports whether privileged tests must run.
-func Required() bool { return os.Getenv(RequireEnv) == "1" }
-
-// Require skips t when not root (or fails it when privileged tests are required).
-func Require(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if Required() {
-		t.Fatalf("%s=1 but the test is not running as root: run it with sudo", RequireEnv)
-	}
-	t.Skip("needs root (set " + RequireEnv + "=1 to make this a failure)")
-}
-
-// Unavailable fails or skips t for a missing kernel feature, per Require's rule.
-func Unavailable(t testing.TB, err error) {
-	t.Helper()
-	if Required() {
-		t.Fatalf("privileged test cannot run: %v", err)
-	}
-	t.Skipf("privileged test cannot run: %v", err)
-}
-
-// NetNS is a private network namespace with loopback up. It lives until the
-// test ends; nothing of it is visible from the host.
-type NetNS struct {
-	fd    int
-	inode uint64
-}
-
-// NewNetNS creates a network namespace for t.
-func NewNetNS(t testing.TB) *NetNS {
-	t.Helper()
-	Require(t)
-	type result struct {
-		ns  *NetNS
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		// Never unlocked: the thread, now in the new namespace, ends with
-		// this goroutine instead of returning to the scheduler's pool.
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			ch <- result{err: fmt.Errorf("unshare(CLONE_NEWNET): %w", err)}
-			return
-		}
-		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			ch <- result{err: err}
-			return
-		}
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
-			unix.Close(fd)
-			ch <- result{err: err}
-			return
-		}
-		if err := loopbackUp(); err != nil {
-			unix.Close(fd)
-			ch <- result{err: err}
-			return
-		}
-		ch <- result{ns: &NetNS{fd: fd, inode: st.Ino}}
-	}()
-	r := <-ch
-	if r.err != nil {
-		Unavailable(t, r.err)
-	}
-	t.Cleanup(func() { unix.Close(r.ns.fd) })
-	return r.ns
-}
-
-// FD is a file descriptor of the namespace, for setns(2) or a netlink dial.
-func (n *NetNS) FD() int { return n.fd }
-
-// Inode is the namespace's inode number, as events report it in netns.
-func (n *NetNS) Inode() uint32 { return uint32(n.inode) }
-
-// Do runs fn on an OS thread inside the namespace: sockets it creates belong
-// to the namespace, and /proc/sys/net is the namespace's.
-func (n *NetNS) Do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // see NewNetNS: the thread is discarded
-		if err := unix.Setns(n.fd, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns: %w", err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
-
-// Sysctl writes a sysctl of the namespace, e.g. "net/ipv4/tcp_tw_reuse".
-func (n *NetNS) Sysctl(name, value string) error {
-	return n.Do(func() error {
-		return os.WriteFile("/proc/sys/"+name, []byte(value), 0o644)
-	})
-}
-
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("get lo flags: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("set lo up: %w", err)
-	}
-	return nil
-}
-
-// bpfMu serialises tests that attach twtrace's programs: they share the
-// tracepoints and each asserts exact kernel-side counters.
-var bpfMu sync.Mutex
-
-// LockBPF holds a process-wide lock until the test ends.
-func LockBPF(t testing.TB) {
-	bpfMu.Lock()
-	t.Cleanup(bpfMu.Unlock)
-}
+// RequireEnv is tracertest.RequireEnv.
+const RequireEnv = tracertest.RequireEnv

@@ -1,4 +1,4 @@
-package privtest
+package tracertest
 
 import (
 	"net"
