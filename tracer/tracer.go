@@ -243,7 +243,9 @@ func (t *Tracer) warn(format string, args ...any) {
 func (t *Tracer) Warnings() []string { return t.warnings }
 
 // Run reads events until ctx is done or fn fails, handing them to fn in
-// batches. fn must not keep the slice: it is reused. When ctx is done, Run
+// batches. fn must not keep the slice: it is reused. fn is also called with
+// an empty batch at every poll interval without events, so that a consumer
+// can do periodic work on the same goroutine. When ctx is done, Run
 // detaches the programs, delivers what is still in the ring buffer and the
 // final loss count, and returns nil.
 func (t *Tracer) Run(ctx context.Context, fn func([]Event) error) error {
@@ -266,7 +268,7 @@ func (t *Tracer) Run(ctx context.Context, fn func([]Event) error) error {
 			if ctx.Err() != nil {
 				return t.shutdown(fn, &rec)
 			}
-			if err := t.flush(fn, false); err != nil {
+			if err := t.flush(fn, true); err != nil {
 				return err
 			}
 			t.reader.SetDeadline(time.Now().Add(t.pollInterval()))
@@ -304,16 +306,17 @@ func (t *Tracer) add(raw []byte) {
 	}
 }
 
-// flush hands the batch to fn, preceded by a lost record when the kernel
-// reported loss since the last check (or when final is set).
-func (t *Tracer) flush(fn func([]Event) error, final bool) error {
-	if now := time.Now(); final || now.Sub(t.lastLost) >= lostCheckEvery {
+// flush hands the batch to fn, followed by a lost record when the kernel
+// reported loss since the last check. An idle flush (the poll interval
+// passed) always reads the loss counters and calls fn, even with nothing.
+func (t *Tracer) flush(fn func([]Event) error, idle bool) error {
+	if now := time.Now(); idle || now.Sub(t.lastLost) >= lostCheckEvery {
 		t.lastLost = now
 		if n := t.newLoss(); n > 0 {
 			t.batch = append(t.batch, Event{Kind: KindLost, Time: now.UTC(), Lost: n})
 		}
 	}
-	if len(t.batch) == 0 {
+	if len(t.batch) == 0 && !idle {
 		return nil
 	}
 	err := fn(t.batch)

@@ -30,6 +30,9 @@ func (j *JSON) Write(batch []tracer.Event) error {
 		b = jsonl.Append(b, &batch[i])
 	}
 	j.buf = b
+	if len(b) == 0 {
+		return nil
+	}
 	_, err := j.w.Write(b)
 	return err
 }
