@@ -140,4 +140,4 @@ type Socket struct {
 // TimeWaitSock reports whether s is a TIME_WAIT mini-socket (struct
 // inet_timewait_sock), whatever its substate. Only those carry the TIME_WAIT
 // timer; a full socket in FIN_WAIT2 never does.
-func (s *Socket) TimeWaitSock() bool { return s.Timer == TimerTimeWait }
+func (s Socket) TimeWaitSock() bool { return s.Timer == TimerTimeWait }
