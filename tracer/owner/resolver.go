@@ -18,12 +18,15 @@ import (
 // of lookups for unknown inodes costs one scan, not one each.
 const DefaultMinInterval = 250 * time.Millisecond
 
-// DefaultMaxInodes bounds the socket index (about 40 bytes an entry).
+// DefaultMaxInodes bounds the socket index, at some 60 bytes an entry.
 const DefaultMaxInodes = 1 << 16
 
 // Resolver maps socket inodes to their holders. It indexes every socket in
 // one pass over /proc/*/fd and rescans only when asked about an inode it
-// does not know, at most once per MinInterval. It is safe for concurrent use.
+// does not know, at most once per MinInterval (or per five scan durations,
+// if longer). It is safe for concurrent use, but a lookup that scans holds
+// it for the scan, some 40 µs per process: keep lookups off a path that
+// must not stall, such as the ring buffer reader.
 type Resolver struct {
 	root        string
 	fs          procfs.FS
@@ -36,7 +39,7 @@ type Resolver struct {
 	idx      index
 	procs    map[uint32]Process // details read since the last scan
 	users    map[uint32]string
-	lastScan time.Time // zero: never scanned
+	lastScan time.Time // end of the last scan; zero: never scanned
 	stats    ScanStats
 	scanErr  error
 }
@@ -88,17 +91,21 @@ func (r *Resolver) Lookup(inode uint32) (procs []Process, ok bool) {
 func (r *Resolver) LookupAll(inodes []uint32) map[uint32][]Process {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var missing map[uint32]bool
+	missing := false
 	for _, ino := range inodes {
 		if _, ok := r.idx[ino]; !ok && ino != 0 {
-			if missing == nil {
-				missing = make(map[uint32]bool)
-			}
-			missing[ino] = true
+			missing = true
+			break
 		}
 	}
-	if missing != nil && (r.lastScan.IsZero() || r.now().Sub(r.lastScan) >= r.minInterval) {
-		r.rescan(missing) // on failure the old index stays: stale beats empty
+	if missing && r.mayScan() {
+		// Every inode of the batch is kept, not only the missing ones: a
+		// full index could otherwise drop a known one in favour of another.
+		want := make(map[uint32]bool, len(inodes))
+		for _, ino := range inodes {
+			want[ino] = true
+		}
+		r.rescan(want) // on failure the old index stays: stale beats empty
 	}
 	out := make(map[uint32][]Process)
 	for _, ino := range inodes {
@@ -147,11 +154,25 @@ func (r *Resolver) Process(pid uint32) (Process, error) {
 	return readProcess(r.fs, pid, r.cachedUser)
 }
 
+// scanDutyCycle bounds the share of time spent scanning: on a host where
+// a scan takes longer than MinInterval, lookups of unknown inodes arriving
+// without pause would otherwise keep a CPU busy reading /proc.
+const scanDutyCycle = 5
+
+// mayScan reports whether the rate limit lets a scan start now; r.mu is held.
+func (r *Resolver) mayScan() bool {
+	if r.lastScan.IsZero() {
+		return true
+	}
+	gap := max(r.minInterval, scanDutyCycle*r.stats.Elapsed)
+	return r.now().Sub(r.lastScan) >= gap
+}
+
 // rescan replaces the index; want lists inodes kept beyond maxInodes.
 func (r *Resolver) rescan(want map[uint32]bool) {
-	r.lastScan = r.now()
 	keep := func(idx index, ino uint32) bool { return want[ino] || len(idx) < r.maxInodes }
 	idx, st, err := scan(r.root, keep)
+	r.lastScan = r.now() // the gap runs from the end of the scan
 	r.stats, r.scanErr = st, err
 	if err != nil {
 		return

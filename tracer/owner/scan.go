@@ -14,7 +14,7 @@ import (
 // ScanStats says what one scan of /proc read.
 type ScanStats struct {
 	Procs   int // process directories visited
-	Skipped int // processes whose fds could not be listed (exited, no permission)
+	Skipped int // processes whose fds could not be read (exited, no permission)
 	FDs     int // fd links read
 	Sockets int // socket fds found
 	Kept    int // socket inodes kept in the index
@@ -61,8 +61,8 @@ func scan(procRoot string, keep func(idx index, inode uint32) bool) (index, Scan
 	return idx, st, nil
 }
 
-// scanProcess adds the sockets of one process to idx; false when its fd
-// directory cannot be listed.
+// scanProcess adds the sockets of one process to idx; false when its fds
+// cannot be listed or read.
 func scanProcess(fdDir string, pid uint32, idx index, buf []byte,
 	keep func(index, uint32) bool, st *ScanStats) bool {
 	dir, err := os.Open(fdDir)
@@ -77,6 +77,11 @@ func scanProcess(fdDir string, pid uint32, idx index, buf []byte,
 	dfd := int(dir.Fd())
 	for _, fd := range fds {
 		n, err := unix.Readlinkat(dfd, fd, buf)
+		if err == unix.EACCES || err == unix.EPERM {
+			// Listing fds needs less than reading them (ptrace access):
+			// every other fd of this process would fail the same way.
+			return false
+		}
 		if err != nil {
 			continue // closed since the listing
 		}
