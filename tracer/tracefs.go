@@ -3,9 +3,10 @@ package tracer
 import (
 	"errors"
 	"fmt"
-	"runtime"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/twtrace/twtrace/tracer/internal/nsthread"
 )
 
 // Classic tracepoints (syscalls:sys_enter_bind, ...) are attached through
@@ -42,18 +43,13 @@ func withTracefs(fn func() error) error {
 	if tracefsMounted() {
 		return fn()
 	}
-	errc := make(chan error, 1)
-	go func() {
-		// The thread is never unlocked: when this goroutine returns, the Go
-		// runtime terminates it, and its mount namespace goes with it.
-		runtime.LockOSThread()
+	// The thread is discarded afterwards, and its mount namespace with it.
+	return nsthread.Run(func() error {
 		if err := privateTracefs(); err != nil {
-			errc <- err
-			return
+			return err
 		}
-		errc <- fn()
-	}()
-	return <-errc
+		return fn()
+	})
 }
 
 func privateTracefs() error {

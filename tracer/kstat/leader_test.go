@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/twtrace/twtrace/tracer/internal/privtest"
+	"github.com/twtrace/twtrace/tracer/tracertest"
 )
 
 // leaderEnv makes the test binary a child whose main thread sits in a
@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 // of the calling thread's namespace even when the thread group leader, which
 // /proc/net follows, is elsewhere.
 func TestReaderFollowsThreadNotLeader(t *testing.T) {
-	privtest.Require(t)
+	tracertest.Require(t)
 	if os.Getenv(leaderEnv) != "1" {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestReaderFollowsThreadNotLeader$", "-test.count=1", "-test.v")
 		cmd.Env = append(os.Environ(), leaderEnv+"=1")

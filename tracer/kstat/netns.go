@@ -2,9 +2,10 @@ package kstat
 
 import (
 	"fmt"
-	"runtime"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/twtrace/twtrace/tracer/internal/nsthread"
 )
 
 // InNetNS runs fn with a Reader of the network namespace nsFD (an fd of
@@ -12,27 +13,21 @@ import (
 // another goroutine, locked to an OS thread that joined the namespace; the
 // Reader must not be used after fn returns. Joining needs CAP_SYS_ADMIN.
 //
-// The thread is never unlocked, so it ends with its goroutine instead of
-// going back to the scheduler still inside the namespace, where it would
-// run unrelated goroutines there.
+// The thread is discarded afterwards (see package nsthread), so that it
+// never runs unrelated goroutines inside the namespace.
 func InNetNS(nsFD int, fn func(*Reader) error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
+	return nsthread.Run(func() error {
 		if err := unix.Setns(nsFD, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("join network namespace: %w", err)
-			return
+			return fmt.Errorf("join network namespace: %w", err)
 		}
 		// NewReader reads /proc/thread-self/net, this thread's namespace;
 		// /proc/sys/net follows the reading thread already.
 		r, err := NewReader("/proc")
 		if err != nil {
-			errc <- err
-			return
+			return err
 		}
-		errc <- fn(r)
-	}()
-	return <-errc
+		return fn(r)
+	})
 }
 
 // ReadNetNS reads the counters and sysctls of the network namespace nsFD.

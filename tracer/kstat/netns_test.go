@@ -13,13 +13,13 @@ import (
 	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 
-	"github.com/twtrace/twtrace/tracer/internal/privtest"
+	"github.com/twtrace/twtrace/tracer/tracertest"
 )
 
 // TestReadNetNSSeesItsOwnSysctls sets sysctls in a private namespace to
 // values the host does not have, and reads both.
 func TestReadNetNSSeesItsOwnSysctls(t *testing.T) {
-	privtest.Require(t)
+	tracertest.Require(t)
 	host, err := NewReader("/proc")
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +38,7 @@ func TestReadNetNSSeesItsOwnSysctls(t *testing.T) {
 	if before.PortRange[0] == 40000 {
 		want.PortRange = [2]int{41000, 41999}
 	}
-	ns := privtest.NewNetNS(t)
+	ns := tracertest.NewNetNS(t)
 	for name, v := range map[string]string{
 		"net/ipv4/tcp_tw_reuse":        fmt.Sprint(want.TWReuse),
 		"net/ipv4/tcp_fin_timeout":     fmt.Sprint(want.FinTimeout),
@@ -73,7 +73,7 @@ func TestReadNetNSSeesItsOwnSysctls(t *testing.T) {
 // TestReadNetNSCountsTimeWait makes TIME_WAIT and FIN_WAIT2 timewait
 // sockets inside a namespace and watches the namespace's counters follow.
 func TestReadNetNSCountsTimeWait(t *testing.T) {
-	ns := privtest.NewNetNS(t)
+	ns := tracertest.NewNetNS(t)
 	var l net.Listener
 	var clientPorts []int
 	err := ns.Do(func() error {
@@ -196,7 +196,7 @@ func dialAccept(l net.Listener, localPort int) (client, server net.Conn, err err
 }
 
 // waitCounters polls the namespace's counters until ok, for at most 5 s.
-func waitCounters(t *testing.T, ns *privtest.NetNS, what string, ok func(Counters) bool) Counters {
+func waitCounters(t *testing.T, ns *tracertest.NetNS, what string, ok func(Counters) bool) Counters {
 	t.Helper()
 	var c Counters
 	for range 250 {
@@ -214,7 +214,7 @@ func waitCounters(t *testing.T, ns *privtest.NetNS, what string, ok func(Counter
 }
 
 // timeWaitPorts lists the local ports of the namespace's TIME_WAIT sockets.
-func timeWaitPorts(t *testing.T, ns *privtest.NetNS) []int {
+func timeWaitPorts(t *testing.T, ns *tracertest.NetNS) []int {
 	t.Helper()
 	const tcpTimeWait = 6
 	var ports []int

@@ -7,7 +7,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/twtrace/twtrace/tracer/internal/privtest"
+	"github.com/twtrace/twtrace/tracer/tracertest"
 )
 
 func TestProcessDetails(t *testing.T) {
@@ -49,7 +49,7 @@ func TestLookupUser(t *testing.T) {
 
 // TestLookupRealListener finds the test's own listener through the real /proc.
 func TestLookupRealListener(t *testing.T) {
-	privtest.Require(t)
+	tracertest.Require(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

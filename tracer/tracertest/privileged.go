@@ -7,11 +7,12 @@ package tracertest
 import (
 	"fmt"
 	"os"
-	"runtime"
 	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/twtrace/twtrace/tracer/internal/nsthread"
 )
 
 // RequireEnv is the variable that turns skips into failures.
@@ -52,43 +53,32 @@ type NetNS struct {
 func NewNetNS(t testing.TB) *NetNS {
 	t.Helper()
 	Require(t)
-	type result struct {
-		ns  *NetNS
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		// Never unlocked: the thread, now in the new namespace, ends with
-		// this goroutine instead of returning to the scheduler's pool.
-		runtime.LockOSThread()
+	var ns *NetNS
+	err := nsthread.Run(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			ch <- result{err: fmt.Errorf("unshare(CLONE_NEWNET): %w", err)}
-			return
+			return fmt.Errorf("unshare(CLONE_NEWNET): %w", err)
 		}
 		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			ch <- result{err: err}
-			return
+			return err
 		}
 		var st unix.Stat_t
 		if err := unix.Fstat(fd, &st); err != nil {
 			unix.Close(fd)
-			ch <- result{err: err}
-			return
+			return err
 		}
 		if err := loopbackUp(); err != nil {
 			unix.Close(fd)
-			ch <- result{err: err}
-			return
+			return err
 		}
-		ch <- result{ns: &NetNS{fd: fd, inode: st.Ino}}
-	}()
-	r := <-ch
-	if r.err != nil {
-		Unavailable(t, r.err)
+		ns = &NetNS{fd: fd, inode: st.Ino}
+		return nil
+	})
+	if err != nil {
+		Unavailable(t, err)
 	}
-	t.Cleanup(func() { unix.Close(r.ns.fd) })
-	return r.ns
+	t.Cleanup(func() { unix.Close(ns.fd) })
+	return ns
 }
 
 // FD is a file descriptor of the namespace, for setns(2) or a netlink dial.
@@ -100,16 +90,12 @@ func (n *NetNS) Inode() uint32 { return uint32(n.inode) }
 // Do runs fn on an OS thread inside the namespace: sockets it creates belong
 // to the namespace, and /proc/sys/net is the namespace's.
 func (n *NetNS) Do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // see NewNetNS: the thread is discarded
+	return nsthread.Run(func() error {
 		if err := unix.Setns(n.fd, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns: %w", err)
-			return
+			return fmt.Errorf("setns: %w", err)
 		}
-		errc <- fn()
-	}()
-	return <-errc
+		return fn()
+	})
 }
 
 // Sysctl writes a sysctl of the namespace, e.g. "net/ipv4/tcp_tw_reuse".

@@ -1,0 +1,230 @@
+package table
+
+import (
+	"time"
+
+	"github.com/twtrace/twtrace/tracer"
+)
+
+// PortCounters accumulate what happened on one local port of one namespace.
+type PortCounters struct {
+	Transitions    uint64 // state transitions of sockets on the port
+	Binds          uint64 // bind() calls to the port
+	BindFailures   uint64 // ... that failed (EADDRINUSE mostly)
+	ListenFailures uint64
+	ConnectErrors  uint64 // connect() failures towards the port
+	TimeWaitEnters uint64
+}
+
+// ApplyBatch applies events in order and returns the events the table
+// derived from them (reuse of a TIME_WAIT 4-tuple), appended to out.
+func (t *Table) ApplyBatch(batch []tracer.Event, out []tracer.Event) []tracer.Event {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range batch {
+		out = t.apply(&batch[i], out)
+	}
+	return out
+}
+
+// Apply applies one event; see ApplyBatch.
+func (t *Table) Apply(ev *tracer.Event, out []tracer.Event) []tracer.Event {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.apply(ev, out)
+}
+
+func (t *Table) apply(ev *tracer.Event, out []tracer.Event) []tracer.Event {
+	switch ev.Kind {
+	case tracer.KindState:
+		return t.applyState(ev, out)
+	case tracer.KindTimeWait:
+		t.applyTimeWait(ev)
+	case tracer.KindBind:
+		c := t.counters(ev.NetNS, ev.Src.Port())
+		c.Binds++
+		if ev.Ret < 0 {
+			c.BindFailures++
+		}
+	case tracer.KindListen:
+		t.counters(ev.NetNS, ev.Src.Port()).ListenFailures++
+	case tracer.KindConnect:
+		t.counters(ev.NetNS, ev.Dst.Port()).ConnectErrors++
+	case tracer.KindLost:
+		t.stats.Lost += ev.Lost
+	}
+	return out
+}
+
+func (t *Table) counters(netns uint32, port uint16) *PortCounters {
+	k := portKey{netns, port}
+	c := t.ports[k]
+	if c == nil {
+		c = &PortCounters{}
+		t.ports[k] = c
+	}
+	return c
+}
+
+func (t *Table) applyState(ev *tracer.Event, out []tracer.Event) []tracer.Event {
+	now := ev.Time.UnixNano()
+	i := t.lookup(ev.Cookie)
+	fresh := i < 0
+	if fresh {
+		i = t.insert(ev.Cookie, now)
+	}
+	e := &t.slots[i]
+	e.source |= fromTrace
+	e.netns = ev.NetNS
+	e.setEndpoints(ev.Family, ev.Src, ev.Dst)
+	if ev.OwnerKnown() {
+		e.owner, e.comm = ev.Owner, ev.OwnerComm
+	}
+	if e.touched < now {
+		e.touched = now
+	}
+	t.counters(e.netns, e.sport).Transitions++
+
+	if !fresh && e.since > now {
+		// Older than what the table already knows: history, not news.
+		t.stats.OutOfOrder++
+		t.push(e, ev.New, now)
+		return out
+	}
+	if e.nsteps == 0 && ev.OldKnown {
+		// The old state's start is known from the kernel's duration.
+		t.push(e, ev.Old, now-int64(ev.OldDur))
+	}
+	t.push(e, ev.New, now)
+	t.setState(e, ev.New, now)
+
+	switch ev.New {
+	case tracer.StateListen:
+		t.indexListener(e, i)
+	case tracer.StateSynRecv:
+		if e.owner == 0 {
+			// The listener predates the tracer: take its owner from the table.
+			if j, ok := t.listeners[portKey{e.netns, e.sport}]; ok {
+				e.owner, e.comm = t.slots[j].owner, t.slots[j].comm
+			}
+		}
+	case tracer.StateEstablished:
+		if t.cfg.Derive {
+			out = t.detectReuse(e, ev, out)
+		}
+	case tracer.StateClose:
+		e.closed = now
+	}
+	return out
+}
+
+// setState moves an entry to a state, keeping the indexes in step.
+func (t *Table) setState(e *entry, s tracer.State, at int64) {
+	if e.state == tracer.StateListen && s != tracer.StateListen {
+		t.unindexListener(e)
+	}
+	if e.state == tracer.StateTimeWait && s != tracer.StateTimeWait {
+		t.unindexTW(e)
+		e.flags &^= flagTWConfirmed
+	}
+	e.state = s
+	e.since = at
+	if s != tracer.StateClose && s != tracer.StateTimeWait {
+		e.closed = 0
+	}
+}
+
+// detectReuse: a connection reaching ESTABLISHED on the 4-tuple of a live
+// TIME_WAIT took it over (tcp_tw_reuse on the client, or a new SYN accepted
+// by the server's TIME_WAIT). The old TIME_WAIT is gone.
+func (t *Table) detectReuse(e *entry, ev *tracer.Event, out []tracer.Event) []tracer.Event {
+	old, ok := t.tw[e.tuple()]
+	if !ok || old == e.cookie {
+		return out
+	}
+	j := t.lookup(old)
+	if j < 0 {
+		delete(t.tw, e.tuple())
+		return out
+	}
+	tw := &t.slots[j]
+	if tw.netns != e.netns || tw.src != e.src || tw.dst != e.dst || tw.sport != e.sport || tw.dport != e.dport {
+		return out // a hash collision, not the same 4-tuple
+	}
+	out = append(out, t.twEvent(tw, tracer.TimeWaitReuse, tracer.SourceInferred, ev.Time))
+	t.endTimeWait(tw, tracer.TimeWaitReuse, ev.Time.UnixNano())
+	return out
+}
+
+func (t *Table) applyTimeWait(ev *tracer.Event) {
+	now := ev.Time.UnixNano()
+	i := t.lookup(ev.Cookie)
+	if ev.TimeWait != tracer.TimeWaitEnter {
+		if i >= 0 && t.slots[i].state == tracer.StateTimeWait {
+			t.endTimeWait(&t.slots[i], ev.TimeWait, now)
+		}
+		return
+	}
+	if i < 0 {
+		i = t.insert(ev.Cookie, now)
+	}
+	e := &t.slots[i]
+	e.netns = ev.NetNS
+	e.setEndpoints(ev.Family, ev.Src, ev.Dst)
+	if ev.OwnerKnown() && e.owner == 0 {
+		e.owner, e.comm = ev.Owner, ev.OwnerComm
+	}
+	if ev.Source == tracer.SourceSockDiag {
+		e.source |= fromDiag
+		e.flags |= flagTWConfirmed
+	} else {
+		e.source |= fromTrace
+	}
+	t.enterTimeWait(e, now, now+int64(ev.Remaining))
+}
+
+func (t *Table) enterTimeWait(e *entry, at, expires int64) {
+	if e.state != tracer.StateTimeWait {
+		if n := e.nsteps; n > 0 && e.steps[n-1].state == tracer.StateClose && e.steps[n-1].at == at {
+			// FIN_WAIT2->CLOSE and the TIME_WAIT it implies are one step.
+			e.steps[n-1].state = tracer.StateTimeWait
+		} else {
+			t.push(e, tracer.StateTimeWait, at)
+		}
+		t.setState(e, tracer.StateTimeWait, at)
+		t.stats.TimeWait++
+		t.counters(e.netns, e.sport).TimeWaitEnters++
+	}
+	e.closed = 0
+	e.expires = expires
+	t.indexTW(e)
+}
+
+// endTimeWait closes a TIME_WAIT entry; it lingers, then goes.
+func (t *Table) endTimeWait(e *entry, why tracer.TimeWaitOp, at int64) {
+	if e.state != tracer.StateTimeWait {
+		return
+	}
+	t.stats.TimeWait--
+	if int(why) < len(t.stats.TimeWaitEnded) {
+		t.stats.TimeWaitEnded[why]++
+	}
+	t.push(e, tracer.StateClose, at)
+	t.setState(e, tracer.StateClose, at)
+	e.closed = at
+	e.expires = 0
+}
+
+// twEvent builds a timewait event about an entry.
+func (t *Table) twEvent(e *entry, op tracer.TimeWaitOp, src tracer.Source, at time.Time) tracer.Event {
+	s, d := e.addrPorts()
+	ev := tracer.Event{
+		Kind: tracer.KindTimeWait, Time: at, NetNS: e.netns, Family: e.family,
+		Src: s, Dst: d, Cookie: e.cookie, Owner: e.owner, OwnerComm: e.comm,
+		TimeWait: op, Source: src,
+	}
+	if rem := e.expires - at.UnixNano(); op == tracer.TimeWaitEnter && rem > 0 {
+		ev.Remaining = time.Duration(rem)
+	}
+	return ev
+}

@@ -1,0 +1,129 @@
+package table
+
+import (
+	"testing"
+	"time"
+
+	"github.com/twtrace/twtrace/tracer"
+)
+
+// enterTW applies FIN_WAIT2->CLOSE and the inferred TIME_WAIT it implies.
+func enterTW(tab *Table, ms int, cookie uint64, src, dst string) {
+	e := st(ms, cookie, src, dst, tracer.StateFinWait2, tracer.StateClose, 42)
+	var tw tracer.Event
+	tracer.InferTimeWait(&e, &tw)
+	tab.ApplyBatch([]tracer.Event{e, tw}, nil)
+}
+
+func twSnap(startMS, endMS int, socks ...KernelSocket) *Snapshot {
+	return &Snapshot{NetNS: ns, Start: at(startMS), End: at(endMS), Complete: true, TimeWaitOnly: true, Sockets: socks}
+}
+
+func twSock(cookie uint64, src, dst string, left time.Duration) KernelSocket {
+	return KernelSocket{Cookie: cookie, Family: tracer.FamilyIPv4, State: tracer.StateTimeWait, Src: ap(src), Dst: ap(dst), Expires: left}
+}
+
+func TestReconcileConfirmsAndCorrectsTimer(t *testing.T) {
+	tab := New(Config{Derive: true})
+	enterTW(tab, 0, 1, "127.0.0.1:80", "127.0.0.1:5000")
+	// The kernel says 42 s are left at t=1s: the timer restarted (or the
+	// socket was an orphaned FIN_WAIT2 first). The kernel wins.
+	out := tab.Load(twSnap(1000, 1001, twSock(1, "127.0.0.1:80", "127.0.0.1:5000", 42*time.Second)), nil)
+	if len(out) != 0 {
+		t.Errorf("confirming derived %v", out)
+	}
+	s, _ := tab.Socket(1, at(1001))
+	if !s.Confirmed || s.Source != "sock_diag+trace" || s.Remaining(at(1001)) != 42*time.Second {
+		t.Errorf("after reconcile: confirmed %v source %s remaining %v", s.Confirmed, s.Source, s.Remaining(at(1001)))
+	}
+}
+
+func TestReconcileDetectsEnds(t *testing.T) {
+	tab := New(Config{Derive: true})
+	enterTW(tab, 0, 1, "127.0.0.1:80", "127.0.0.1:5001")
+	enterTW(tab, 0, 2, "127.0.0.1:80", "127.0.0.1:5002")
+	enterTW(tab, 70_000, 3, "127.0.0.1:80", "127.0.0.1:5003") // enters during the dump below
+
+	// At 60.5 s: socket 1 is gone near its expiry (expire), socket 2 is
+	// still there; at 61 s socket 2 is gone too, 59 s early... it was killed.
+	out := tab.Load(twSnap(60_400, 60_500, twSock(2, "127.0.0.1:80", "127.0.0.1:5002", 30*time.Second)), nil)
+	if len(out) != 1 || out[0].Cookie != 1 || out[0].TimeWait != tracer.TimeWaitExpire || out[0].Source != tracer.SourceSockDiag {
+		t.Fatalf("first reconcile derived %+v, want socket 1 expired", out)
+	}
+	out = tab.Load(twSnap(69_999, 70_100), nil)
+	if len(out) != 1 || out[0].Cookie != 2 || out[0].TimeWait != tracer.TimeWaitKill {
+		t.Fatalf("second reconcile derived %+v, want socket 2 killed", out)
+	}
+	// Socket 3 entered after the dump began: its absence proves nothing.
+	if s, _ := tab.Socket(3, at(70_100)); s.State != tracer.StateTimeWait {
+		t.Errorf("socket 3 ended by a dump that predates it: %v", s.State)
+	}
+	// An interrupted dump proves nothing either.
+	tab2 := New(Config{Derive: true})
+	enterTW(tab2, 0, 1, "127.0.0.1:80", "127.0.0.1:5001")
+	snap := twSnap(30_000, 30_001)
+	snap.Complete = false
+	if out := tab2.Load(snap, nil); len(out) != 0 {
+		t.Errorf("incomplete dump derived %v", out)
+	}
+}
+
+func TestReconcileFindsUnseenTimeWait(t *testing.T) {
+	tab := New(Config{Derive: true})
+	// At start: existing TIME_WAIT sockets are state, not events.
+	initial := twSnap(0, 1, twSock(7, "127.0.0.1:80", "127.0.0.1:6000", 50*time.Second))
+	initial.Initial = true
+	if out := tab.Load(initial, nil); len(out) != 0 {
+		t.Errorf("initial snapshot derived %v", out)
+	}
+	s, _ := tab.Socket(7, at(1))
+	if s.State != tracer.StateTimeWait || s.Source != "sock_diag" || s.Remaining(at(1)) != 50*time.Second || s.Owner != 0 {
+		t.Errorf("pre-existing TIME_WAIT %+v", s)
+	}
+	// Later: one the stream missed (lost events) is an enter from sock_diag.
+	out := tab.Load(twSnap(5000, 5001,
+		twSock(7, "127.0.0.1:80", "127.0.0.1:6000", 46*time.Second),
+		twSock(8, "127.0.0.1:80", "127.0.0.1:6001", 59*time.Second)), nil)
+	if len(out) != 1 || out[0].Cookie != 8 || out[0].TimeWait != tracer.TimeWaitEnter ||
+		out[0].Source != tracer.SourceSockDiag || out[0].Remaining != 59*time.Second {
+		t.Fatalf("derived %+v, want an enter of socket 8 from sock_diag", out)
+	}
+	if st := tab.Stats(); st.TimeWait != 2 || st.TimeWaitObserved != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestTickExpiresUnreconciledNamespaces(t *testing.T) {
+	tab := New(Config{Derive: true, Linger: time.Second})
+	enterTW(tab, 0, 1, "127.0.0.1:80", "127.0.0.1:5001")
+	if out := tab.Tick(at(59_000), nil); len(out) != 0 {
+		t.Errorf("expired early: %v", out)
+	}
+	out := tab.Tick(at(60_100), nil)
+	if len(out) != 1 || out[0].TimeWait != tracer.TimeWaitExpire || out[0].Source != tracer.SourceInferred {
+		t.Fatalf("tick derived %+v, want an inferred expire", out)
+	}
+	// Closed entries linger, then go.
+	if _, ok := tab.Socket(1, at(60_200)); !ok {
+		t.Error("gone before its linger")
+	}
+	tab.Tick(at(61_500), nil)
+	if _, ok := tab.Socket(1, at(61_500)); ok {
+		t.Error("still there after its linger")
+	}
+	if tab.Len() != 0 {
+		t.Errorf("%d entries left", tab.Len())
+	}
+
+	// In a reconciled namespace the timer does not decide: sock_diag does.
+	tab2 := New(Config{Derive: true})
+	enterTW(tab2, 0, 1, "127.0.0.1:80", "127.0.0.1:5001")
+	tab2.Load(twSnap(59_000, 59_001, twSock(1, "127.0.0.1:80", "127.0.0.1:5001", 2*time.Second)), nil)
+	if out := tab2.Tick(at(60_100), nil); len(out) != 0 {
+		t.Errorf("timer expired a TIME_WAIT that sock_diag still had: %v", out)
+	}
+	// ...until sock_diag goes quiet for that namespace.
+	if out := tab2.Tick(at(70_000), nil); len(out) != 1 {
+		t.Errorf("stale reconciliation: derived %v, want the timer to take over", out)
+	}
+}

@@ -1,0 +1,308 @@
+// Package table keeps the live table of TCP sockets that twtrace shows: every
+// socket seen, keyed by its socket cookie, with its state, owner, endpoints,
+// network namespace and a bounded timeline of transitions, TIME_WAIT included
+// from its inferred birth to its end.
+//
+// The table consumes the event stream and kernel snapshots; it never reads
+// the kernel itself. In live mode (Derive) it also produces the TIME_WAIT
+// events the kernel does not report (reuse, expire, kill); a replayed capture
+// already contains them, and the table only applies them.
+//
+// Entries live in one slab of pointer-free structs indexed by cookie, so that
+// 100 000 sockets cost little memory and nothing to the garbage collector's
+// marking.
+package table
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/twtrace/twtrace/tracer"
+)
+
+// Config sizes a Table.
+type Config struct {
+	// MaxSockets caps the entries; past it the least useful entry is
+	// evicted (and counted). 0 means DefaultMaxSockets.
+	MaxSockets int
+	// Linger is how long a closed socket stays, so that a view can still
+	// show how it ended. 0 means DefaultLinger.
+	Linger time.Duration
+	// Derive makes the table produce the TIME_WAIT events the kernel does
+	// not report. Set it for live tracing, not for replay.
+	Derive bool
+}
+
+// Defaults.
+const (
+	DefaultMaxSockets = 1 << 18
+	DefaultLinger     = 5 * time.Second
+	TimelineLen       = 6 // transitions kept per socket; older ones are dropped (and counted)
+)
+
+// Sources of a socket's information (a bit set).
+const (
+	fromTrace uint8 = 1 << iota // seen in the event stream
+	fromDiag                    // seen in a sock_diag snapshot
+)
+
+// Entry flags.
+const (
+	flagTWConfirmed uint8 = 1 << iota // the TIME_WAIT was seen by sock_diag
+	flagListener                      // in the listener index
+	flagInTW                          // in the TIME_WAIT 4-tuple index
+)
+
+type step struct {
+	at    int64 // Unix ns when the state was entered; 0: unknown
+	state tracer.State
+}
+
+// entry is one socket. It holds no pointers.
+type entry struct {
+	cookie   uint64
+	since    int64 // entered the current state, Unix ns; 0: unknown
+	touched  int64 // last update, Unix ns
+	expires  int64 // TIME_WAIT: when it ends, Unix ns
+	closed   int64 // reached CLOSE (or ended TIME_WAIT), Unix ns; 0: open
+	src, dst [16]byte
+	sport    uint16
+	dport    uint16
+	netns    uint32
+	owner    uint32
+	inode    uint32
+	gen      uint32 // reconciliation generation that last saw it
+	comm     tracer.Comm
+	family   tracer.Family
+	state    tracer.State
+	source   uint8
+	flags    uint8
+	nsteps   uint8
+	steps    [TimelineLen]step
+}
+
+// Stats counts what the table did, including what it had to drop.
+type Stats struct {
+	Sockets          int    // entries now
+	TimeWait         int    // of which in TIME_WAIT
+	Evicted          uint64 // entries dropped because MaxSockets was reached
+	TimelineDropped  uint64 // transitions dropped from full timelines
+	OutOfOrder       uint64 // events older than the state they would replace
+	Lost             uint64 // events the kernel reported lost
+	Reconciliations  uint64
+	TimeWaitEnded    [5]uint64 // by tracer.TimeWaitOp: expire, reuse, kill
+	TimeWaitObserved uint64    // TIME_WAIT sockets first seen by sock_diag, not inferred
+}
+
+// Table is the socket table. Its methods are safe for concurrent use: one
+// writer (the pipeline) and any number of readers (views, metrics).
+type Table struct {
+	mu  sync.RWMutex
+	cfg Config
+
+	slots    []entry
+	free     []int32
+	byCookie map[uint64]int32
+	// listeners maps (netns, port) to the slot of a LISTEN socket, for the
+	// owner of accepted sockets whose listener predates the tracer.
+	listeners map[portKey]int32
+	// tw maps a hash of (netns, src, dst) to the cookie of a TIME_WAIT entry,
+	// to recognise a new connection that takes over its 4-tuple.
+	tw map[uint64]uint64
+
+	ports map[portKey]*PortCounters
+
+	gen        uint32
+	reconciled map[uint32]int64 // namespace → Unix ns of its last complete dump
+	rng        uint64
+	stats      Stats
+}
+
+type portKey struct {
+	netns uint32
+	port  uint16
+}
+
+// New returns an empty table.
+func New(cfg Config) *Table {
+	if cfg.MaxSockets <= 0 {
+		cfg.MaxSockets = DefaultMaxSockets
+	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = DefaultLinger
+	}
+	return &Table{
+		cfg:        cfg,
+		byCookie:   make(map[uint64]int32),
+		listeners:  make(map[portKey]int32),
+		tw:         make(map[uint64]uint64),
+		ports:      make(map[portKey]*PortCounters),
+		reconciled: make(map[uint32]int64),
+		rng:        0x9e3779b97f4a7c15,
+	}
+}
+
+// lookup returns the slot of a cookie, or -1.
+func (t *Table) lookup(cookie uint64) int32 {
+	if i, ok := t.byCookie[cookie]; ok {
+		return i
+	}
+	return -1
+}
+
+// insert returns a fresh slot for cookie, evicting an entry if the table is full.
+func (t *Table) insert(cookie uint64, now int64) int32 {
+	if len(t.byCookie) >= t.cfg.MaxSockets {
+		t.evictOne(now)
+	}
+	var i int32
+	if n := len(t.free); n > 0 {
+		i = t.free[n-1]
+		t.free = t.free[:n-1]
+	} else {
+		t.slots = append(t.slots, entry{})
+		i = int32(len(t.slots) - 1)
+	}
+	t.slots[i] = entry{cookie: cookie, touched: now}
+	t.byCookie[cookie] = i
+	return i
+}
+
+// remove frees a slot and drops it from every index.
+func (t *Table) remove(i int32) {
+	e := &t.slots[i]
+	if e.state == tracer.StateTimeWait {
+		t.stats.TimeWait--
+	}
+	t.unindexListener(e)
+	t.unindexTW(e)
+	delete(t.byCookie, e.cookie)
+	*e = entry{}
+	t.free = append(t.free, i)
+}
+
+func (e *entry) addrPorts() (src, dst netip.AddrPort) {
+	return netip.AddrPortFrom(addrFrom(e.family, &e.src), e.sport),
+		netip.AddrPortFrom(addrFrom(e.family, &e.dst), e.dport)
+}
+
+func addrFrom(f tracer.Family, b *[16]byte) netip.Addr {
+	if f == tracer.FamilyIPv4 {
+		return netip.AddrFrom4([4]byte(b[:4]))
+	}
+	return netip.AddrFrom16(*b)
+}
+
+func putAddr(b *[16]byte, a netip.Addr) {
+	if a.Is4() {
+		*b = [16]byte{}
+		v := a.As4()
+		copy(b[:4], v[:])
+		return
+	}
+	*b = a.As16()
+}
+
+// setEndpoints stores the endpoints of an event. A client's source port is 0
+// until connect() has picked it: an unset port never overwrites a known one.
+func (e *entry) setEndpoints(f tracer.Family, src, dst netip.AddrPort) {
+	e.family = f
+	if src.Addr().IsValid() && (src.Port() != 0 || e.sport == 0) {
+		putAddr(&e.src, src.Addr())
+		e.sport = src.Port()
+	}
+	if dst.Addr().IsValid() && (dst.Port() != 0 || e.dport == 0) {
+		putAddr(&e.dst, dst.Addr())
+		e.dport = dst.Port()
+	}
+}
+
+// push appends a step to the timeline, dropping the oldest when full.
+func (t *Table) push(e *entry, s tracer.State, at int64) {
+	if int(e.nsteps) == len(e.steps) {
+		copy(e.steps[:], e.steps[1:])
+		e.nsteps--
+		t.stats.TimelineDropped++
+	}
+	// Keep the timeline in time order even when events arrive out of order.
+	i := int(e.nsteps)
+	for i > 0 && at != 0 && e.steps[i-1].at > at {
+		i--
+	}
+	copy(e.steps[i+1:e.nsteps+1], e.steps[i:e.nsteps])
+	e.steps[i] = step{at: at, state: s}
+	e.nsteps++
+}
+
+func (t *Table) indexListener(e *entry, i int32) {
+	if e.flags&flagListener != 0 {
+		return
+	}
+	t.listeners[portKey{e.netns, e.sport}] = i
+	e.flags |= flagListener
+}
+
+func (t *Table) unindexListener(e *entry) {
+	if e.flags&flagListener == 0 {
+		return
+	}
+	k := portKey{e.netns, e.sport}
+	if j, ok := t.listeners[k]; ok && t.slots[j].cookie == e.cookie {
+		delete(t.listeners, k)
+	}
+	e.flags &^= flagListener
+}
+
+// tupleHash identifies a connection's 4-tuple in a namespace.
+func tupleHash(netns uint32, src *[16]byte, sport uint16, dst *[16]byte, dport uint16) uint64 {
+	const prime = 0x100000001b3
+	h := uint64(0xcbf29ce484222325) ^ uint64(netns)
+	h *= prime
+	for _, b := range [2]*[16]byte{src, dst} {
+		for k := 0; k < 16; k += 8 {
+			v := uint64(b[k]) | uint64(b[k+1])<<8 | uint64(b[k+2])<<16 | uint64(b[k+3])<<24 |
+				uint64(b[k+4])<<32 | uint64(b[k+5])<<40 | uint64(b[k+6])<<48 | uint64(b[k+7])<<56
+			h = (h ^ v) * prime
+			h ^= h >> 29
+		}
+	}
+	h = (h ^ (uint64(sport)<<16 | uint64(dport))) * prime
+	return h ^ h>>32
+}
+
+func (e *entry) tuple() uint64 {
+	return tupleHash(e.netns, &e.src, e.sport, &e.dst, e.dport)
+}
+
+func (t *Table) indexTW(e *entry) {
+	t.tw[e.tuple()] = e.cookie
+	e.flags |= flagInTW
+}
+
+func (t *Table) unindexTW(e *entry) {
+	if e.flags&flagInTW == 0 {
+		return
+	}
+	h := e.tuple()
+	if c, ok := t.tw[h]; ok && c == e.cookie {
+		delete(t.tw, h)
+	}
+	e.flags &^= flagInTW
+}
+
+// Stats returns the table's counters.
+func (t *Table) Stats() Stats {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	s := t.stats
+	s.Sockets = len(t.byCookie)
+	return s
+}
+
+// Len returns the number of entries.
+func (t *Table) Len() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.byCookie)
+}

@@ -1,0 +1,279 @@
+package table
+
+import (
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/sample"
+)
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+
+const ns = 4026531840
+
+func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// st builds a state event.
+func st(ms int, cookie uint64, src, dst string, old, new tracer.State, owner uint32) tracer.Event {
+	return tracer.Event{
+		Kind: tracer.KindState, Time: at(ms), Cookie: cookie, NetNS: ns, Family: tracer.FamilyIPv4,
+		Src: ap(src), Dst: ap(dst), Old: old, New: new, Owner: owner, OwnerComm: tracer.MakeComm("proc"),
+	}
+}
+
+func states(tl []Step) []tracer.State {
+	var out []tracer.State
+	for _, s := range tl {
+		out = append(out, s.State)
+	}
+	return out
+}
+
+func TestNormalLife(t *testing.T) {
+	tab := New(Config{Derive: true})
+	evs := sample.Events()
+	last := evs[len(evs)-1] // a recorded TIME_WAIT expire, applied below
+	if derived := tab.ApplyBatch(evs[:len(evs)-1], nil); len(derived) != 0 {
+		t.Errorf("derived %v from a normal life", derived)
+	}
+	now := sample.Start.Add(2 * time.Second)
+	client, ok := tab.Socket(0x2a02, now)
+	if !ok {
+		t.Fatal("client missing")
+	}
+	if client.State != tracer.StateClose || client.Closed.IsZero() || client.Src != ap("127.0.0.1:51234") ||
+		client.Owner != 5001 || client.OwnerComm.String() != "curl" || client.Source != "trace" {
+		t.Errorf("client %+v", client)
+	}
+	if got, want := states(client.Timeline), []tracer.State{tracer.StateSynSent, tracer.StateEstablished,
+		tracer.StateCloseWait, tracer.StateLastAck, tracer.StateClose}; !slices.Equal(got, want) {
+		t.Errorf("client timeline %v, want %v", got, want)
+	}
+	if d := client.Timeline[1].Dur; d != 25*time.Millisecond {
+		t.Errorf("client ESTABLISHED for %v, want 25ms", d)
+	}
+
+	server, _ := tab.Socket(0x2a03, now)
+	if server.State != tracer.StateTimeWait || server.Owner != 4120 || !server.Closed.IsZero() {
+		t.Errorf("server socket %+v: want TIME_WAIT owned by nginx", server)
+	}
+	if got, want := states(server.Timeline), []tracer.State{tracer.StateSynRecv, tracer.StateEstablished,
+		tracer.StateFinWait1, tracer.StateFinWait2, tracer.StateTimeWait}; !slices.Equal(got, want) {
+		t.Errorf("server timeline %v, want %v", got, want)
+	}
+	if got, want := server.Remaining(now), 60*time.Second-(2*time.Second-36*time.Millisecond); got != want {
+		t.Errorf("remaining %v, want %v", got, want)
+	}
+	// The sample ends with a recorded expire (a replayed capture): applied, not derived.
+	if last.Kind != tracer.KindTimeWait || last.TimeWait != tracer.TimeWaitExpire || last.Cookie != 0x2a03 {
+		t.Fatalf("the sample no longer ends with the server's TIME_WAIT expiry: %+v", last)
+	}
+	if d := tab.Apply(&last, nil); len(d) != 0 {
+		t.Errorf("applying a recorded expire derived %v", d)
+	}
+	if s, _ := tab.Socket(0x2a03, now); s.State != tracer.StateClose {
+		t.Errorf("after expire: %v", s.State)
+	}
+
+	ports := tab.Ports()
+	var p8080 *PortSummary
+	for i := range ports {
+		if ports[i].Port == 8080 {
+			p8080 = &ports[i]
+		}
+	}
+	if p8080 == nil || p8080.Binds != 2 || p8080.BindFailures != 1 || p8080.ListenFailures != 1 || p8080.TimeWaitEnters != 1 {
+		t.Errorf("port 8080 summary %+v", p8080)
+	}
+	if s := tab.Stats(); s.Lost != 17 || s.TimeWait != 0 || s.TimeWaitEnded[tracer.TimeWaitExpire] != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+// Kernel addresses are reused; cookies are not. Two sockets with the same
+// 4-tuple one after the other are two entries.
+func TestSameTupleDifferentCookies(t *testing.T) {
+	tab := New(Config{Derive: true})
+	tab.ApplyBatch([]tracer.Event{
+		st(0, 1, "10.0.0.1:5000", "10.0.0.2:80", tracer.StateSynSent, tracer.StateEstablished, 7),
+		st(5, 1, "10.0.0.1:5000", "10.0.0.2:80", tracer.StateEstablished, tracer.StateCloseWait, 7),
+		st(6, 1, "10.0.0.1:5000", "10.0.0.2:80", tracer.StateCloseWait, tracer.StateLastAck, 7),
+		st(7, 1, "10.0.0.1:5000", "10.0.0.2:80", tracer.StateLastAck, tracer.StateClose, 7),
+		st(9, 2, "10.0.0.1:5000", "10.0.0.2:80", tracer.StateSynSent, tracer.StateEstablished, 8),
+	}, nil)
+	a, _ := tab.Socket(1, at(10))
+	b, _ := tab.Socket(2, at(10))
+	if a.State != tracer.StateClose || b.State != tracer.StateEstablished || a.Owner != 7 || b.Owner != 8 {
+		t.Errorf("first %v/%d, second %v/%d", a.State, a.Owner, b.State, b.Owner)
+	}
+	if n := len(tab.Sockets(Query{}, at(10))); n != 1 {
+		t.Errorf("%d open sockets, want 1", n)
+	}
+}
+
+// tcp_tw_reuse: a new connection reaches ESTABLISHED on the 4-tuple of a
+// live TIME_WAIT. The table reports the reuse and ends the TIME_WAIT.
+func TestTimeWaitReuse(t *testing.T) {
+	tab := New(Config{Derive: true})
+	closeFirst := []tracer.Event{
+		st(0, 10, "127.0.0.1:40000", "127.0.0.1:80", tracer.StateEstablished, tracer.StateFinWait1, 9),
+		st(1, 10, "127.0.0.1:40000", "127.0.0.1:80", tracer.StateFinWait1, tracer.StateFinWait2, 9),
+		st(2, 10, "127.0.0.1:40000", "127.0.0.1:80", tracer.StateFinWait2, tracer.StateClose, 9),
+	}
+	var tw tracer.Event
+	tracer.InferTimeWait(&closeFirst[2], &tw)
+	closeFirst = append(closeFirst, tw)
+	tab.ApplyBatch(closeFirst, nil)
+	if s := tab.Stats(); s.TimeWait != 1 {
+		t.Fatalf("TIME_WAIT entries %d, want 1", s.TimeWait)
+	}
+	derived := tab.ApplyBatch([]tracer.Event{
+		st(3000, 11, "127.0.0.1:0", "127.0.0.1:80", tracer.StateClose, tracer.StateSynSent, 9),
+		st(3001, 11, "127.0.0.1:40000", "127.0.0.1:80", tracer.StateSynSent, tracer.StateEstablished, 9),
+	}, nil)
+	if len(derived) != 1 {
+		t.Fatalf("derived %d events, want one reuse", len(derived))
+	}
+	r := derived[0]
+	if r.Kind != tracer.KindTimeWait || r.TimeWait != tracer.TimeWaitReuse || r.Cookie != 10 ||
+		r.Src != ap("127.0.0.1:40000") || r.Dst != ap("127.0.0.1:80") || r.Source != tracer.SourceInferred || !r.Time.Equal(at(3001)) {
+		t.Errorf("reuse event %+v", r)
+	}
+	old, _ := tab.Socket(10, at(3002))
+	if old.State != tracer.StateClose {
+		t.Errorf("old TIME_WAIT now %v, want CLOSE", old.State)
+	}
+	if s := tab.Stats(); s.TimeWait != 0 || s.TimeWaitEnded[tracer.TimeWaitReuse] != 1 {
+		t.Errorf("stats %+v", s)
+	}
+	// Without Derive (replay), nothing is derived: the capture has its own events.
+	replay := New(Config{})
+	replay.ApplyBatch(closeFirst, nil)
+	if d := replay.ApplyBatch([]tracer.Event{st(3001, 11, "127.0.0.1:40000", "127.0.0.1:80", tracer.StateSynSent, tracer.StateEstablished, 9)}, nil); len(d) != 0 {
+		t.Errorf("replay derived %v", d)
+	}
+}
+
+func TestEvictionUnderCap(t *testing.T) {
+	tab := New(Config{MaxSockets: 10})
+	// Five closed sockets, then fifteen open ones.
+	for c := uint64(1); c <= 5; c++ {
+		tab.Apply(ptr(st(int(c), c, "10.0.0.1:1000", "10.0.0.2:80", tracer.StateLastAck, tracer.StateClose, 1)), nil)
+	}
+	for c := uint64(6); c <= 20; c++ {
+		tab.Apply(ptr(st(100+int(c), c, "10.0.0.1:1000", "10.0.0.2:80", tracer.StateSynSent, tracer.StateEstablished, 1)), nil)
+	}
+	s := tab.Stats()
+	if s.Sockets != 10 || s.Evicted != 10 {
+		t.Fatalf("sockets %d evicted %d, want 10 and 10", s.Sockets, s.Evicted)
+	}
+	// Closed entries go first: all five of them are gone.
+	for c := uint64(1); c <= 5; c++ {
+		if _, ok := tab.Socket(c, at(200)); ok {
+			t.Errorf("closed socket %d survived while open ones were evicted", c)
+		}
+	}
+	// The newest socket is always kept.
+	if _, ok := tab.Socket(20, at(200)); !ok {
+		t.Error("the socket just inserted was evicted")
+	}
+}
+
+func ptr(e tracer.Event) *tracer.Event { return &e }
+
+func TestOutOfOrderEvents(t *testing.T) {
+	tab := New(Config{})
+	tab.ApplyBatch([]tracer.Event{
+		st(10, 5, "10.0.0.1:80", "10.0.0.2:999", tracer.StateFinWait1, tracer.StateFinWait2, 3),
+		st(5, 5, "10.0.0.1:80", "10.0.0.2:999", tracer.StateEstablished, tracer.StateFinWait1, 3),
+	}, nil)
+	s, _ := tab.Socket(5, at(20))
+	if s.State != tracer.StateFinWait2 {
+		t.Errorf("state %v, want FIN_WAIT2 (the newer event)", s.State)
+	}
+	if got := states(s.Timeline); !slices.Equal(got, []tracer.State{tracer.StateFinWait1, tracer.StateFinWait2}) {
+		t.Errorf("timeline %v not in time order", got)
+	}
+	if tab.Stats().OutOfOrder != 1 {
+		t.Errorf("out-of-order count %d", tab.Stats().OutOfOrder)
+	}
+}
+
+func TestTimelineBounded(t *testing.T) {
+	tab := New(Config{})
+	flip := []tracer.State{tracer.StateEstablished, tracer.StateCloseWait}
+	for i := range 10 {
+		tab.Apply(ptr(st(i, 1, "10.0.0.1:80", "10.0.0.2:1", flip[(i+1)%2], flip[i%2], 1)), nil)
+	}
+	s, _ := tab.Socket(1, at(20))
+	if len(s.Timeline) != TimelineLen || tab.Stats().TimelineDropped != 10-TimelineLen {
+		t.Errorf("timeline %d steps, dropped %d", len(s.Timeline), tab.Stats().TimelineDropped)
+	}
+	if !s.Timeline[len(s.Timeline)-1].At.Equal(at(9)) {
+		t.Errorf("the newest step was dropped")
+	}
+}
+
+// An accepted socket of a listener that predates the tracer has no owner in
+// its events; it inherits the listener's, which the snapshot resolved.
+func TestListenerOwnerFromSnapshot(t *testing.T) {
+	tab := New(Config{Derive: true})
+	tab.Load(&Snapshot{NetNS: ns, Start: at(0), End: at(1), Complete: true, Initial: true, Sockets: []KernelSocket{
+		{Cookie: 100, Family: tracer.FamilyIPv4, State: tracer.StateListen, Src: ap("0.0.0.0:8080"), Dst: ap("0.0.0.0:0"), Inode: 555},
+	}}, nil)
+	n := tab.ResolveOwners(func(inode uint32) (uint32, tracer.Comm, bool) {
+		return 4120, tracer.MakeComm("nginx"), inode == 555
+	})
+	if n != 1 {
+		t.Fatalf("resolved %d owners", n)
+	}
+	child := st(10, 101, "127.0.0.1:8080", "127.0.0.1:5000", tracer.StateListen, tracer.StateSynRecv, 0)
+	child.OwnerComm = tracer.Comm{}
+	tab.Apply(&child, nil)
+	s, _ := tab.Socket(101, at(11))
+	if s.Owner != 4120 || s.OwnerComm.String() != "nginx" {
+		t.Errorf("accepted socket owner %d %q, want the listener's", s.Owner, s.OwnerComm)
+	}
+	l, _ := tab.Socket(100, at(11))
+	if l.Source != "sock_diag" || l.Inode != 555 || !l.Since.IsZero() {
+		t.Errorf("listener %+v", l)
+	}
+}
+
+func TestProcessesAndRemotes(t *testing.T) {
+	tab := New(Config{})
+	for c := range uint64(5) {
+		e := st(int(c), 200+c, "10.0.0.1:"+itoa(40000+int(c)), "10.0.0.9:5432", tracer.StateFinWait2, tracer.StateClose, 77)
+		var tw tracer.Event
+		tracer.InferTimeWait(&e, &tw)
+		tab.ApplyBatch([]tracer.Event{e, tw}, nil)
+	}
+	tab.Apply(ptr(st(9, 300, "10.0.0.1:41000", "10.0.0.9:5432", tracer.StateSynSent, tracer.StateEstablished, 77)), nil)
+	rem := tab.Remotes()
+	if len(rem) == 0 || rem[0].Remote != ap("10.0.0.9:5432") || rem[0].TimeWait != 5 || rem[0].Established != 1 {
+		t.Fatalf("remotes %+v", rem)
+	}
+	if x := rem[0].Exhaustion(10); x != 0.5 {
+		t.Errorf("exhaustion %v, want 0.5", x)
+	}
+	procs := tab.Processes()
+	if len(procs) != 1 || procs[0].PID != 77 || procs[0].TimeWait != 5 || procs[0].States[tracer.StateEstablished] != 1 {
+		t.Errorf("processes %+v", procs)
+	}
+	q := tab.Sockets(Query{States: []tracer.State{tracer.StateTimeWait}}, at(10))
+	if len(q) != 5 {
+		t.Errorf("TIME_WAIT query: %d", len(q))
+	}
+	if q := tab.Sockets(Query{Ports: []uint16{41000}}, at(10)); len(q) != 1 || q[0].Cookie != 300 {
+		t.Errorf("port query %+v", q)
+	}
+}
+
+func itoa(n int) string {
+	return netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(n)).String()[len("0.0.0.0:"):]
+}

@@ -1,0 +1,339 @@
+package table
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/twtrace/twtrace/tracer"
+)
+
+// Socket is a copy of one entry, safe to keep.
+type Socket struct {
+	Cookie    uint64
+	Family    tracer.Family
+	Src, Dst  netip.AddrPort
+	NetNS     uint32
+	Inode     uint32 // 0 when unknown (TIME_WAIT sockets have none)
+	State     tracer.State
+	Since     time.Time // when it entered State; zero when unknown
+	Owner     uint32    // 0 when unknown
+	OwnerComm tracer.Comm
+	Expires   time.Time // TIME_WAIT: when its timer runs out
+	Confirmed bool      // TIME_WAIT: the kernel's table has it (sock_diag)
+	Closed    time.Time // when it closed; zero while open
+	Source    string    // "trace", "sock_diag" or "sock_diag+trace"
+	Timeline  []Step
+}
+
+// Step is one state in a socket's timeline.
+type Step struct {
+	State tracer.State
+	At    time.Time     // when it was entered; zero when unknown
+	Dur   time.Duration // time spent in it; for the last step, until the socket closed or now
+}
+
+// Remaining returns the time left on a TIME_WAIT socket's timer.
+func (s *Socket) Remaining(now time.Time) time.Duration {
+	if s.State != tracer.StateTimeWait || s.Expires.IsZero() {
+		return 0
+	}
+	return max(s.Expires.Sub(now), 0)
+}
+
+// Query selects sockets; zero fields select everything.
+type Query struct {
+	Ports         []uint16 // local or remote
+	States        []tracer.State
+	NetNS         uint32
+	PID           uint32
+	IncludeClosed bool // closed sockets still lingering
+}
+
+func (q *Query) match(e *entry) bool {
+	if e.cookie == 0 || (!q.IncludeClosed && e.closed != 0) {
+		return false
+	}
+	if q.NetNS != 0 && e.netns != q.NetNS {
+		return false
+	}
+	if q.PID != 0 && e.owner != q.PID {
+		return false
+	}
+	if len(q.States) > 0 && !slices.Contains(q.States, e.state) {
+		return false
+	}
+	if len(q.Ports) > 0 && !slices.Contains(q.Ports, e.sport) && !slices.Contains(q.Ports, e.dport) {
+		return false
+	}
+	return true
+}
+
+// Sockets returns the sockets q selects, ordered by namespace, local port,
+// state and remote end.
+func (t *Table) Sockets(q Query, now time.Time) []Socket {
+	t.mu.RLock()
+	var out []Socket
+	for i := range t.slots {
+		e := &t.slots[i]
+		if q.match(e) {
+			out = append(out, e.view(now))
+		}
+	}
+	t.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Socket) int {
+		return cmp.Or(
+			cmp.Compare(a.NetNS, b.NetNS),
+			cmp.Compare(a.Src.Port(), b.Src.Port()),
+			cmp.Compare(a.State, b.State),
+			a.Dst.Compare(b.Dst),
+			a.Src.Addr().Compare(b.Src.Addr()),
+			cmp.Compare(a.Cookie, b.Cookie),
+		)
+	})
+	return out
+}
+
+// Socket returns one socket by cookie.
+func (t *Table) Socket(cookie uint64, now time.Time) (Socket, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	i := t.lookup(cookie)
+	if i < 0 {
+		return Socket{}, false
+	}
+	return t.slots[i].view(now), true
+}
+
+func unixTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns).UTC()
+}
+
+func (e *entry) view(now time.Time) Socket {
+	src, dst := e.addrPorts()
+	s := Socket{
+		Cookie: e.cookie, Family: e.family, Src: src, Dst: dst, NetNS: e.netns, Inode: e.inode,
+		State: e.state, Since: unixTime(e.since), Owner: e.owner, OwnerComm: e.comm,
+		Expires: unixTime(e.expires), Confirmed: e.flags&flagTWConfirmed != 0,
+		Closed: unixTime(e.closed), Source: sourceName(e.source),
+	}
+	if e.state != tracer.StateTimeWait {
+		s.Expires = time.Time{}
+	}
+	end := now
+	if e.closed != 0 {
+		end = s.Closed
+	}
+	s.Timeline = make([]Step, e.nsteps)
+	for k := range int(e.nsteps) {
+		st := e.steps[k]
+		s.Timeline[k] = Step{State: st.state, At: unixTime(st.at)}
+		next := end
+		if k+1 < int(e.nsteps) {
+			next = unixTime(e.steps[k+1].at)
+		}
+		if st.at != 0 && !next.IsZero() && next.After(s.Timeline[k].At) {
+			s.Timeline[k].Dur = next.Sub(s.Timeline[k].At)
+		}
+	}
+	return s
+}
+
+func sourceName(src uint8) string {
+	switch src {
+	case fromTrace:
+		return "trace"
+	case fromDiag:
+		return "sock_diag"
+	case fromTrace | fromDiag:
+		return "sock_diag+trace"
+	}
+	return ""
+}
+
+// numStates sizes the per-state counters (TCP states are 1..13).
+const numStates = 14
+
+// PortSummary aggregates one local port of one namespace.
+type PortSummary struct {
+	NetNS      uint32
+	Port       uint16
+	States     [numStates]int // open sockets by state
+	TimeWait   int
+	LastExpiry time.Time // when the last TIME_WAIT on the port ends
+	Owners     []Owner   // distinct owners of the port's open sockets
+	PortCounters
+}
+
+// Owner is a process that owns sockets.
+type Owner struct {
+	PID  uint32
+	Comm tracer.Comm
+}
+
+// Total is the number of sockets on the port.
+func (p *PortSummary) Total() int {
+	n := 0
+	for _, c := range p.States {
+		n += c
+	}
+	return n
+}
+
+// Ports aggregates sockets and counters by local port, busiest first.
+func (t *Table) Ports() []PortSummary {
+	t.mu.RLock()
+	m := make(map[portKey]*PortSummary)
+	get := func(k portKey) *PortSummary {
+		p := m[k]
+		if p == nil {
+			p = &PortSummary{NetNS: k.netns, Port: k.port}
+			m[k] = p
+		}
+		return p
+	}
+	for i := range t.slots {
+		e := &t.slots[i]
+		if e.cookie == 0 || e.closed != 0 || e.sport == 0 {
+			continue
+		}
+		p := get(portKey{e.netns, e.sport})
+		if int(e.state) < numStates {
+			p.States[e.state]++
+		}
+		if e.state == tracer.StateTimeWait {
+			p.TimeWait++
+			if exp := unixTime(e.expires); exp.After(p.LastExpiry) {
+				p.LastExpiry = exp
+			}
+		} else if e.owner != 0 && !slices.ContainsFunc(p.Owners, func(o Owner) bool { return o.PID == e.owner }) {
+			p.Owners = append(p.Owners, Owner{e.owner, e.comm})
+		}
+	}
+	for k, c := range t.ports {
+		get(k).PortCounters = *c
+	}
+	t.mu.RUnlock()
+
+	out := make([]PortSummary, 0, len(m))
+	for _, p := range m {
+		out = append(out, *p)
+	}
+	slices.SortFunc(out, func(a, b PortSummary) int {
+		return cmp.Or(cmp.Compare(b.Total(), a.Total()), cmp.Compare(a.NetNS, b.NetNS), cmp.Compare(a.Port, b.Port))
+	})
+	return out
+}
+
+// ProcessSummary aggregates the sockets of one owner; TIME_WAIT sockets
+// count for the process that left them behind.
+type ProcessSummary struct {
+	Owner
+	States   [numStates]int
+	TimeWait int
+}
+
+// Processes aggregates sockets by owner, most sockets first. Sockets with no
+// known owner are not included.
+func (t *Table) Processes() []ProcessSummary {
+	t.mu.RLock()
+	m := make(map[uint32]*ProcessSummary)
+	for i := range t.slots {
+		e := &t.slots[i]
+		if e.cookie == 0 || e.closed != 0 || e.owner == 0 {
+			continue
+		}
+		p := m[e.owner]
+		if p == nil {
+			p = &ProcessSummary{Owner: Owner{e.owner, e.comm}}
+			m[e.owner] = p
+		}
+		if int(e.state) < numStates {
+			p.States[e.state]++
+		}
+		if e.state == tracer.StateTimeWait {
+			p.TimeWait++
+		}
+	}
+	t.mu.RUnlock()
+	out := make([]ProcessSummary, 0, len(m))
+	for _, p := range m {
+		out = append(out, *p)
+	}
+	total := func(p ProcessSummary) int {
+		n := 0
+		for _, c := range p.States {
+			n += c
+		}
+		return n
+	}
+	slices.SortFunc(out, func(a, b ProcessSummary) int {
+		return cmp.Or(cmp.Compare(total(b), total(a)), cmp.Compare(a.PID, b.PID))
+	})
+	return out
+}
+
+// RemoteSummary aggregates the sockets towards one remote endpoint. Each
+// TIME_WAIT towards it holds a local port that connect() cannot use for that
+// endpoint until it ends: compared with the size of ip_local_port_range,
+// TimeWait is the port-exhaustion signal.
+type RemoteSummary struct {
+	NetNS       uint32
+	Remote      netip.AddrPort
+	TimeWait    int
+	Established int
+	Total       int
+}
+
+// Exhaustion is the share of the local port range that TIME_WAIT sockets
+// towards this endpoint hold (rangeSize = high - low + 1).
+func (r *RemoteSummary) Exhaustion(rangeSize int) float64 {
+	if rangeSize <= 0 {
+		return 0
+	}
+	return float64(r.TimeWait) / float64(rangeSize)
+}
+
+// Remotes aggregates open sockets by remote endpoint, most TIME_WAIT first.
+func (t *Table) Remotes() []RemoteSummary {
+	type key struct {
+		netns uint32
+		addr  [16]byte
+		port  uint16
+		fam   tracer.Family
+	}
+	t.mu.RLock()
+	m := make(map[key]*RemoteSummary)
+	for i := range t.slots {
+		e := &t.slots[i]
+		if e.cookie == 0 || e.closed != 0 || e.dport == 0 {
+			continue
+		}
+		k := key{e.netns, e.dst, e.dport, e.family}
+		r := m[k]
+		if r == nil {
+			r = &RemoteSummary{NetNS: e.netns, Remote: netip.AddrPortFrom(addrFrom(e.family, &e.dst), e.dport)}
+			m[k] = r
+		}
+		r.Total++
+		switch e.state {
+		case tracer.StateTimeWait:
+			r.TimeWait++
+		case tracer.StateEstablished:
+			r.Established++
+		}
+	}
+	t.mu.RUnlock()
+	out := make([]RemoteSummary, 0, len(m))
+	for _, r := range m {
+		out = append(out, *r)
+	}
+	slices.SortFunc(out, func(a, b RemoteSummary) int {
+		return cmp.Or(cmp.Compare(b.TimeWait, a.TimeWait), cmp.Compare(b.Total, a.Total), a.Remote.Compare(b.Remote))
+	})
+	return out
+}
