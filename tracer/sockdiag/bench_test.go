@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twtrace/twtrace/tracer/internal/privtest"
+	"github.com/twtrace/twtrace/tracer/tracertest"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,7 +23,7 @@ const (
 // address and port, never used twice: a new connection on the 4-tuple of a
 // TIME_WAIT socket would end it (a SYN to a TIME_WAIT socket may reopen the
 // connection), and ports the kernel picked would eventually come round again.
-func makeTimeWaits(ns *privtest.NetNS, n int, limit time.Duration) (netip.AddrPort, error) {
+func makeTimeWaits(ns *tracertest.NetNS, n int, limit time.Duration) (netip.AddrPort, error) {
 	if n > maxTimeWaits {
 		return netip.AddrPort{}, fmt.Errorf("%d TIME_WAIT sockets asked, at most %d", n, maxTimeWaits)
 	}
@@ -66,7 +66,7 @@ func makeTimeWaits(ns *privtest.NetNS, n int, limit time.Duration) (netip.AddrPo
 func BenchmarkDumpTimeWait(b *testing.B) {
 	for _, n := range []int{1000, 100_000} {
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
-			ns := privtest.NewNetNS(b)
+			ns := tracertest.NewNetNS(b)
 			start := time.Now()
 			if _, err := makeTimeWaits(ns, n, 60*time.Second); err != nil {
 				b.Fatal(err)

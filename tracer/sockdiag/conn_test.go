@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twtrace/twtrace/tracer/internal/privtest"
+	"github.com/twtrace/twtrace/tracer/tracertest"
 	"golang.org/x/sys/unix"
 )
 
@@ -86,7 +86,7 @@ func collect(t testing.TB, c *Conn, family uint8, states uint32) map[uint64]Sock
 }
 
 func TestDumpNamespace(t *testing.T) {
-	ns := privtest.NewNetNS(t)
+	ns := tracertest.NewNetNS(t)
 	w4 := &world{map[uint64]netip.AddrPort{}, map[uint64][2]netip.AddrPort{}, map[uint64][2]netip.AddrPort{}, time.Time{}}
 	w6 := &world{map[uint64]netip.AddrPort{}, map[uint64][2]netip.AddrPort{}, map[uint64][2]netip.AddrPort{}, time.Time{}}
 	err := ns.Do(func() error {
@@ -262,7 +262,7 @@ func firstKey[V any](m map[uint64]V) uint64 {
 // FIN_WAIT2 with tcp_fin_timeout on its timer, turned into TIME_WAIT with 60 s
 // by the peer's FIN.
 func TestDumpOrphanFinWait2(t *testing.T) {
-	ns := privtest.NewNetNS(t)
+	ns := tracertest.NewNetNS(t)
 	if err := ns.Sysctl("net/ipv4/tcp_fin_timeout", "30"); err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +334,7 @@ func TestDumpOrphanFinWait2(t *testing.T) {
 }
 
 func TestDumpStopsEarly(t *testing.T) {
-	ns := privtest.NewNetNS(t)
+	ns := tracertest.NewNetNS(t)
 	// Enough listeners for several datagrams, so that the rest of the
 	// reply has to be read past the error.
 	const n = 300
@@ -368,7 +368,7 @@ func TestDumpStopsEarly(t *testing.T) {
 }
 
 func TestDumpAllocs(t *testing.T) {
-	ns := privtest.NewNetNS(t)
+	ns := tracertest.NewNetNS(t)
 	const n = 2000
 	if _, err := makeTimeWaits(ns, n, 60*time.Second); err != nil {
 		t.Fatal(err)
