@@ -101,6 +101,6 @@ With no subcommand it streams events as 'twtrace trace' does.`,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	opts.register(root)
-	root.AddCommand(newTraceCmd(stdout, stderr))
+	root.AddCommand(newTraceCmd(stdout, stderr), newSocketsCmd(stdout))
 	return root
 }

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/live"
 	"github.com/twtrace/twtrace/tracer/stream"
 )
 
@@ -90,11 +91,11 @@ func runTrace(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	t, err := tracer.Open(cfg)
+	sess, err := live.Start(live.Config{Tracer: cfg, Logger: cfg.Logger})
 	if err != nil {
 		return err
 	}
-	defer t.Close()
+	defer sess.Close()
 	if err := signalReady(o.readyFile); err != nil {
 		return err
 	}
@@ -114,7 +115,7 @@ func runTrace(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) er
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	seen := 0
-	return t.Run(ctx, func(batch []tracer.Event) error {
+	return sess.Run(ctx, func(batch []tracer.Event) error {
 		if o.count > 0 {
 			if seen >= o.count {
 				return nil

@@ -187,7 +187,7 @@ func (t *Table) ResolveOwners(find func(inode uint32) (pid uint32, comm tracer.C
 	found := 0
 	for i := range t.slots {
 		e := &t.slots[i]
-		if e.cookie == 0 || e.owner != 0 || e.inode == 0 || e.closed != 0 {
+		if !e.unowned() || e.inode == 0 {
 			continue
 		}
 		if pid, comm, ok := find(e.inode); ok {
@@ -198,16 +198,33 @@ func (t *Table) ResolveOwners(find func(inode uint32) (pid uint32, comm tracer.C
 	return found
 }
 
-// Unowned counts open sockets with a known inode and no owner yet.
+// Unowned counts open sockets with no owner yet (TIME_WAIT sockets have
+// none to find).
 func (t *Table) Unowned() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	n := 0
 	for i := range t.slots {
-		e := &t.slots[i]
-		if e.cookie != 0 && e.owner == 0 && e.inode != 0 && e.closed == 0 {
+		if e := &t.slots[i]; e.unowned() {
 			n++
 		}
 	}
 	return n
+}
+
+// UnownedInodes lists the inodes of open sockets with no owner yet.
+func (t *Table) UnownedInodes() []uint32 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var out []uint32
+	for i := range t.slots {
+		if e := &t.slots[i]; e.unowned() && e.inode != 0 {
+			out = append(out, e.inode)
+		}
+	}
+	return out
+}
+
+func (e *entry) unowned() bool {
+	return e.cookie != 0 && e.owner == 0 && e.closed == 0 && e.state != tracer.StateTimeWait
 }

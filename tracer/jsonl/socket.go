@@ -1,0 +1,48 @@
+package jsonl
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/table"
+)
+
+// AppendSocket appends one socket of `twtrace sockets --json` and a newline.
+// remaining_ms is set for TIME_WAIT sockets only; since and owner_* are null
+// when unknown.
+func AppendSocket(b []byte, s *table.Socket, now time.Time) []byte {
+	b = append(b, `{"state":"`...)
+	b = append(b, s.State.String()...)
+	b = append(b, '"')
+	b = appendFamily(b, s.Family)
+	b = appendAddr(b, "saddr", s.Src.Addr())
+	b = appendInt(b, "sport", int64(s.Src.Port()))
+	b = appendAddr(b, "daddr", s.Dst.Addr())
+	b = appendInt(b, "dport", int64(s.Dst.Port()))
+	b = appendInt(b, "netns", int64(s.NetNS))
+	b = appendInt(b, "inode", int64(s.Inode))
+	b = appendCookie(b, s.Cookie)
+	b = append(b, `,"owner_pid":`...)
+	if s.Owner != 0 {
+		b = strconv.AppendUint(b, uint64(s.Owner), 10)
+		b = append(b, `,"owner_comm":`...)
+		b = appendString(b, s.OwnerComm[:])
+	} else {
+		b = append(b, `null,"owner_comm":null`...)
+	}
+	b = append(b, `,"since":`...)
+	if s.Since.IsZero() {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '"')
+		b = s.Since.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
+	if s.State == tracer.StateTimeWait {
+		b = appendInt(b, "remaining_ms", s.Remaining(now).Milliseconds())
+	}
+	b = append(b, `,"source":"`...)
+	b = append(b, s.Source...)
+	return append(b, "\"}\n"...)
+}

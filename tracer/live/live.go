@@ -1,0 +1,345 @@
+// Package live runs twtrace's pipeline on a live system: the kernel's event
+// stream feeds the socket table, which starts from a sock_diag snapshot, is
+// reconciled with the kernel's TIME_WAIT sockets about once a second, and
+// learns the owners of sockets that predate the tracer from /proc. The
+// events the table derives (TIME_WAIT expire, kill, reuse, and enters the
+// stream could not show) join the kernel's events for every sink.
+package live
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/kstat"
+	"github.com/twtrace/twtrace/tracer/owner"
+	"github.com/twtrace/twtrace/tracer/sockdiag"
+	"github.com/twtrace/twtrace/tracer/table"
+)
+
+// Config configures a Session.
+type Config struct {
+	Tracer tracer.Config
+	Table  table.Config // Derive is always on: a live session derives
+
+	// ReconcileEvery is the period of the TIME_WAIT reconciliation.
+	// 0 means DefaultReconcileEvery.
+	ReconcileEvery time.Duration
+	// Namespaces are extra network namespaces to snapshot and reconcile,
+	// as fds the caller keeps open. The host's is always included, and
+	// namespaces seen in events are found by themselves when they can be.
+	Namespaces []int
+	// ProcRoot is where /proc is; "" means /proc.
+	ProcRoot string
+	Logger   *slog.Logger
+}
+
+// DefaultReconcileEvery is once a second: a TIME_WAIT's end is reported
+// within about a second.
+const DefaultReconcileEvery = time.Second
+
+// ownerRefresh bounds how often a full snapshot is taken to find the owners
+// of sockets the stream showed without one.
+const ownerRefresh = 10 * time.Second
+
+// maxNamespaces bounds the namespaces reconciled besides the host's.
+const maxNamespaces = 64
+
+// Session is a live tracing session.
+type Session struct {
+	cfg    Config
+	log    *slog.Logger
+	tr     *tracer.Tracer
+	tab    *table.Table
+	owners *owner.Resolver
+	diag   *sockdiag.Conn // the host namespace's, kept open
+	hostNS uint32
+
+	derived chan []tracer.Event // from the reconciler to the pipeline
+	hints   chan nsHint         // namespaces seen in events, to the reconciler
+
+	mu      sync.Mutex
+	rates   kstat.Rates
+	haveRt  bool
+	nsList  map[uint32]*netns    // reconciler-owned
+	nsMiss  map[uint32]time.Time // reconciler-owned: not found, when last looked for
+	known   map[uint32]bool      // pipeline-owned: namespaces already hinted
+	scratch []table.KernelSocket
+}
+
+type nsHint struct {
+	inode uint32
+	pid   uint32
+}
+
+// Start opens the tracer, then takes the first snapshot, so that no socket
+// that changes in between is missed: the table orders what it learns by time.
+func Start(cfg Config) (*Session, error) {
+	if cfg.ReconcileEvery <= 0 {
+		cfg.ReconcileEvery = DefaultReconcileEvery
+	}
+	if cfg.ProcRoot == "" {
+		cfg.ProcRoot = "/proc"
+	}
+	cfg.Table.Derive = true
+	s := &Session{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		tab:     table.New(cfg.Table),
+		derived: make(chan []tracer.Event, 16),
+		hints:   make(chan nsHint, 64),
+		nsList:  make(map[uint32]*netns),
+		nsMiss:  make(map[uint32]time.Time),
+		known:   make(map[uint32]bool),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	tr, err := tracer.Open(cfg.Tracer)
+	if err != nil {
+		return nil, err
+	}
+	s.tr = tr
+	if err := s.init(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Session) init() error {
+	var err error
+	if s.hostNS, err = hostNetNS(); err != nil {
+		return fmt.Errorf("read the host network namespace: %w", err)
+	}
+	if s.owners, err = owner.NewResolver(s.cfg.ProcRoot); err != nil {
+		return err
+	}
+	if s.diag, err = sockdiag.Dial(-1); err != nil {
+		return fmt.Errorf("open sock_diag: %w", err)
+	}
+	s.nsList[s.hostNS] = &netns{inode: s.hostNS, fd: -1, host: true}
+	s.known[s.hostNS] = true
+	for _, fd := range s.cfg.Namespaces {
+		ino, err := fdInode(fd)
+		if err != nil {
+			return fmt.Errorf("network namespace fd %d: %w", fd, err)
+		}
+		s.nsList[ino] = &netns{inode: ino, fd: fd}
+		s.known[ino] = true
+	}
+	for _, n := range s.nsList {
+		if s.cfg.Tracer.Filter.NetNS != 0 && n.inode != s.cfg.Tracer.Filter.NetNS {
+			continue
+		}
+		snap, err := s.dump(n, false)
+		if err != nil {
+			s.log.Warn("initial snapshot", "netns", n.inode, "err", err)
+			continue
+		}
+		snap.Initial = true
+		s.tab.Load(snap, nil)
+	}
+	s.resolveOwners()
+	return nil
+}
+
+// Table is the session's socket table.
+func (s *Session) Table() *table.Table { return s.tab }
+
+// Tracer is the session's tracer (kernel counters, warnings).
+func (s *Session) Tracer() *tracer.Tracer { return s.tr }
+
+// Rates returns the host namespace's latest TIME_WAIT counter rates.
+func (s *Session) Rates() (kstat.Rates, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rates, s.haveRt
+}
+
+// Run streams events, kernel and derived, to sink until ctx ends. sink must
+// not keep the slice.
+func (s *Session) Run(ctx context.Context, sink func([]tracer.Event) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		s.reconcileLoop(gctx)
+		return nil
+	})
+	g.Go(func() error {
+		defer cancel() // a failed pipeline stops the reconciler too
+		return s.pipeline(ctx, sink)
+	})
+	return g.Wait()
+}
+
+func (s *Session) pipeline(ctx context.Context, sink func([]tracer.Event) error) error {
+	flt := &s.cfg.Tracer.Filter
+	var out []tracer.Event
+	lastTick := time.Now()
+	return s.tr.Run(ctx, func(batch []tracer.Event) error {
+		out = s.tab.ApplyBatch(batch, out[:0])
+		s.hintNamespaces(batch)
+	drain:
+		for {
+			select {
+			case d := <-s.derived:
+				out = append(out, d...)
+			default:
+				break drain
+			}
+		}
+		if now := time.Now(); now.Sub(lastTick) >= time.Second {
+			lastTick = now
+			out = s.tab.Tick(now, out)
+		}
+		if err := sink(batch); err != nil {
+			return err
+		}
+		n := 0
+		for i := range out {
+			if flt.Match(&out[i]) {
+				out[n] = out[i]
+				n++
+			}
+		}
+		if n == 0 {
+			return nil
+		}
+		return sink(out[:n])
+	})
+}
+
+// hintNamespaces tells the reconciler about namespaces the stream shows.
+func (s *Session) hintNamespaces(batch []tracer.Event) {
+	for i := range batch {
+		ev := &batch[i]
+		if ev.NetNS == 0 || s.known[ev.NetNS] || len(s.known) > maxNamespaces {
+			continue
+		}
+		pid := ev.Owner
+		if pid == 0 && ev.Kind != tracer.KindState {
+			pid = ev.PID
+		}
+		if pid == 0 {
+			continue // a softirq task tells nothing about the namespace
+		}
+		select {
+		case s.hints <- nsHint{ev.NetNS, pid}:
+			s.known[ev.NetNS] = true
+		default:
+		}
+	}
+}
+
+func (s *Session) reconcileLoop(ctx context.Context) {
+	tick := time.NewTicker(s.cfg.ReconcileEvery)
+	defer tick.Stop()
+	lastOwners := time.Now()
+	var sampler kstat.Sampler
+	kr, err := kstat.NewReader(s.cfg.ProcRoot)
+	if err != nil {
+		s.log.Warn("kernel counters unavailable", "err", err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case h := <-s.hints:
+			s.adoptNamespace(h)
+			continue
+		case <-tick.C:
+		}
+		var out []tracer.Event
+		// Now and then a full dump instead: it gives the inodes of sockets
+		// the stream showed without an owner, for /proc to resolve.
+		full := time.Since(lastOwners) >= ownerRefresh && s.tab.Unowned() > 0
+		for _, n := range s.nsList {
+			snap, err := s.dump(n, !full)
+			if err != nil {
+				s.log.Debug("reconcile", "netns", n.inode, "err", err)
+				if !n.host && n.fd < 0 {
+					delete(s.nsList, n.inode) // gone, or no longer reachable
+					s.tab.StopReconciling(n.inode)
+				}
+				continue
+			}
+			out = s.tab.Load(snap, out)
+		}
+		if full {
+			lastOwners = time.Now()
+			s.resolveOwners()
+		}
+		if kr != nil {
+			if c, err := kr.Counters(); err == nil {
+				if r, ok := sampler.Add(c); ok {
+					s.mu.Lock()
+					s.rates, s.haveRt = r, true
+					s.mu.Unlock()
+				}
+			}
+		}
+		if len(out) > 0 {
+			select {
+			case s.derived <- out:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// adoptNamespace starts reconciling a namespace the stream showed, if a path
+// to it can be found.
+func (s *Session) adoptNamespace(h nsHint) {
+	if _, ok := s.nsList[h.inode]; ok || len(s.nsList) > maxNamespaces {
+		return
+	}
+	if t, ok := s.nsMiss[h.inode]; ok && time.Since(t) < nsRetry {
+		return
+	}
+	path, ok := findNetNS(s.cfg.ProcRoot, h.inode, h.pid)
+	if !ok {
+		s.nsMiss[h.inode] = time.Now()
+		s.log.Debug("namespace not reachable: its TIME_WAIT sockets expire by timer", "netns", h.inode)
+		return
+	}
+	s.nsList[h.inode] = &netns{inode: h.inode, fd: -1, path: path}
+}
+
+// dump snapshots one namespace.
+func (s *Session) dump(n *netns, timeWaitOnly bool) (*table.Snapshot, error) {
+	c, closeAfter, err := n.dial(s.diag)
+	if err != nil {
+		return nil, err
+	}
+	if closeAfter {
+		defer c.Close()
+	}
+	snap, err := Dump(c, n.inode, timeWaitOnly, &s.cfg.Tracer.Filter, s.scratch)
+	if err == nil {
+		s.scratch = snap.Sockets[:0]
+	}
+	return snap, err
+}
+
+func (s *Session) resolveOwners() { resolveOwners(s.tab, s.owners) }
+
+// Close detaches every program and closes every connection.
+func (s *Session) Close() error {
+	var errs []error
+	if s.diag != nil {
+		errs = append(errs, s.diag.Close())
+	}
+	if s.tr != nil {
+		errs = append(errs, s.tr.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,137 @@
+package live
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/owner"
+	"github.com/twtrace/twtrace/tracer/sockdiag"
+	"github.com/twtrace/twtrace/tracer/table"
+)
+
+// timeWaitMask asks for timewait mini-sockets: the kernel filters them by
+// substate, and an orphaned connection waiting for the peer's FIN is a
+// timewait socket in substate FIN_WAIT2 (with tcp_fin_timeout on its timer).
+var timeWaitMask = sockdiag.StateMask(sockdiag.StateTimeWait, sockdiag.StateFinWait2)
+
+// Dump reads one namespace's TCP sockets through an open sock_diag
+// connection into a table snapshot. With timeWaitOnly it reads only the
+// timewait sockets (the once-a-second reconciliation). Sockets the filter
+// rejects (ports, family) are left out, as the kernel-side filter leaves out
+// their events.
+func Dump(c *sockdiag.Conn, netns uint32, timeWaitOnly bool, flt *tracer.Filter, into []table.KernelSocket) (*table.Snapshot, error) {
+	states := sockdiag.AllStates
+	if timeWaitOnly {
+		states = timeWaitMask
+	}
+	snap := &table.Snapshot{NetNS: netns, TimeWaitOnly: timeWaitOnly, Sockets: into[:0], Start: time.Now()}
+	err := c.Dump(unix.AF_UNSPEC, states, func(s *sockdiag.Socket) error {
+		ks, ok := kernelSocket(s)
+		if !ok || !matchSnapshot(flt, &ks) {
+			return nil
+		}
+		snap.Sockets = append(snap.Sockets, ks)
+		return nil
+	})
+	snap.End = time.Now()
+	switch {
+	case err == nil:
+		snap.Complete = true
+	case errors.Is(err, sockdiag.ErrInterrupted):
+		// Delivered in full but not consistent: usable, but proves no absence.
+	default:
+		return nil, fmt.Errorf("sock_diag dump of netns %d: %w", netns, err)
+	}
+	return snap, nil
+}
+
+// kernelSocket converts a sock_diag socket. A timewait socket in substate
+// FIN_WAIT2 is shown as TIME_WAIT: it holds the 4-tuple the same way, and its
+// timer says when it ends.
+func kernelSocket(s *sockdiag.Socket) (table.KernelSocket, bool) {
+	ks := table.KernelSocket{
+		Cookie: s.Cookie, Family: tracer.Family(s.Family), State: tracer.State(s.State),
+		Src: s.Src, Dst: s.Dst, Inode: s.Inode,
+	}
+	if s.TimeWaitSock() {
+		ks.State = tracer.StateTimeWait
+		ks.Expires = s.Expires
+	}
+	if ks.Cookie == 0 || (ks.Family != tracer.FamilyIPv4 && ks.Family != tracer.FamilyIPv6) {
+		return ks, false
+	}
+	return ks, true
+}
+
+// matchSnapshot applies the parts of a filter a kernel socket can be judged by.
+func matchSnapshot(f *tracer.Filter, ks *table.KernelSocket) bool {
+	if f == nil {
+		return true
+	}
+	if f.Family != 0 && ks.Family != f.Family {
+		return false
+	}
+	if len(f.Ports) > 0 {
+		for _, p := range f.Ports {
+			if ks.Src.Port() == p || ks.Dst.Port() == p {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// Snapshot reads the sockets of the caller's network namespace (or of
+// netnsFD when >= 0) once, with their owners from /proc, into a new table:
+// what `twtrace sockets` shows. It needs no BPF.
+func Snapshot(procRoot string, netnsFD int, flt *tracer.Filter) (*table.Table, error) {
+	c, err := sockdiag.Dial(netnsFD)
+	if err != nil {
+		return nil, fmt.Errorf("open sock_diag: %w", err)
+	}
+	defer c.Close()
+	var ino uint32
+	if netnsFD >= 0 {
+		ino, err = fdInode(netnsFD)
+	} else {
+		ino, err = hostNetNS()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the network namespace: %w", err)
+	}
+	snap, err := Dump(c, ino, false, flt, nil)
+	if err != nil {
+		return nil, err
+	}
+	snap.Initial = true
+	tab := table.New(table.Config{MaxSockets: max(len(snap.Sockets), 1)})
+	tab.Load(snap, nil)
+	res, err := owner.NewResolver(procRoot)
+	if err != nil {
+		return nil, err
+	}
+	resolveOwners(tab, res)
+	return tab, nil
+}
+
+// resolveOwners finds, through /proc, the owners of sockets known by inode.
+// It scans /proc at most once, outside the table's lock.
+func resolveOwners(tab *table.Table, res *owner.Resolver) {
+	inodes := tab.UnownedInodes()
+	if len(inodes) == 0 {
+		return
+	}
+	found := res.LookupAll(inodes)
+	tab.ResolveOwners(func(inode uint32) (uint32, tracer.Comm, bool) {
+		ps := found[inode]
+		if len(ps) == 0 {
+			return 0, tracer.Comm{}, false
+		}
+		return ps[0].PID, tracer.MakeComm(ps[0].Comm), true
+	})
+}

@@ -1,0 +1,84 @@
+package stream
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/table"
+)
+
+const wState = 12
+
+// SocketsHeader is the header line of WriteSockets.
+func SocketsHeader() string {
+	b := pad(nil, "STATE", wState)
+	b = pad(b, "LOCAL", wAddr)
+	b = pad(b, "REMOTE", wAddr)
+	b = pad(b, "OWNER", wOwner)
+	b = pad(b, "TIMER", 9)
+	return string(append(b, "SK"...))
+}
+
+// WriteSockets writes sockets as `ss -tanp -o` would, with owners and
+// TIME_WAIT countdowns, then one summary line.
+func WriteSockets(w io.Writer, socks []table.Socket, now time.Time, color bool) error {
+	b := append([]byte(SocketsHeader()), '\n')
+	var counts [16]int
+	var last time.Time
+	for i := range socks {
+		s := &socks[i]
+		if int(s.State) < len(counts) {
+			counts[s.State]++
+		}
+		tw := s.State == tracer.StateTimeWait
+		if tw && s.Expires.After(last) {
+			last = s.Expires
+		}
+		if color && tw {
+			b = append(b, ansiYel...)
+		}
+		b = pad(b, s.State.String(), wState)
+		b = padAddr(b, s.Src, wAddr)
+		b = padAddr(b, s.Dst, wAddr)
+		if s.Owner != 0 {
+			start := len(b)
+			b = strconv.AppendUint(b, uint64(s.Owner), 10)
+			b = append(b, ' ')
+			b = appendComm(b, &s.OwnerComm)
+			b = padTo(b, start, wOwner)
+		} else {
+			b = pad(b, "-", wOwner)
+		}
+		timer := ""
+		if tw {
+			timer = strconv.FormatFloat(s.Remaining(now).Seconds(), 'f', 1, 64) + "s"
+		}
+		b = pad(b, timer, 9)
+		b = strconv.AppendUint(b, s.Cookie, 16)
+		if color && tw {
+			b = append(b, ansiOff...)
+		}
+		b = append(b, '\n')
+	}
+	var parts []string
+	for st, n := range counts {
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, tracer.State(st)))
+		}
+	}
+	sum := fmt.Sprintf("%d sockets", len(socks))
+	if len(parts) > 0 {
+		sum += ": " + strings.Join(parts, ", ")
+	}
+	if !last.IsZero() {
+		sum += fmt.Sprintf("; the last TIME_WAIT ends in %.1fs", max(last.Sub(now), 0).Seconds())
+	}
+	b = append(b, sum...)
+	b = append(b, '\n')
+	_, err := w.Write(b)
+	return err
+}
