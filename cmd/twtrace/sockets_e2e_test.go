@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twtrace/twtrace/tracer/tracertest"
+)
+
+// ssStates maps ss's state names to twtrace's.
+var ssStates = map[string]string{
+	"ESTAB": "ESTABLISHED", "TIME-WAIT": "TIME_WAIT", "LISTEN": "LISTEN", "CLOSE-WAIT": "CLOSE_WAIT",
+	"FIN-WAIT-1": "FIN_WAIT1", "FIN-WAIT-2": "FIN_WAIT2", "SYN-SENT": "SYN_SENT", "SYN-RECV": "SYN_RECV",
+	"LAST-ACK": "LAST_ACK", "CLOSING": "CLOSING",
+}
+
+type ssSocket struct {
+	state string
+	pid   int
+	timer time.Duration // TIME_WAIT only
+}
+
+var (
+	ssLine  = regexp.MustCompile(`^(\S+)\s+\d+\s+\d+\s+(\S+)\s+(\S+)(.*)$`)
+	ssPid   = regexp.MustCompile(`pid=(\d+)`)
+	ssTimer = regexp.MustCompile(`timer:\(timewait,(\d+)sec`)
+)
+
+// ss runs `ss -tanp -o` for a port and indexes its sockets by "local remote".
+func ss(t *testing.T, port int) map[string]ssSocket {
+	t.Helper()
+	p := strconv.Itoa(port)
+	out, err := exec.Command("ss", "-H", "-tanp", "-o", "(", "sport", "=", ":"+p, "or", "dport", "=", ":"+p, ")").Output()
+	if err != nil {
+		t.Fatalf("ss: %v", err)
+	}
+	m := map[string]ssSocket{}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		f := ssLine.FindStringSubmatch(sc.Text())
+		if f == nil {
+			t.Fatalf("unparsed ss line %q", sc.Text())
+		}
+		s := ssSocket{state: ssStates[f[1]]}
+		if pm := ssPid.FindStringSubmatch(f[4]); pm != nil {
+			s.pid, _ = strconv.Atoi(pm[1])
+		}
+		if tm := ssTimer.FindStringSubmatch(f[4]); tm != nil {
+			secs, _ := strconv.Atoi(tm[1])
+			s.timer = time.Duration(secs) * time.Second
+		}
+		m[strings.ReplaceAll(f[2], "*", "0")+" "+strings.ReplaceAll(f[3], "*", "0")] = s
+	}
+	return m
+}
+
+// On a busy loopback port, `twtrace sockets --port P --json` agrees with
+// `ss -tanp -o`: the same sockets, states and owners, TIME_WAIT timers within 1 s.
+func TestSocketsAgreesWithSS(t *testing.T) {
+	tracertest.Require(t)
+	port := freePort(t)
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var open []net.Conn
+	defer func() {
+		for _, c := range open {
+			c.Close()
+		}
+	}()
+	for i := range 30 {
+		c, err := net.Dial("tcp4", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%3 == 0 { // a third end in TIME_WAIT on the server's side
+			a.Close()
+			if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+				t.Fatal(err)
+			}
+			c.Close()
+			continue
+		}
+		open = append(open, c, a)
+	}
+	time.Sleep(1500 * time.Millisecond)
+
+	code, out, stderr := runCLI("sockets", "--port", strconv.Itoa(port), "--json")
+	now := time.Now()
+	kernel := ss(t, port)
+	if code != 0 {
+		t.Fatalf("twtrace sockets: exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != len(kernel) || len(kernel) != 1+20*2+10 {
+		t.Fatalf("twtrace lists %d sockets, ss %d; want 51 (a listener, 20 pairs, 10 TIME_WAIT)", len(lines), len(kernel))
+	}
+	for _, line := range lines {
+		var s struct {
+			State       string `json:"state"`
+			Saddr       string `json:"saddr"`
+			Sport       int    `json:"sport"`
+			Daddr       string `json:"daddr"`
+			Dport       int    `json:"dport"`
+			OwnerPID    *int   `json:"owner_pid"`
+			RemainingMS *int64 `json:"remaining_ms"`
+			Source      string `json:"source"`
+		}
+		if err := json.Unmarshal([]byte(line), &s); err != nil {
+			t.Fatalf("bad line %q: %v", line, err)
+		}
+		key := net.JoinHostPort(s.Saddr, strconv.Itoa(s.Sport)) + " " + net.JoinHostPort(s.Daddr, strconv.Itoa(s.Dport))
+		k, ok := kernel[key]
+		if !ok {
+			t.Errorf("%s: not in ss", key)
+			continue
+		}
+		if s.State != k.state || s.Source != "sock_diag" {
+			t.Errorf("%s: state %s (source %s), ss says %s", key, s.State, s.Source, k.state)
+		}
+		switch {
+		case k.pid != 0 && (s.OwnerPID == nil || *s.OwnerPID != k.pid):
+			t.Errorf("%s: owner %v, ss says pid %d", key, s.OwnerPID, k.pid)
+		case k.pid == 0 && s.OwnerPID != nil:
+			t.Errorf("%s: owner %d, ss shows none", key, *s.OwnerPID)
+		}
+		if s.State == "TIME_WAIT" {
+			if s.RemainingMS == nil {
+				t.Errorf("%s: TIME_WAIT without remaining_ms", key)
+				continue
+			}
+			rem := time.Duration(*s.RemainingMS)*time.Millisecond - time.Since(now)
+			if d := rem - k.timer; d < -time.Second || d > 2*time.Second {
+				t.Errorf("%s: %v left, ss says %v (whole seconds)", key, rem, k.timer)
+			}
+		} else if k.pid != os.Getpid() {
+			t.Errorf("%s: ss owner %d, want the test", key, k.pid)
+		}
+	}
+}
