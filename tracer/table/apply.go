@@ -73,7 +73,7 @@ func (t *Table) applyState(ev *tracer.Event, out []tracer.Event) []tracer.Event 
 	if fresh {
 		i = t.insert(ev.Cookie, now)
 	}
-	e := &t.slots[i]
+	e := t.slots.at(i)
 	e.source |= fromTrace
 	e.netns = ev.NetNS
 	e.setEndpoints(ev.Family, ev.Src, ev.Dst)
@@ -105,7 +105,7 @@ func (t *Table) applyState(ev *tracer.Event, out []tracer.Event) []tracer.Event 
 		if e.owner == 0 {
 			// The listener predates the tracer: take its owner from the table.
 			if j, ok := t.listeners[portKey{e.netns, e.sport}]; ok {
-				e.owner, e.comm = t.slots[j].owner, t.slots[j].comm
+				e.owner, e.comm = t.slots.at(j).owner, t.slots.at(j).comm
 			}
 		}
 	case tracer.StateEstablished:
@@ -147,7 +147,7 @@ func (t *Table) detectReuse(e *entry, ev *tracer.Event, out []tracer.Event) []tr
 		delete(t.tw, e.tuple())
 		return out
 	}
-	tw := &t.slots[j]
+	tw := t.slots.at(j)
 	if tw.netns != e.netns || tw.src != e.src || tw.dst != e.dst || tw.sport != e.sport || tw.dport != e.dport {
 		return out // a hash collision, not the same 4-tuple
 	}
@@ -160,15 +160,15 @@ func (t *Table) applyTimeWait(ev *tracer.Event) {
 	now := ev.Time.UnixNano()
 	i := t.lookup(ev.Cookie)
 	if ev.TimeWait != tracer.TimeWaitEnter {
-		if i >= 0 && t.slots[i].state == tracer.StateTimeWait {
-			t.endTimeWait(&t.slots[i], ev.TimeWait, now)
+		if i >= 0 && t.slots.at(i).state == tracer.StateTimeWait {
+			t.endTimeWait(t.slots.at(i), ev.TimeWait, now)
 		}
 		return
 	}
 	if i < 0 {
 		i = t.insert(ev.Cookie, now)
 	}
-	e := &t.slots[i]
+	e := t.slots.at(i)
 	e.netns = ev.NetNS
 	e.setEndpoints(ev.Family, ev.Src, ev.Dst)
 	if ev.OwnerKnown() && e.owner == 0 {
@@ -185,9 +185,9 @@ func (t *Table) applyTimeWait(ev *tracer.Event) {
 
 func (t *Table) enterTimeWait(e *entry, at, expires int64) {
 	if e.state != tracer.StateTimeWait {
-		if n := e.nsteps; n > 0 && e.steps[n-1].state == tracer.StateClose && e.steps[n-1].at == at {
+		if n := e.nsteps; n > 0 && e.steps[n-1] == mkStep(at, tracer.StateClose) {
 			// FIN_WAIT2->CLOSE and the TIME_WAIT it implies are one step.
-			e.steps[n-1].state = tracer.StateTimeWait
+			e.steps[n-1] = mkStep(at, tracer.StateTimeWait)
 		} else {
 			t.push(e, tracer.StateTimeWait, at)
 		}

@@ -10,9 +10,9 @@ const evictSample = 8
 // the TIME_WAIT closest to its end, then the open socket untouched longest.
 func (t *Table) evictOne(now int64) {
 	best, bestRank, bestKey := int32(-1), 3, int64(0)
-	for tries, seen := 0, 0; tries < evictSample*4 && seen < evictSample && len(t.slots) > 0; tries++ {
-		i := int32(t.rand() % uint64(len(t.slots)))
-		e := &t.slots[i]
+	for tries, seen := 0, 0; tries < evictSample*4 && seen < evictSample && t.slots.len() > 0; tries++ {
+		i := int32(t.rand() % uint64(t.slots.len()))
+		e := t.slots.at(i)
 		if e.cookie == 0 {
 			continue
 		}

@@ -54,7 +54,7 @@ func (t *Table) Load(s *Snapshot, out []tracer.Event) []tracer.Event {
 		i := t.lookup(ks.Cookie)
 		if i < 0 {
 			i = t.insert(ks.Cookie, end)
-			e := &t.slots[i]
+			e := t.slots.at(i)
 			e.netns = s.NetNS
 			e.setEndpoints(ks.Family, ks.Src, ks.Dst)
 			if ks.State == tracer.StateTimeWait {
@@ -71,7 +71,7 @@ func (t *Table) Load(s *Snapshot, out []tracer.Event) []tracer.Event {
 				}
 			}
 		}
-		e := &t.slots[i]
+		e := t.slots.at(i)
 		e.source |= fromDiag
 		e.gen = t.gen
 		if ks.Inode != 0 {
@@ -111,8 +111,8 @@ func (t *Table) Load(s *Snapshot, out []tracer.Event) []tracer.Event {
 // sweep ends the entries of the snapshot's namespace that the kernel no
 // longer has and that existed before the dump began.
 func (t *Table) sweep(s *Snapshot, start, end int64, derive bool, out []tracer.Event) []tracer.Event {
-	for i := range t.slots {
-		e := &t.slots[i]
+	for i := range t.slots.len() {
+		e := t.slots.at(int32(i))
 		if e.cookie == 0 || e.netns != s.NetNS || e.gen == t.gen || e.closed != 0 {
 			continue
 		}
@@ -153,8 +153,8 @@ func (t *Table) Tick(now time.Time, out []tracer.Event) []tracer.Event {
 	defer t.mu.Unlock()
 	n := now.UnixNano()
 	linger := int64(t.cfg.Linger)
-	for i := range t.slots {
-		e := &t.slots[i]
+	for i := range t.slots.len() {
+		e := t.slots.at(int32(i))
 		if e.cookie == 0 {
 			continue
 		}
@@ -185,8 +185,8 @@ func (t *Table) ResolveOwners(find func(inode uint32) (pid uint32, comm tracer.C
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	found := 0
-	for i := range t.slots {
-		e := &t.slots[i]
+	for i := range t.slots.len() {
+		e := t.slots.at(int32(i))
 		if !e.unowned() || e.inode == 0 {
 			continue
 		}
@@ -204,8 +204,8 @@ func (t *Table) Unowned() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	n := 0
-	for i := range t.slots {
-		if e := &t.slots[i]; e.unowned() {
+	for i := range t.slots.len() {
+		if e := t.slots.at(int32(i)); e.unowned() {
 			n++
 		}
 	}
@@ -217,8 +217,8 @@ func (t *Table) UnownedInodes() []uint32 {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	var out []uint32
-	for i := range t.slots {
-		if e := &t.slots[i]; e.unowned() && e.inode != 0 {
+	for i := range t.slots.len() {
+		if e := t.slots.at(int32(i)); e.unowned() && e.inode != 0 {
 			out = append(out, e.inode)
 		}
 	}

@@ -54,9 +54,42 @@ const (
 	flagInTW                          // in the TIME_WAIT 4-tuple index
 )
 
-type step struct {
-	at    int64 // Unix ns when the state was entered; 0: unknown
-	state tracer.State
+// step is one timeline step packed in 8 bytes: when the state was entered,
+// in Unix microseconds (0: unknown), shifted left 4 bits, and the state.
+type step uint64
+
+func mkStep(atNS int64, s tracer.State) step {
+	return step(uint64(atNS/1000)<<4 | uint64(s&0xf))
+}
+
+// at returns when the step began, in Unix ns (µs precision); 0 when unknown.
+func (s step) at() int64 { return int64(s>>4) * 1000 }
+
+func (s step) state() tracer.State { return tracer.State(s & 0xf) }
+
+// slab stores entries in fixed chunks: growing never copies or doubles the
+// table, and no chunk holds a pointer for the garbage collector to scan.
+type slab struct {
+	chunks []*[chunkLen]entry
+	n      int32
+}
+
+const (
+	chunkBits = 12
+	chunkLen  = 1 << chunkBits
+)
+
+func (s *slab) at(i int32) *entry { return &s.chunks[i>>chunkBits][i&(chunkLen-1)] }
+
+func (s *slab) len() int { return int(s.n) }
+
+// grow adds a slot and returns its index.
+func (s *slab) grow() int32 {
+	if int(s.n) == len(s.chunks)*chunkLen {
+		s.chunks = append(s.chunks, new([chunkLen]entry))
+	}
+	s.n++
+	return s.n - 1
 }
 
 // entry is one socket. It holds no pointers.
@@ -101,7 +134,7 @@ type Table struct {
 	mu  sync.RWMutex
 	cfg Config
 
-	slots    []entry
+	slots    slab
 	free     []int32
 	byCookie map[uint64]int32
 	// listeners maps (netns, port) to the slot of a LISTEN socket, for the
@@ -161,17 +194,16 @@ func (t *Table) insert(cookie uint64, now int64) int32 {
 		i = t.free[n-1]
 		t.free = t.free[:n-1]
 	} else {
-		t.slots = append(t.slots, entry{})
-		i = int32(len(t.slots) - 1)
+		i = t.slots.grow()
 	}
-	t.slots[i] = entry{cookie: cookie, touched: now}
+	*t.slots.at(i) = entry{cookie: cookie, touched: now}
 	t.byCookie[cookie] = i
 	return i
 }
 
 // remove frees a slot and drops it from every index.
 func (t *Table) remove(i int32) {
-	e := &t.slots[i]
+	e := t.slots.at(i)
 	if e.state == tracer.StateTimeWait {
 		t.stats.TimeWait--
 	}
@@ -227,11 +259,11 @@ func (t *Table) push(e *entry, s tracer.State, at int64) {
 	}
 	// Keep the timeline in time order even when events arrive out of order.
 	i := int(e.nsteps)
-	for i > 0 && at != 0 && e.steps[i-1].at > at {
+	for i > 0 && at != 0 && e.steps[i-1].at() > at {
 		i--
 	}
 	copy(e.steps[i+1:e.nsteps+1], e.steps[i:e.nsteps])
-	e.steps[i] = step{at: at, state: s}
+	e.steps[i] = mkStep(at, s)
 	e.nsteps++
 }
 
@@ -248,7 +280,7 @@ func (t *Table) unindexListener(e *entry) {
 		return
 	}
 	k := portKey{e.netns, e.sport}
-	if j, ok := t.listeners[k]; ok && t.slots[j].cookie == e.cookie {
+	if j, ok := t.listeners[k]; ok && t.slots.at(j).cookie == e.cookie {
 		delete(t.listeners, k)
 	}
 	e.flags &^= flagListener

@@ -75,8 +75,8 @@ func (q *Query) match(e *entry) bool {
 func (t *Table) Sockets(q Query, now time.Time) []Socket {
 	t.mu.RLock()
 	var out []Socket
-	for i := range t.slots {
-		e := &t.slots[i]
+	for i := range t.slots.len() {
+		e := t.slots.at(int32(i))
 		if q.match(e) {
 			out = append(out, e.view(now))
 		}
@@ -103,7 +103,7 @@ func (t *Table) Socket(cookie uint64, now time.Time) (Socket, bool) {
 	if i < 0 {
 		return Socket{}, false
 	}
-	return t.slots[i].view(now), true
+	return t.slots.at(i).view(now), true
 }
 
 func unixTime(ns int64) time.Time {
@@ -131,12 +131,12 @@ func (e *entry) view(now time.Time) Socket {
 	s.Timeline = make([]Step, e.nsteps)
 	for k := range int(e.nsteps) {
 		st := e.steps[k]
-		s.Timeline[k] = Step{State: st.state, At: unixTime(st.at)}
+		s.Timeline[k] = Step{State: st.state(), At: unixTime(st.at())}
 		next := end
 		if k+1 < int(e.nsteps) {
-			next = unixTime(e.steps[k+1].at)
+			next = unixTime(e.steps[k+1].at())
 		}
-		if st.at != 0 && !next.IsZero() && next.After(s.Timeline[k].At) {
+		if st.at() != 0 && !next.IsZero() && next.After(s.Timeline[k].At) {
 			s.Timeline[k].Dur = next.Sub(s.Timeline[k].At)
 		}
 	}
@@ -196,8 +196,8 @@ func (t *Table) Ports() []PortSummary {
 		}
 		return p
 	}
-	for i := range t.slots {
-		e := &t.slots[i]
+	for i := range t.slots.len() {
+		e := t.slots.at(int32(i))
 		if e.cookie == 0 || e.closed != 0 || e.sport == 0 {
 			continue
 		}
@@ -242,8 +242,8 @@ type ProcessSummary struct {
 func (t *Table) Processes() []ProcessSummary {
 	t.mu.RLock()
 	m := make(map[uint32]*ProcessSummary)
-	for i := range t.slots {
-		e := &t.slots[i]
+	for i := range t.slots.len() {
+		e := t.slots.at(int32(i))
 		if e.cookie == 0 || e.closed != 0 || e.owner == 0 {
 			continue
 		}
@@ -308,8 +308,8 @@ func (t *Table) Remotes() []RemoteSummary {
 	}
 	t.mu.RLock()
 	m := make(map[key]*RemoteSummary)
-	for i := range t.slots {
-		e := &t.slots[i]
+	for i := range t.slots.len() {
+		e := t.slots.at(int32(i))
 		if e.cookie == 0 || e.closed != 0 || e.dport == 0 {
 			continue
 		}
