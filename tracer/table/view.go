@@ -86,13 +86,21 @@ func (t *Table) Sockets(q Query, now time.Time) []Socket {
 		return cmp.Or(
 			cmp.Compare(a.NetNS, b.NetNS),
 			cmp.Compare(a.Src.Port(), b.Src.Port()),
-			cmp.Compare(a.State, b.State),
+			cmp.Compare(stateOrder(a.State), stateOrder(b.State)),
 			a.Dst.Compare(b.Dst),
 			a.Src.Addr().Compare(b.Src.Addr()),
 			cmp.Compare(a.Cookie, b.Cookie),
 		)
 	})
 	return out
+}
+
+// stateOrder lists listeners first, then the states in the kernel's order.
+func stateOrder(s tracer.State) int {
+	if s == tracer.StateListen {
+		return 0
+	}
+	return int(s)
 }
 
 // Socket returns one socket by cookie.
