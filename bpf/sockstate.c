@@ -3,55 +3,40 @@
 /*
  * Every TCP state transition, from the sock:inet_sock_set_state tracepoint as
  * a BTF-enabled raw tracepoint: it receives the struct sock itself, so each
- * event carries the socket cookie, the identity sock_diag and `ss -e` share.
+ * event carries the socket cookie, the identity sock_diag and `ss -e` share,
+ * and the socket's fields are read directly, without helper calls.
  *
- * Per socket (keyed by cookie) we keep when it entered its current state and
- * its attributed owner. Many transitions run in softirq, where `current` is
- * whoever happened to be on the CPU, so the owner is only taken from
- * transitions that run in the owning process (connect, listen, close), and an
- * accepted socket inherits the owner of the listener it was cloned from.
+ * Per socket we keep, in socket-local storage, when it entered its current
+ * state and its attributed owner. Many transitions run in softirq, where
+ * `current` is whoever happened to be on the CPU, so the owner is only taken
+ * from transitions that run in the owning process (connect, listen, close).
+ * The storage map has BPF_F_CLONE: the kernel copies a listener's storage to
+ * each socket it accepts, so an accepted socket inherits its listener's
+ * owner exactly, even among SO_REUSEPORT listeners of different processes.
  */
 #include "twtrace.bpf.h"
 
 struct sockinfo {
-	__u64 since_ns;   /* when the socket entered its current state */
+	__u64 cookie;     /* the socket this is about; a clone still has its listener's */
+	__u64 since_ns;   /* when the socket entered its current state; 0: unknown */
 	__u32 owner_pid;  /* 0: unknown */
-	__u32 _pad;
+	__u16 sport;      /* last known local port: skc_num reads 0 at CLOSE */
+	__u16 _pad;
 	char owner_comm[TW_COMM_LEN];
 };
 
-struct listen_key {
-	__u32 netns;
-	__u16 port;
-	__u16 _pad;
-};
-
-struct listen_owner {
-	__u64 cookie;     /* the listener that recorded this owner */
-	__u32 pid;
-	__u32 _pad;
-	char comm[TW_COMM_LEN];
-};
-
-/* Live full sockets; an entry is removed when its socket reaches CLOSE. */
+/* Freed with the socket: nothing to delete, nothing to leak. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1 << 17);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+	__type(key, int);
 	__type(value, struct sockinfo);
 } socks SEC(".maps");
-
-/* Listening sockets by (netns, port): the owner an accepted socket inherits. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1 << 14);
-	__type(key, struct listen_key);
-	__type(value, struct listen_owner);
-} listeners SEC(".maps");
 
 /* Make bpf2go generate the Go types of the event ABI. */
 const struct tw_state_event *unused_state_event __attribute__((unused));
 const struct tw_config *unused_config __attribute__((unused));
+const struct tw_counters *unused_counters __attribute__((unused));
 
 /* Transitions that only ever run in the context of the socket's process. */
 static __always_inline bool process_context(int old, int new)
@@ -65,69 +50,46 @@ static __always_inline bool process_context(int old, int new)
 static __always_inline void read_addrs(const struct sock *sk, __u16 family,
 				       struct tw_state_event *e)
 {
+	const struct sock_common *c = &sk->__sk_common;
+	__u64 *s = (__u64 *)e->saddr, *d = (__u64 *)e->daddr;
+
 	if (family == AF_INET) {
-		__builtin_memset(e->saddr, 0, sizeof(e->saddr));
-		__builtin_memset(e->daddr, 0, sizeof(e->daddr));
-		BPF_CORE_READ_INTO((__u32 *)e->saddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO((__u32 *)e->daddr, sk, __sk_common.skc_daddr);
+		s[0] = c->skc_rcv_saddr;
+		d[0] = c->skc_daddr;
+		s[1] = d[1] = 0;
 	} else {
-		BPF_CORE_READ_INTO(&e->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&e->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		s[0] = ((__u64 *)c->skc_v6_rcv_saddr.in6_u.u6_addr8)[0];
+		s[1] = ((__u64 *)c->skc_v6_rcv_saddr.in6_u.u6_addr8)[1];
+		d[0] = ((__u64 *)c->skc_v6_daddr.in6_u.u6_addr8)[0];
+		d[1] = ((__u64 *)c->skc_v6_daddr.in6_u.u6_addr8)[1];
 	}
 }
 
 /*
- * Update the per-socket record and return it (NULL when the map is full).
- * Owner attribution happens here, before filtering, so that a socket whose
- * port only becomes known later (a client's SYN_SENT has source port 0) still
- * has its owner when it starts to match.
+ * The socket's record, created on first sight. Owner attribution happens
+ * here, before filtering, so that a socket whose port only becomes known
+ * later (a client's SYN_SENT has source port 0) has its owner when it
+ * starts to match.
  */
-static __always_inline struct sockinfo *track(const struct sock *sk, __u64 cookie,
-					      int old, int new, __u16 sport, __u32 netns)
+static __always_inline struct sockinfo *track(struct sock *sk, __u64 cookie, int old, int new,
+					      struct tw_counters *st)
 {
-	struct sockinfo *si = bpf_map_lookup_elem(&socks, &cookie);
+	struct sockinfo *si = bpf_sk_storage_get(&socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 
 	if (!si) {
-		struct sockinfo fresh = {};
-
-		/* EEXIST from a racing CPU is fine: the lookup finds its entry. */
-		bpf_map_update_elem(&socks, &cookie, &fresh, BPF_NOEXIST);
-		si = bpf_map_lookup_elem(&socks, &cookie);
-		if (!si) {
-			stat_inc(TW_STAT_SOCKMAP_FULL);
-			return NULL;
-		}
-		si->since_ns = 0; /* first sighting: time in old state unknown */
-		if (new == TCP_SYN_RECV) {
-			/* A socket cloned from a listener: inherit its owner. */
-			struct listen_key lk = { .netns = netns, .port = sport };
-			struct listen_owner *lo = bpf_map_lookup_elem(&listeners, &lk);
-
-			if (lo) {
-				si->owner_pid = lo->pid;
-				__builtin_memcpy(si->owner_comm, lo->comm, TW_COMM_LEN);
-			}
-		}
+		if (st)
+			st->v[TW_STAT_SOCKMAP_FULL]++;
+		return NULL;
 	}
-
+	if (si->cookie != cookie) {
+		/* New, or cloned from its listener: the owner stays, the time does not. */
+		si->cookie = cookie;
+		si->since_ns = 0;
+		si->sport = 0;
+	}
 	if (process_context(old, new)) {
 		si->owner_pid = bpf_get_current_pid_tgid() >> 32;
 		bpf_get_current_comm(si->owner_comm, TW_COMM_LEN);
-	}
-
-	if (new == TCP_LISTEN && si->owner_pid) {
-		struct listen_key lk = { .netns = netns, .port = sport };
-		struct listen_owner lo = { .cookie = cookie, .pid = si->owner_pid };
-
-		__builtin_memcpy(lo.comm, si->owner_comm, TW_COMM_LEN);
-		bpf_map_update_elem(&listeners, &lk, &lo, BPF_ANY);
-	} else if (old == TCP_LISTEN) {
-		struct listen_key lk = { .netns = netns, .port = sport };
-		struct listen_owner *lo = bpf_map_lookup_elem(&listeners, &lk);
-
-		/* Other SO_REUSEPORT listeners on the port keep their entry. */
-		if (lo && lo->cookie == cookie)
-			bpf_map_delete_elem(&listeners, &lk);
 	}
 	return si;
 }
@@ -135,70 +97,82 @@ static __always_inline struct sockinfo *track(const struct sock *sk, __u64 cooki
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 {
+	struct tw_counters *st = counters();
+
 	if (sk->sk_protocol != IPPROTO_TCP) {
-		stat_inc(TW_STAT_OTHER_PROTO);
+		if (st)
+			st->v[TW_STAT_OTHER_PROTO]++;
 		return 0;
 	}
-	stat_inc(TW_STAT_STATE_SEEN);
+	if (st)
+		st->v[TW_STAT_STATE_SEEN]++;
 
 	__u16 family = sk->__sk_common.skc_family;
-	__u16 sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 	__u16 dport = bpf_ntohs(sk->__sk_common.skc_dport);
+	__u16 sport = sk->__sk_common.skc_num;
 	__u64 cookie = bpf_get_socket_cookie(sk);
-	__u32 netns = sock_netns(sk);
 	__u64 now = bpf_ktime_get_ns();
+	struct sockinfo *si = track(sk, cookie, oldstate, newstate, st);
 
-	struct sockinfo *si = track(sk, cookie, oldstate, newstate, sport, netns);
+	if (si) {
+		if (sport)
+			si->sport = sport;
+		else
+			sport = si->sport;
+	}
+	if (!sport) /* first seen at CLOSE: the port survives in inet_sport */
+		sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+
 	__u64 since = si ? si->since_ns : 0;
 	__u32 owner = si ? si->owner_pid : 0;
+	if (si)
+		si->since_ns = now;
 
 	bool keep = family_match(family) && port_match(sport, dport);
 	if (keep && cfg.pid)
 		keep = owner == cfg.pid || (bpf_get_current_pid_tgid() >> 32) == cfg.pid;
-
-	if (keep) {
-		struct tw_state_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-
-		if (!e) {
-			stat_inc(TW_STAT_LOST);
-		} else {
-			fill_head(&e->h, TW_KIND_STATE, now);
-			e->h.family = family;
-			e->h.netns = netns;
-			e->h.flags = 0;
-			/* Tells a reset (no TIME_WAIT follows) from an orderly close. */
-			if (newstate == TCP_CLOSE && sk->sk_err)
-				e->h.flags |= TW_F_SK_ERR;
-			e->cookie = cookie;
-			e->old_ns = 0;
-			if (since) {
-				e->old_ns = now - since;
-				e->h.flags |= TW_F_OLD_KNOWN;
-			}
-			read_addrs(sk, family, e);
-			e->sport = sport;
-			e->dport = dport;
-			e->oldstate = oldstate;
-			e->newstate = newstate;
-			e->_pad0 = 0;
-			e->_pad1 = 0;
-			e->owner_pid = owner;
-			if (si && owner) {
-				e->h.flags |= TW_F_OWNER_KNOWN;
-				__builtin_memcpy(e->owner_comm, si->owner_comm, TW_COMM_LEN);
-			} else {
-				__builtin_memset(e->owner_comm, 0, TW_COMM_LEN);
-			}
-			submit(e);
-			stat_inc(TW_STAT_STATE_EMITTED);
-		}
-	} else {
-		stat_inc(TW_STAT_STATE_FILTERED);
+	if (!keep) {
+		if (st)
+			st->v[TW_STAT_STATE_FILTERED]++;
+		return 0;
 	}
 
-	if (newstate == TCP_CLOSE)
-		bpf_map_delete_elem(&socks, &cookie);
-	else if (si)
-		si->since_ns = now;
+	struct tw_state_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		if (st)
+			st->v[TW_STAT_LOST]++;
+		return 0;
+	}
+	fill_head(&e->h, TW_KIND_STATE, now, process_context(oldstate, newstate));
+	e->h.family = family;
+	e->h.netns = sk->__sk_common.skc_net.net->ns.inum;
+	e->h.flags = 0;
+	/* Tells a reset (no TIME_WAIT follows) from an orderly close. */
+	if (newstate == TCP_CLOSE && sk->sk_err)
+		e->h.flags |= TW_F_SK_ERR;
+	e->cookie = cookie;
+	e->old_ns = 0;
+	if (since) {
+		e->old_ns = now - since;
+		e->h.flags |= TW_F_OLD_KNOWN;
+	}
+	read_addrs(sk, family, e);
+	e->sport = sport;
+	e->dport = dport;
+	e->oldstate = oldstate;
+	e->newstate = newstate;
+	e->_pad0 = 0;
+	e->_pad1 = 0;
+	e->owner_pid = owner;
+	if (si && owner) {
+		e->h.flags |= TW_F_OWNER_KNOWN;
+		__builtin_memcpy(e->owner_comm, si->owner_comm, TW_COMM_LEN);
+	} else {
+		__builtin_memset(e->owner_comm, 0, TW_COMM_LEN);
+	}
+	__u64 seq = 0;
+	if (st)
+		seq = st->v[TW_STAT_STATE_EMITTED]++;
+	submit(e, seq);
 	return 0;
 }

@@ -137,7 +137,7 @@ static __always_inline int finish(__u8 op, long ret)
 		stat_inc(TW_STAT_LOST);
 		return 0;
 	}
-	fill_head(&e->h, op, bpf_ktime_get_ns());
+	fill_head(&e->h, op, bpf_ktime_get_ns(), true);
 	e->h.family = family;
 	e->h.netns = sock_netns(sk);
 	e->h.flags = TW_F_SOCK_KNOWN;
@@ -151,7 +151,7 @@ static __always_inline int finish(__u8 op, long ret)
 	e->port = port;
 	e->_pad0 = 0;
 	e->_pad1 = 0;
-	submit(e);
+	submit(e, 0); /* rare: always check the fill level */
 	stat_inc(TW_STAT_SYS_EMITTED);
 	return 0;
 }

@@ -40,7 +40,7 @@ struct tw_head {
 	__u32 tid;
 	__u32 netns;    /* inode number of the socket's network namespace */
 	__u64 ts_ns;    /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
-	__u64 cgroup_id;
+	__u64 cgroup_id; /* of the running task, when it is the socket's own; else 0 */
 	char comm[TW_COMM_LEN];
 };
 
@@ -90,7 +90,7 @@ struct tw_config {
 	__u32 wakeup_bytes;
 };
 
-/* Indexes of the per-CPU counters in the `stats` array. */
+/* Indexes into tw_counters.v. */
 enum tw_stat {
 	TW_STAT_STATE_SEEN = 0,     /* TCP transitions the program ran for */
 	TW_STAT_STATE_FILTERED = 1, /* dropped by the filters, never written */
@@ -99,10 +99,15 @@ enum tw_stat {
 	TW_STAT_SYS_FILTERED = 4,
 	TW_STAT_SYS_EMITTED = 5,
 	TW_STAT_LOST = 6,           /* ring buffer full: event could not be reserved */
-	TW_STAT_SOCKMAP_FULL = 7,   /* per-socket map full: owner/duration unknown */
+	TW_STAT_SOCKMAP_FULL = 7,   /* socket storage not allocated: owner/duration unknown */
 	TW_STAT_OTHER_PROTO = 8,    /* transitions of SCTP, MPTCP: counted, not traced */
 	TW_STAT_INFLIGHT_FULL = 9,  /* syscall entry could not be remembered */
 	TW_STAT_MAX = 10,
+};
+
+/* The per-CPU counters: one struct, so that a program looks it up once. */
+struct tw_counters {
+	__u64 v[TW_STAT_MAX];
 };
 
 #endif /* TWTRACE_H */

@@ -13,26 +13,13 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type sockstateListenKey struct {
-	_     structs.HostLayout
-	Netns uint32
-	Port  uint16
-	Pad   uint16
-}
-
-type sockstateListenOwner struct {
-	_      structs.HostLayout
-	Cookie uint64
-	Pid    uint32
-	Pad    uint32
-	Comm   [16]int8
-}
-
 type sockstateSockinfo struct {
 	_         structs.HostLayout
+	Cookie    uint64
 	SinceNs   uint64
 	OwnerPid  uint32
-	Pad       uint32
+	Sport     uint16
+	Pad       uint16
 	OwnerComm [16]int8
 }
 
@@ -45,6 +32,11 @@ type sockstateTwConfig struct {
 	BatchWakeup uint8
 	Pad0        uint8
 	WakeupBytes uint32
+}
+
+type sockstateTwCounters struct {
+	_ structs.HostLayout
+	V [10]uint64
 }
 
 type sockstateTwStateEvent struct {
@@ -80,12 +72,12 @@ type sockstateTwStateEvent struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	sockstateMapEvents            = "events"
-	sockstateMapListeners         = "listeners"
 	sockstateMapSocks             = "socks"
 	sockstateMapStats             = "stats"
 	sockstateProgInetSockSetState = "inet_sock_set_state"
 	sockstateVarCfg               = "cfg"
 	sockstateVarUnusedConfig      = "unused_config"
+	sockstateVarUnusedCounters    = "unused_counters"
 	sockstateVarUnusedStateEvent  = "unused_state_event"
 )
 
@@ -138,10 +130,9 @@ type sockstateProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sockstateMapSpecs struct {
-	Events    *ebpf.MapSpec `ebpf:"events"`
-	Listeners *ebpf.MapSpec `ebpf:"listeners"`
-	Socks     *ebpf.MapSpec `ebpf:"socks"`
-	Stats     *ebpf.MapSpec `ebpf:"stats"`
+	Events *ebpf.MapSpec `ebpf:"events"`
+	Socks  *ebpf.MapSpec `ebpf:"socks"`
+	Stats  *ebpf.MapSpec `ebpf:"stats"`
 }
 
 // sockstateVariableSpecs contains global variables before they are loaded into the kernel.
@@ -150,6 +141,7 @@ type sockstateMapSpecs struct {
 type sockstateVariableSpecs struct {
 	Cfg              *ebpf.VariableSpec `ebpf:"cfg"`
 	UnusedConfig     *ebpf.VariableSpec `ebpf:"unused_config"`
+	UnusedCounters   *ebpf.VariableSpec `ebpf:"unused_counters"`
 	UnusedStateEvent *ebpf.VariableSpec `ebpf:"unused_state_event"`
 }
 
@@ -173,16 +165,14 @@ func (o *sockstateObjects) Close() error {
 //
 // It can be passed to loadSockstateObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sockstateMaps struct {
-	Events    *ebpf.Map `ebpf:"events"`
-	Listeners *ebpf.Map `ebpf:"listeners"`
-	Socks     *ebpf.Map `ebpf:"socks"`
-	Stats     *ebpf.Map `ebpf:"stats"`
+	Events *ebpf.Map `ebpf:"events"`
+	Socks  *ebpf.Map `ebpf:"socks"`
+	Stats  *ebpf.Map `ebpf:"stats"`
 }
 
 func (m *sockstateMaps) Close() error {
 	return _SockstateClose(
 		m.Events,
-		m.Listeners,
 		m.Socks,
 		m.Stats,
 	)
@@ -194,6 +184,7 @@ func (m *sockstateMaps) Close() error {
 type sockstateVariables struct {
 	Cfg              *ebpf.Variable `ebpf:"cfg"`
 	UnusedConfig     *ebpf.Variable `ebpf:"unused_config"`
+	UnusedCounters   *ebpf.Variable `ebpf:"unused_counters"`
 	UnusedStateEvent *ebpf.Variable `ebpf:"unused_state_event"`
 }
 

@@ -32,7 +32,7 @@ type KernelStats struct {
 	SysFiltered   uint64
 	SysEmitted    uint64
 	Lost          uint64 // events with no room in the ring buffer
-	SockMapFull   uint64 // sockets not tracked: per-socket map full
+	SockMapFull   uint64 // sockets not tracked: socket storage not allocated
 	OtherProto    uint64 // SCTP/MPTCP transitions, counted not traced
 	InflightFull  uint64 // syscalls not tracked: in-flight map full
 
@@ -54,18 +54,18 @@ type ProgramStats struct {
 // Stats reads the counters.
 func (t *Tracer) Stats() (KernelStats, error) {
 	var s KernelStats
-	var per []uint64
+	var perCPU []sockstateTwCounters
 	fields := [statMax]*uint64{
 		&s.StateSeen, &s.StateFiltered, &s.StateEmitted,
 		&s.SysSeen, &s.SysFiltered, &s.SysEmitted,
 		&s.Lost, &s.SockMapFull, &s.OtherProto, &s.InflightFull,
 	}
-	for i, f := range fields {
-		if err := t.state.Stats.Lookup(uint32(i), &per); err != nil {
-			return s, fmt.Errorf("read counter %d: %w", i, err)
-		}
-		for _, v := range per {
-			*f += v
+	if err := t.state.Stats.Lookup(uint32(0), &perCPU); err != nil {
+		return s, fmt.Errorf("read counters: %w", err)
+	}
+	for _, c := range perCPU {
+		for i, f := range fields {
+			*f += c.V[i]
 		}
 	}
 	s.Programs = make(map[string]ProgramStats, len(t.progs))

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,6 +27,7 @@ type traceOptions struct {
 	wakeup    time.Duration
 	readyFile string
 	verbose   bool
+	cpuProf   string
 }
 
 func (o *traceOptions) register(cmd *cobra.Command) {
@@ -39,7 +41,9 @@ func (o *traceOptions) register(cmd *cobra.Command) {
 		"longest time an event waits in the ring buffer; 0 wakes the reader for every event (costs kernel CPU)")
 	fs.StringVar(&o.readyFile, "ready-file", "", "create this file once the programs are attached")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log diagnostics to stderr")
+	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write a Go CPU profile of twtrace itself to this file")
 	_ = fs.MarkHidden("ready-file")
+	_ = fs.MarkHidden("cpuprofile")
 }
 
 func newTraceCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -91,6 +95,13 @@ func runTrace(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	if o.cpuProf != "" {
+		stop, err := startCPUProfile(o.cpuProf)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	sess, err := live.Start(live.Config{Tracer: cfg, Logger: cfg.Logger})
 	if err != nil {
 		return err
@@ -133,6 +144,19 @@ func runTrace(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) er
 		}
 		return nil
 	})
+}
+
+// startCPUProfile profiles twtrace itself, for performance work.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // signalReady creates the --ready-file, telling a test that every program is attached.
