@@ -7,7 +7,6 @@ package jsonl
 import (
 	"net/netip"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/twtrace/twtrace/tracer"
@@ -18,7 +17,7 @@ func Append(b []byte, ev *tracer.Event) []byte {
 	b = append(b, `{"kind":"`...)
 	b = append(b, ev.Kind.String()...)
 	b = append(b, `","ts":"`...)
-	b = ev.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = appendTime(b, ev.Time)
 	b = append(b, '"')
 	switch ev.Kind {
 	case tracer.KindState:

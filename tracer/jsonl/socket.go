@@ -36,7 +36,7 @@ func AppendSocket(b []byte, s *table.Socket, now time.Time) []byte {
 		b = append(b, "null"...)
 	} else {
 		b = append(b, '"')
-		b = s.Since.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = appendTime(b, s.Since)
 		b = append(b, '"')
 	}
 	if s.State == tracer.StateTimeWait {

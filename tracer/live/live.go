@@ -239,8 +239,13 @@ func (s *Session) hintNamespaces(batch []tracer.Event) {
 	}
 }
 
+// reconcileBudget bounds the reconciliation's share of a CPU: with hundreds
+// of thousands of TIME_WAIT sockets a round takes long, and then rounds are
+// spaced out (a TIME_WAIT's end is reported later, never at any cost).
+const reconcileBudget = 20 // the pause after a round is at least 20 times its duration
+
 func (s *Session) reconcileLoop(ctx context.Context) {
-	tick := time.NewTicker(s.cfg.ReconcileEvery)
+	tick := time.NewTimer(s.cfg.ReconcileEvery)
 	defer tick.Stop()
 	lastOwners := time.Now()
 	var sampler kstat.Sampler
@@ -257,6 +262,7 @@ func (s *Session) reconcileLoop(ctx context.Context) {
 			continue
 		case <-tick.C:
 		}
+		began := time.Now()
 		var out []tracer.Event
 		// Now and then a full dump instead: it gives the inodes of sockets
 		// the stream showed without an owner, for /proc to resolve.
@@ -286,6 +292,7 @@ func (s *Session) reconcileLoop(ctx context.Context) {
 				}
 			}
 		}
+		tick.Reset(max(s.cfg.ReconcileEvery, reconcileBudget*time.Since(began)))
 		if len(out) > 0 {
 			select {
 			case s.derived <- out:

@@ -58,11 +58,15 @@ func (t *Table) apply(ev *tracer.Event, out []tracer.Event) []tracer.Event {
 
 func (t *Table) counters(netns uint32, port uint16) *PortCounters {
 	k := portKey{netns, port}
+	if t.lastPort != nil && t.lastKey == k {
+		return t.lastPort
+	}
 	c := t.ports[k]
 	if c == nil {
 		c = &PortCounters{}
 		t.ports[k] = c
 	}
+	t.lastKey, t.lastPort = k, c
 	return c
 }
 
@@ -83,7 +87,14 @@ func (t *Table) applyState(ev *tracer.Event, out []tracer.Event) []tracer.Event 
 	if e.touched < now {
 		e.touched = now
 	}
-	t.counters(e.netns, e.sport).Transitions++
+	if ev.New == tracer.StateSynSent {
+		e.flags |= flagClient
+	}
+	// Per-port activity is about service ports: a client's local port is
+	// ephemeral, and counting it would grow a counter per connection.
+	if e.flags&flagClient == 0 && e.sport != 0 {
+		t.counters(e.netns, e.sport).Transitions++
+	}
 
 	if !fresh && e.since > now {
 		// Older than what the table already knows: history, not news.
@@ -193,7 +204,9 @@ func (t *Table) enterTimeWait(e *entry, at, expires int64) {
 		}
 		t.setState(e, tracer.StateTimeWait, at)
 		t.stats.TimeWait++
-		t.counters(e.netns, e.sport).TimeWaitEnters++
+		if e.flags&flagClient == 0 {
+			t.counters(e.netns, e.sport).TimeWaitEnters++
+		}
 	}
 	e.closed = 0
 	e.expires = expires

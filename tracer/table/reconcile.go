@@ -48,11 +48,18 @@ func (t *Table) Load(s *Snapshot, out []tracer.Event) []tracer.Event {
 	t.stats.Reconciliations++
 	start, end := s.Start.UnixNano(), s.End.UnixNano()
 	derive := t.cfg.Derive && !s.Initial
+	t.stats.Untracked = 0
 
 	for k := range s.Sockets {
 		ks := &s.Sockets[k]
 		i := t.lookup(ks.Cookie)
 		if i < 0 {
+			if len(t.byCookie) >= t.cfg.MaxSockets {
+				// What the stream shows matters more than what a dump
+				// finds: never evict for a snapshot.
+				t.stats.Untracked++
+				continue
+			}
 			i = t.insert(ks.Cookie, end)
 			e := t.slots.at(i)
 			e.netns = s.NetNS

@@ -36,7 +36,7 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultMaxSockets = 1 << 18
+	DefaultMaxSockets = 1 << 17 // ~21 MiB of table; twtrace stays under 64 MiB resident
 	DefaultLinger     = 5 * time.Second
 	TimelineLen       = 6 // transitions kept per socket; older ones are dropped (and counted)
 )
@@ -52,6 +52,7 @@ const (
 	flagTWConfirmed uint8 = 1 << iota // the TIME_WAIT was seen by sock_diag
 	flagListener                      // in the listener index
 	flagInTW                          // in the TIME_WAIT 4-tuple index
+	flagClient                        // made by connect(): its local port is ephemeral
 )
 
 // step is one timeline step packed in 8 bytes: when the state was entered,
@@ -126,6 +127,7 @@ type Stats struct {
 	Reconciliations  uint64
 	TimeWaitEnded    [5]uint64 // by tracer.TimeWaitOp: expire, reuse, kill
 	TimeWaitObserved uint64    // TIME_WAIT sockets first seen by sock_diag, not inferred
+	Untracked        uint64    // kernel sockets the last snapshot found with the table full (never evicted for)
 }
 
 // Table is the socket table. Its methods are safe for concurrent use: one
@@ -145,6 +147,10 @@ type Table struct {
 	tw map[uint64]uint64
 
 	ports map[portKey]*PortCounters
+	// lastPort caches the last counters looked up: a burst of events is
+	// mostly about one service port.
+	lastKey  portKey
+	lastPort *PortCounters
 
 	gen        uint32
 	reconciled map[uint32]int64 // namespace → Unix ns of its last complete dump
