@@ -33,7 +33,7 @@ test-unit:
 	TWTRACE_REQUIRE_BPF= $(GO) test -count=1 -short ./...
 
 generate:
-	BPF2GO_CC=$(CLANG) BPF2GO_STRIP=llvm-strip-14 $(GO) generate ./tracer/...
+	BPF2GO_CC=$(CLANG) BPF2GO_STRIP=llvm-strip-14 $(GO) generate ./tracer/... ./cmd/twbench/...
 
 # Fails when the committed BPF objects differ from what the sources generate.
 check-generate: generate
@@ -43,8 +43,15 @@ check-generate: generate
 headers:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > headers/vmlinux.h
 
+# The overhead benchmark (root, an otherwise idle machine): the load generator
+# alone and under each tracer, side by side, then the Go micro-benchmarks.
+# BENCHARGS passes flags to twbench (e.g. BENCHARGS="--rounds 3").
+BENCHARGS ?=
 bench: build
-	$(GO) run ./cmd/twbench $(ARGS)
+	$(GO) build -trimpath -o bin/twchurn ./cmd/twchurn
+	$(GO) build -trimpath -o bin/twbench ./cmd/twbench
+	./bin/twbench $(BENCHARGS)
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./tracer/... ./tui/...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

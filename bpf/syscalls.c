@@ -134,7 +134,7 @@ static __always_inline int finish(__u8 op, long ret)
 
 	struct tw_sys_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		stat_inc(TW_STAT_LOST);
+		stat_inc(TW_STAT_SYS_LOST);
 		return 0;
 	}
 	fill_head(&e->h, op, bpf_ktime_get_ns(), true);

@@ -98,11 +98,12 @@ enum tw_stat {
 	TW_STAT_SYS_SEEN = 3,       /* bind/connect/listen exits with a pending entry */
 	TW_STAT_SYS_FILTERED = 4,
 	TW_STAT_SYS_EMITTED = 5,
-	TW_STAT_LOST = 6,           /* ring buffer full: event could not be reserved */
+	TW_STAT_LOST = 6,           /* ring buffer full: a state event could not be reserved */
 	TW_STAT_SOCKMAP_FULL = 7,   /* socket storage not allocated: owner/duration unknown */
 	TW_STAT_OTHER_PROTO = 8,    /* transitions of SCTP, MPTCP: counted, not traced */
 	TW_STAT_INFLIGHT_FULL = 9,  /* syscall entry could not be remembered */
-	TW_STAT_MAX = 10,
+	TW_STAT_SYS_LOST = 10,      /* ring buffer full: a bind/connect/listen event could not be reserved */
+	TW_STAT_MAX = 11,
 };
 
 /* The per-CPU counters: one struct, so that a program looks it up once. */

@@ -36,7 +36,7 @@ type sockstateTwConfig struct {
 
 type sockstateTwCounters struct {
 	_ structs.HostLayout
-	V [10]uint64
+	V [11]uint64
 }
 
 type sockstateTwStateEvent struct {

@@ -19,6 +19,7 @@ const (
 	statSockMapFull
 	statOtherProto
 	statInflightFull
+	statSysLost
 	statMax
 )
 
@@ -31,7 +32,8 @@ type KernelStats struct {
 	SysSeen       uint64 // bind/connect/listen results on TCP sockets
 	SysFiltered   uint64
 	SysEmitted    uint64
-	Lost          uint64 // events with no room in the ring buffer
+	Lost          uint64 // state events with no room in the ring buffer
+	SysLost       uint64 // bind/connect/listen events with no room in the ring buffer
 	SockMapFull   uint64 // sockets not tracked: socket storage not allocated
 	OtherProto    uint64 // SCTP/MPTCP transitions, counted not traced
 	InflightFull  uint64 // syscalls not tracked: in-flight map full
@@ -58,7 +60,7 @@ func (t *Tracer) Stats() (KernelStats, error) {
 	fields := [statMax]*uint64{
 		&s.StateSeen, &s.StateFiltered, &s.StateEmitted,
 		&s.SysSeen, &s.SysFiltered, &s.SysEmitted,
-		&s.Lost, &s.SockMapFull, &s.OtherProto, &s.InflightFull,
+		&s.Lost, &s.SockMapFull, &s.OtherProto, &s.InflightFull, &s.SysLost,
 	}
 	if err := t.state.Stats.Lookup(uint32(0), &perCPU); err != nil {
 		return s, fmt.Errorf("read counters: %w", err)

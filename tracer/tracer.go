@@ -332,7 +332,7 @@ func (t *Tracer) newLoss() uint64 {
 		t.log.Warn("read loss counters", "err", err)
 		return 0
 	}
-	total := s.Lost + s.RecursionMisses
+	total := s.Lost + s.SysLost + s.RecursionMisses
 	if total <= t.lostSeen {
 		return 0
 	}

@@ -28,6 +28,7 @@ type traceOptions struct {
 	readyFile string
 	verbose   bool
 	cpuProf   string
+	statsFile string
 }
 
 func (o *traceOptions) register(cmd *cobra.Command) {
@@ -43,7 +44,9 @@ func (o *traceOptions) register(cmd *cobra.Command) {
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log diagnostics to stderr")
 	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write a Go CPU profile of twtrace itself to this file")
 	_ = fs.MarkHidden("ready-file")
+	fs.StringVar(&o.statsFile, "stats-file", "", "write what the run delivered and the kernel counted, as JSON, at the end")
 	_ = fs.MarkHidden("cpuprofile")
+	_ = fs.MarkHidden("stats-file")
 }
 
 func newTraceCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -126,7 +129,8 @@ func runTrace(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) er
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	seen := 0
-	return sess.Run(ctx, func(batch []tracer.Event) error {
+	tally := newCounter()
+	err = sess.Run(ctx, func(batch []tracer.Event) error {
 		if o.count > 0 {
 			if seen >= o.count {
 				return nil
@@ -139,11 +143,16 @@ func runTrace(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) er
 				cancel()
 			}
 		}
+		tally.add(batch)
 		if err := write(batch); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}
 		return nil
 	})
+	if err == nil && o.statsFile != "" {
+		err = tally.write(o.statsFile, sess)
+	}
+	return err
 }
 
 // startCPUProfile profiles twtrace itself, for performance work.

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// results are every run of a twbench invocation.
+type results struct {
+	Max      []sample            `json:"max_churn"`
+	Fixed    []sample            `json:"fixed_rate"`
+	Programs map[string]progCost `json:"programs"`
+}
+
+func (r *results) writeJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	sort.Float64s(s)
+	if n := len(s); n%2 == 1 {
+		return s[n/2]
+	} else {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+}
+
+func of(samples []sample, name string, f func(sample) float64) []float64 {
+	var out []float64
+	for _, s := range samples {
+		if s.Config == name {
+			out = append(out, f(s))
+		}
+	}
+	return out
+}
+
+func printMax(out io.Writer, configs []config, ss []sample) {
+	base := median(of(ss, "untraced", func(s sample) float64 { return s.ConnPerSec }))
+	fmt.Fprintf(out, "\n%-18s %9s %6s %12s %12s %9s %6s %10s %9s\n",
+		"config", "conn/s", "ratio", "expected", "delivered", "lost", "exact", "cpu %core", "peak RSS")
+	for _, c := range configs {
+		cps := median(of(ss, c.name, func(s sample) float64 { return s.ConnPerSec }))
+		line := fmt.Sprintf("%-18s %9.0f %6.2f", c.name, cps, cps/base)
+		if c.start == nil {
+			fmt.Fprintln(out, line)
+			continue
+		}
+		var exp, del, lost uint64
+		exact := true
+		for _, s := range ss {
+			if s.Config != c.name {
+				continue
+			}
+			exp, del, lost = exp+s.Expected, del+s.Delivered, lost+s.Lost
+			if s.Delivered+s.Lost != s.Expected {
+				exact = false
+			}
+		}
+		ex := "yes"
+		if !exact {
+			ex = "NO"
+		}
+		fmt.Fprintf(out, "%s %12d %12d %9d %6s %9.1f%% %6.1f MiB\n", line, exp, del, lost, ex,
+			median(of(ss, c.name, func(s sample) float64 { return s.TracerPct })),
+			median(of(ss, c.name, func(s sample) float64 { return s.PeakRSSMiB })))
+	}
+	fmt.Fprintln(out, "(medians over rounds; expected/delivered/lost summed over rounds; exact: delivered + lost = expected in every run)")
+}
+
+func printFixed(out io.Writer, configs []config, ss []sample) {
+	baseBusy := median(of(ss, "untraced", func(s sample) float64 { return s.BusyCPU }))
+	fmt.Fprintf(out, "\n%-18s %9s %12s %9s %12s %18s\n", "config", "conn/s", "events", "lost", "tracer %core", "extra kernel/event")
+	for _, c := range configs {
+		cps := median(of(ss, c.name, func(s sample) float64 { return s.ConnPerSec }))
+		if c.start == nil {
+			fmt.Fprintf(out, "%-18s %9.0f\n", c.name, cps)
+			continue
+		}
+		events := median(of(ss, c.name, func(s sample) float64 { return float64(s.Expected) }))
+		var lost uint64
+		for _, s := range ss {
+			if s.Config == c.name {
+				lost += s.Lost
+			}
+		}
+		tracer := median(of(ss, c.name, func(s sample) float64 { return s.TracerCPU }))
+		busy := median(of(ss, c.name, func(s sample) float64 { return s.BusyCPU }))
+		extra := (busy - baseBusy - tracer) / events * 1e6
+		fmt.Fprintf(out, "%-18s %9.0f %12.0f %9d %11.1f%% %15.2f µs\n", c.name, cps, events, lost,
+			median(of(ss, c.name, func(s sample) float64 { return s.TracerPct })), extra)
+	}
+	fmt.Fprintln(out, "(extra kernel/event: all CPUs' busy time minus the untraced run's and minus the tracer's own, per event)")
+}
+
+func printPrograms(out io.Writer, s sample) {
+	fmt.Fprintf(out, "\n== BPF programs under maximum churn (kernel.bpf_stats_enabled=1, %.0f conn/s)\n", s.ConnPerSec)
+	names := make([]string, 0, len(s.Programs))
+	for n := range s.Programs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(out, "%-22s %12s %12s\n", "program", "runs", "ns/run")
+	for _, n := range names {
+		p := s.Programs[n]
+		per := 0.0
+		if p.Runs > 0 {
+			per = float64(p.TimeNS) / float64(p.Runs)
+		}
+		fmt.Fprintf(out, "%-22s %12d %12.0f\n", n, p.Runs, per)
+	}
+	fmt.Fprintln(out, strings.Repeat("-", 48))
+}

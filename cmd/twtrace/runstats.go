@@ -1,0 +1,86 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/live"
+)
+
+// runStats is what a run delivered and what the kernel counted, written by
+// the hidden --stats-file flag when the run ends: the benchmark checks that
+// delivered plus reported lost equals what an independent count saw.
+type runStats struct {
+	Delivered    map[string]uint64 `json:"delivered"`     // by event kind
+	LostReported uint64            `json:"lost_reported"` // sum of the lost events' counts
+	Kernel       kernelStats       `json:"kernel"`
+	Table        tableStats        `json:"table"`
+}
+
+type kernelStats struct {
+	StateSeen     uint64                  `json:"state_seen"`
+	StateFiltered uint64                  `json:"state_filtered"`
+	StateEmitted  uint64                  `json:"state_emitted"`
+	StateRingLost uint64                  `json:"state_ring_lost"`
+	SysRingLost   uint64                  `json:"sys_ring_lost"`
+	Programs      map[string]programStats `json:"programs"`
+}
+
+// programStats are the kernel's counters of one program; run_count and
+// run_time_ns only move while kernel.bpf_stats_enabled is 1.
+type programStats struct {
+	RunCount        uint64 `json:"run_count"`
+	RunTimeNS       uint64 `json:"run_time_ns"`
+	RecursionMisses uint64 `json:"recursion_misses"`
+}
+
+type tableStats struct {
+	Sockets  int    `json:"sockets"`
+	TimeWait int    `json:"time_wait"`
+	Evicted  uint64 `json:"evicted"`
+}
+
+// counter tallies what a run delivers.
+type counter struct{ s runStats }
+
+func newCounter() *counter {
+	return &counter{s: runStats{Delivered: map[string]uint64{}}}
+}
+
+func (c *counter) add(batch []tracer.Event) {
+	for i := range batch {
+		c.s.Delivered[batch[i].Kind.String()]++
+		if batch[i].Kind == tracer.KindLost {
+			c.s.LostReported += batch[i].Lost
+		}
+	}
+}
+
+// write completes the tally with the kernel's counters and writes it.
+func (c *counter) write(path string, sess *live.Session) error {
+	ks, err := sess.Tracer().Stats()
+	if err != nil {
+		return err
+	}
+	c.s.Kernel = kernelStats{
+		StateSeen: ks.StateSeen, StateFiltered: ks.StateFiltered, StateEmitted: ks.StateEmitted,
+		StateRingLost: ks.Lost, SysRingLost: ks.SysLost, Programs: map[string]programStats{},
+	}
+	for name, p := range ks.Programs {
+		c.s.Kernel.Programs[name] = programStats{
+			RunCount: p.RunCount, RunTimeNS: uint64(p.RunTime.Nanoseconds()), RecursionMisses: p.RecursionMisses,
+		}
+	}
+	ts := sess.Table().Stats()
+	c.s.Table = tableStats{Sockets: ts.Sockets, TimeWait: ts.TimeWait, Evicted: ts.Evicted}
+	b, err := json.MarshalIndent(c.s, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("--stats-file: %w", err)
+	}
+	return nil
+}
