@@ -1,0 +1,245 @@
+package tui
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/colorprofile"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/x/exp/teatest/v2"
+
+	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/sample"
+	"github.com/twtrace/twtrace/tracer/table"
+)
+
+// testNow is the fixed clock of the golden tests: 17.5 s into the sample,
+// when its TIME_WAIT on port 8080 has 42.5 s left.
+var testNow = sample.Start.Add(17500 * time.Millisecond)
+
+// testFeed plays events as a live feed would: it applies each batch to its
+// table, then hands it over. It delivers the events up to the clock at
+// once, then whatever is sent on more, until the context ends.
+type testFeed struct {
+	tab    *table.Table
+	events []tracer.Event
+	more   chan []tracer.Event
+}
+
+func newSampleFeed() *testFeed {
+	var evs []tracer.Event
+	for _, ev := range sample.Events() {
+		if !ev.Time.After(testNow) {
+			evs = append(evs, ev)
+		}
+	}
+	return &testFeed{tab: table.New(table.Config{}), events: evs, more: make(chan []tracer.Event)}
+}
+
+func (f *testFeed) Table() *table.Table { return f.tab }
+
+func (f *testFeed) Run(ctx context.Context, fn func([]tracer.Event) error) error {
+	deliver := func(b []tracer.Event) error {
+		f.tab.ApplyBatch(b, nil)
+		return fn(b)
+	}
+	if err := deliver(f.events); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case b := <-f.more:
+			if err := deliver(b); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func testOptions() Options {
+	return Options{
+		Clock:    func() time.Time { return testNow },
+		Location: time.UTC,
+		Host:     "web-1",
+		Kernel:   "6.8.0-twtrace",
+		Tick:     20 * time.Millisecond, // tests need not wait 200 ms per frame
+	}
+}
+
+// ui is a program under test.
+type ui struct {
+	*teatest.TestModel
+	frame *atomic.Pointer[string] // the last screen rendered
+}
+
+// probe records each screen the program renders, so that tests wait for
+// what is on the screen rather than for the renderer's partial redraws.
+type probe struct {
+	Model
+	frame *atomic.Pointer[string]
+}
+
+func (p probe) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	m, cmd := p.Model.Update(msg)
+	return probe{m.(Model), p.frame}, cmd
+}
+
+func (p probe) View() tea.View {
+	v := p.Model.View()
+	s := ansi.Strip(v.Content)
+	p.frame.Store(&s)
+	return v
+}
+
+// startUI runs the UI on a fake terminal of w x h with a pinned colour
+// profile, fed by feed.
+func startUI(t *testing.T, feed Feed, w, h int) *ui {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	m, wait := attach(ctx, feed, testOptions())
+	p := probe{m, new(atomic.Pointer[string])}
+	tm := teatest.NewTestModel(t, p,
+		teatest.WithInitialTermSize(w, h),
+		teatest.WithProgramOptions(tea.WithColorProfile(colorprofile.ASCII)))
+	t.Cleanup(func() {
+		cancel()
+		if err := wait(); err != context.Canceled {
+			t.Errorf("feed: %v", err)
+		}
+	})
+	return &ui{tm, p.frame}
+}
+
+// waitFor waits until the screen shows every string.
+func waitFor(t *testing.T, u *ui, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s := ""
+		if f := u.frame.Load(); f != nil {
+			s = *f
+		}
+		ok := true
+		for _, w := range want {
+			ok = ok && strings.Contains(s, w)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the screen never showed %q; last screen:\n%s", want, s)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// finalModel quits and returns the model as the program left it.
+func finalModel(t *testing.T, u *ui) Model {
+	t.Helper()
+	if err := u.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	return u.FinalModel(t, teatest.WithFinalTimeout(5*time.Second)).(probe).Model
+}
+
+// finalScreen quits and returns the last screen as plain text.
+func finalScreen(t *testing.T, u *ui) string {
+	t.Helper()
+	return ansi.Strip(finalModel(t, u).View().Content)
+}
+
+func press(u *ui, keys ...string) {
+	for _, k := range keys {
+		u.Send(keyMsg(k))
+	}
+}
+
+// keyMsg makes the key press a terminal would send for a key name.
+func keyMsg(k string) tea.KeyPressMsg {
+	switch k {
+	case "enter":
+		return tea.KeyPressMsg{Code: tea.KeyEnter}
+	case "esc":
+		return tea.KeyPressMsg{Code: tea.KeyEscape}
+	case "tab":
+		return tea.KeyPressMsg{Code: tea.KeyTab}
+	case "shift+tab":
+		return tea.KeyPressMsg{Code: tea.KeyTab, Mod: tea.ModShift}
+	case "space":
+		return tea.KeyPressMsg{Code: tea.KeySpace, Text: " "}
+	case "down":
+		return tea.KeyPressMsg{Code: tea.KeyDown}
+	case "up":
+		return tea.KeyPressMsg{Code: tea.KeyUp}
+	case "end":
+		return tea.KeyPressMsg{Code: tea.KeyEnd}
+	}
+	r := []rune(k)[0]
+	return tea.KeyPressMsg{Code: r, Text: k}
+}
+
+// requireScreen checks the shape of a screen: exactly h lines of at most
+// w cells.
+func requireScreen(t *testing.T, screen string, w, h int) {
+	t.Helper()
+	lines := strings.Split(screen, "\n")
+	if len(lines) != h {
+		t.Errorf("screen has %d lines, want %d", len(lines), h)
+	}
+	for i, l := range lines {
+		if n := ansi.StringWidth(l); n > w {
+			t.Errorf("line %d is %d cells wide, more than %d: %q", i+1, n, w, l)
+		}
+	}
+}
+
+// requireLine fails unless one line of the screen contains every string.
+func requireLine(t *testing.T, screen string, want ...string) string {
+	t.Helper()
+	for _, l := range strings.Split(screen, "\n") {
+		ok := true
+		for _, w := range want {
+			ok = ok && strings.Contains(l, w)
+		}
+		if ok {
+			return l
+		}
+	}
+	t.Fatalf("no line contains all of %q in:\n%s", want, screen)
+	return ""
+}
+
+func readAll(t *testing.T, r io.Reader) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if _, err := io.Copy(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// headless returns a model fed with the sample up to testNow, without a
+// program: for tests of rendering details and for benchmarks.
+func headless(t testing.TB, w, h int) Model {
+	t.Helper()
+	f := newSampleFeed()
+	f.tab.ApplyBatch(f.events, nil)
+	m := NewModel(f.tab, testOptions())
+	m = update(m, tea.WindowSizeMsg{Width: w, Height: h})
+	m = update(m, EventsMsg(f.events))
+	return m.Refresh()
+}
+
+// update is Update for a Model, without the commands.
+func update(m Model, msg tea.Msg) Model {
+	mm, _ := m.Update(msg)
+	return mm.(Model)
+}

@@ -1,0 +1,202 @@
+package tui
+
+import (
+	"log/slog"
+	"time"
+
+	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/kstat"
+	"github.com/twtrace/twtrace/tracer/table"
+)
+
+// ---------------------------------------------------------------- MODEL
+
+// EventsMsg is a batch of events the feed has already applied to the
+// table. Run delivers events through its own buffer, once per tick; a
+// headless user (a benchmark, a test) sends EventsMsg to Update instead.
+type EventsMsg []tracer.Event
+
+// viewID names a view.
+type viewID int
+
+// The views, in tab order.
+const (
+	viewPorts viewID = iota
+	viewSockets
+	viewEvents
+	viewRemotes
+	numViews
+)
+
+var viewNames = [numViews]string{"Ports", "Sockets", "Events", "Remotes"}
+
+// uiContext is what every view shares: styles, keys, and the time of the
+// frame. One per model; views hold a pointer to it.
+type uiContext struct {
+	styles    *Styles
+	keys      *KeyMap
+	now       time.Time // the frame's "now", frozen while paused
+	loc       *time.Location
+	hostNetNS uint32
+	portRange [2]int
+	querying  bool // the view's data is being fetched (a new view or filter)
+}
+
+// Model is the UI's state. It is usable without a terminal: NewModel, then
+// Update with tea.WindowSizeMsg, EventsMsg and key messages, and View.
+type Model struct {
+	tab  *table.Table
+	opts Options
+	ctx  *uiContext
+	log  *slog.Logger
+
+	pending *pending       // the feed's side; nil when headless
+	spare   []tracer.Event // the buffer handed back to pending at each drain
+
+	width, height int
+	active        viewID
+	ports         *portsView
+	sockets       *socketsView
+	events        *eventsView
+	remotes       *remotesView
+
+	// The two bubbles are 12 KB: behind pointers, so that returning the
+	// Model from Update (boxed in a tea.Model) does not copy them.
+	help      *help.Model
+	input     *textinput.Model
+	filtering bool   // the filter line has the keyboard
+	filter    filter //
+	drilled   bool   // the filter came from Ports' enter: esc goes back there
+	status    string // a transient message (bad filter, ...)
+
+	paused    bool
+	newPaused uint64 // events delivered since the pause
+
+	seen      uint64 // events delivered, UI drops included
+	uiDropped uint64 // events the log skipped because the UI fell behind
+	evRate    meter
+	stats     table.Stats
+
+	kernel   kstat.Sampler
+	kRates   kstat.Rates
+	kRatesOK bool
+	kErr     error
+
+	feedDone bool
+	feedErr  error
+
+	refresh refreshState
+	cache   *frameCache
+}
+
+// frameCache keeps what does not change from frame to frame.
+type frameCache struct {
+	helpKey helpKey
+	help    string
+}
+
+// helpKey is what the footer's help depends on.
+type helpKey struct {
+	mode  mode
+	width int
+	all   bool
+}
+
+// NewModel returns a model that reads tab. Options are defaulted as Run
+// defaults them.
+func NewModel(tab *table.Table, opts Options) Model {
+	opts = opts.withDefaults()
+	ctx := &uiContext{
+		styles:    NewStyles(DefaultTheme()),
+		keys:      DefaultKeyMap(),
+		now:       opts.Clock(),
+		loc:       opts.Location,
+		hostNetNS: opts.HostNetNS,
+		portRange: opts.PortRange,
+	}
+	m := Model{
+		tab:     tab,
+		opts:    opts,
+		ctx:     ctx,
+		log:     opts.Logger,
+		ports:   newPortsView(ctx),
+		sockets: newSocketsView(ctx),
+		events:  newEventsView(ctx, opts.LogSize),
+		remotes: newRemotesView(ctx),
+		help:    new(help.New()),
+		input:   new(textinput.New()),
+		cache:   &frameCache{},
+	}
+	m.help.Styles = ctx.styles.Help
+	m.input.Prompt = "/"
+	m.input.Placeholder = "port, state or pid:N (8080 tw)"
+	m.input.SetStyles(ctx.styles.Filter)
+	m.stats = tab.Stats()
+	m.evRate.observe(0, ctx.now)
+	m.refresh.want = 1 // nothing fetched yet
+	m.resize(80, 24)
+	return m
+}
+
+// Init starts the tick and the first query of the table.
+func (m Model) Init() tea.Cmd {
+	return tea.Batch(m.tick(), func() tea.Msg { return kickMsg{} })
+}
+
+// Refresh queries the table for the current view synchronously, as the
+// program does in the background. For headless use: benchmarks, tests.
+func (m Model) Refresh() Model {
+	req := m.request()
+	m.refresh.asked = req.gen
+	m.refresh.inFlight = true
+	m.onSnapshot(takeSnapshot(m.tab, req, m.kernelSource()))
+	return m
+}
+
+// mode returns what the keys act on now.
+func (m *Model) mode() mode {
+	return mode{
+		view:      m.active,
+		filtering: m.filtering,
+		detail:    m.active == viewSockets && m.sockets.detail,
+		paused:    m.paused,
+		canBack:   !m.filter.empty() || m.drilled,
+	}
+}
+
+// resize lays the views out for a terminal of w x h.
+func (m *Model) resize(w, h int) {
+	m.width, m.height = max(w, 20), max(h, 8)
+	m.help.SetWidth(m.width)
+	m.input.SetWidth(min(m.width/2, 48)) // room after it for what is wrong with the filter
+	m.layout()
+}
+
+// layout gives the body what the header and the footer leave; full help
+// takes more footer.
+func (m *Model) layout() {
+	m.ctx.keys.setMode(m.mode())
+	body := m.height - headerLines - m.footerLines()
+	for _, v := range []interface{ setSize(w, h int) }{m.ports, m.sockets, m.events, m.remotes} {
+		v.setSize(m.width, max(body, 2))
+	}
+}
+
+// addEvents takes a batch into the log and the counters. dropped events
+// came after the batch and were not kept: the log shows the gap.
+func (m *Model) addEvents(evs []tracer.Event, dropped uint64) {
+	n := uint64(len(evs)) + dropped
+	m.seen += n
+	if m.paused {
+		m.newPaused += n
+	}
+	m.events.add(evs, dropped)
+	if dropped > 0 {
+		m.uiDropped += dropped
+		m.log.Warn("event log fell behind", "skipped", dropped)
+	}
+}

@@ -1,0 +1,204 @@
+// Package tui is twtrace's live terminal UI: which port is blocked, by
+// whom, and when its TIME_WAIT sockets end.
+//
+// It reads two things: the socket table (tracer/table), queried a few times
+// per second off the UI's goroutine, and the event stream, which the feed
+// hands over in batches that the UI collects once per tick. It never
+// applies events to the table: the feed does, before handing them over, so
+// that live tracing and a replayed capture look the same to the UI.
+//
+// Views: Ports (one row per local port), Sockets (like ss -tanp -o, with a
+// socket's timeline on enter), Events (the log) and Remotes (TIME_WAIT per
+// remote endpoint against the local port range: port exhaustion).
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/colorprofile"
+
+	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/kstat"
+	"github.com/twtrace/twtrace/tracer/table"
+)
+
+// ---------------------------------------------------------------- COMMANDS
+
+// Feed is where the TUI gets its data: live tracing or a replayed capture.
+type Feed interface {
+	// Table is the socket table the feed keeps up to date. The feed applies
+	// each batch to it before handing the batch to fn.
+	Table() *table.Table
+	// Run delivers event batches to fn until ctx ends; fn must not keep the slice.
+	Run(ctx context.Context, fn func([]tracer.Event) error) error
+}
+
+// Options configure the UI. The zero value works.
+type Options struct {
+	Title  string // product name in the header; "twtrace" when empty
+	Host   string // host name, shown in the header
+	Kernel string // kernel release, shown in the header
+
+	// Clock is the UI's "now": countdowns, ages and rates. nil: time.Now.
+	// A replay passes the capture's clock; tests pass a fixed one.
+	Clock func() time.Time
+	// Location of the times shown; nil: time.Local.
+	Location *time.Location
+
+	// Counters reads the kernel's TIME_WAIT counters (kstat.Reader.Counters);
+	// their rates (TW/s, TWKilled/s) go in the header. nil: not shown. It is
+	// called off the UI goroutine, at most once a second.
+	Counters func() (kstat.Counters, error)
+	// Rates, when set, gives rates already computed elsewhere
+	// (live.Session.Rates) and is used instead of Counters.
+	Rates func() (kstat.Rates, bool)
+	// PortRange is net.ipv4.ip_local_port_range, against which the Remotes
+	// view measures exhaustion. Zero: the kernel's default, 32768-60999.
+	PortRange [2]int
+	// HostNetNS is the inode of the host's network namespace, whose sockets
+	// need no netns column. 0: init_net's (4026531840).
+	HostNetNS uint32
+
+	// Logger receives the UI's own diagnostics. It must not write to the
+	// terminal the UI draws on (use a file). nil: discarded.
+	Logger *slog.Logger
+
+	LogSize     int           // events kept for the log; 0: 2000
+	PendingSize int           // events buffered between ticks; 0: 16384
+	Tick        time.Duration // how often the UI collects events and redraws; 0: 200 ms
+
+	// Input and Output default to the terminal (stdin and stdout).
+	Input  io.Reader
+	Output io.Writer
+	// Profile forces a colour profile (tests pin one). Unknown: detected
+	// from the terminal, NO_COLOR honoured.
+	Profile colorprofile.Profile
+}
+
+// Defaults.
+const (
+	DefaultLogSize     = 2000
+	DefaultPendingSize = 16384
+	DefaultTick        = 200 * time.Millisecond
+	initNetNS          = 4026531840 // PROC_NET_INIT_INO, the same on every kernel since 3.8
+)
+
+// withDefaults fills in what the caller left zero.
+func (o Options) withDefaults() Options {
+	if o.Title == "" {
+		o.Title = "twtrace"
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Location == nil {
+		o.Location = time.Local
+	}
+	if o.PortRange == [2]int{} {
+		o.PortRange = [2]int{32768, 60999}
+	}
+	if o.HostNetNS == 0 {
+		o.HostNetNS = initNetNS
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.LogSize <= 0 {
+		o.LogSize = DefaultLogSize
+	}
+	if o.PendingSize <= 0 {
+		o.PendingSize = DefaultPendingSize
+	}
+	if o.Tick <= 0 {
+		o.Tick = DefaultTick
+	}
+	return o
+}
+
+// Run runs the UI on the terminal until the user quits or ctx ends, with the
+// feed running beside it. It returns the feed's error, if the feed failed,
+// or the UI's.
+func Run(ctx context.Context, feed Feed, opts Options) error {
+	opts = opts.withDefaults()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	m, wait := attach(ctx, feed, opts)
+	_, err := tea.NewProgram(m, programOptions(ctx, opts)...).Run()
+	cancel()
+	feedErr := wait()
+
+	switch {
+	case errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil:
+		err = nil // ended by the caller's context: not a failure of the UI
+	case err != nil:
+		err = fmt.Errorf("terminal UI: %w", err)
+	}
+	if feedErr != nil && !errors.Is(feedErr, context.Canceled) {
+		return errors.Join(feedErr, err)
+	}
+	return err
+}
+
+// attach returns a model fed by feed, whose Run it starts on its own
+// goroutine until ctx ends; wait waits for it and returns its error.
+func attach(ctx context.Context, feed Feed, opts Options) (m Model, wait func() error) {
+	m = NewModel(feed.Table(), opts)
+	m.pending = newPending(m.opts.PendingSize)
+	p, log := m.pending, m.log
+	var feedErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		feedErr = runFeed(ctx, feed, p, log)
+		p.finish(feedErr)
+	}()
+	return m, func() error {
+		<-done
+		return feedErr
+	}
+}
+
+// runFeed runs the feed, turning a panic into an error: a panic on this
+// goroutine would kill the process with the terminal left in raw mode.
+func runFeed(ctx context.Context, feed Feed, p *pending, log *slog.Logger) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("feed panicked", "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("feed panicked: %v", r)
+		}
+	}()
+	err = feed.Run(ctx, p.add)
+	if err != nil && ctx.Err() == nil {
+		log.Error("feed stopped", "err", err)
+	}
+	return err
+}
+
+func programOptions(ctx context.Context, opts Options) []tea.ProgramOption {
+	po := []tea.ProgramOption{tea.WithContext(ctx)}
+	if opts.Input != nil {
+		po = append(po, tea.WithInput(opts.Input))
+	}
+	if opts.Output != nil {
+		po = append(po, tea.WithOutput(opts.Output))
+	}
+	profile := opts.Profile
+	if profile == colorprofile.Unknown && os.Getenv("NO_COLOR") != "" {
+		// no-color.org: any non-empty value. colorprofile only takes
+		// values strconv.ParseBool accepts.
+		profile = colorprofile.ASCII
+	}
+	if profile != colorprofile.Unknown {
+		po = append(po, tea.WithColorProfile(profile))
+	}
+	return po
+}

@@ -1,0 +1,138 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/kstat"
+	"github.com/twtrace/twtrace/tracer/table"
+)
+
+// funcFeed is a feed made of a function.
+type funcFeed struct {
+	tab *table.Table
+	run func(ctx context.Context, fn func([]tracer.Event) error) error
+}
+
+func (f funcFeed) Table() *table.Table { return f.tab }
+func (f funcFeed) Run(ctx context.Context, fn func([]tracer.Event) error) error {
+	return f.run(ctx, fn)
+}
+
+// runOn runs Run on a fake terminal: keys are typed into in.
+func runOn(ctx context.Context, feed Feed) (in *io.PipeWriter, done chan error) {
+	r, w := io.Pipe()
+	done = make(chan error, 1)
+	opts := testOptions()
+	opts.Input, opts.Output = r, io.Discard
+	go func() { done <- Run(ctx, feed, opts) }()
+	return w, done
+}
+
+func wait(t *testing.T, done chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return")
+		return nil
+	}
+}
+
+func TestRunEndsWithItsContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	in, done := runOn(ctx, newSampleFeed())
+	defer in.Close()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	if err := wait(t, done); err != nil {
+		t.Errorf("Run ended by its context: %v", err)
+	}
+}
+
+func TestRunQuits(t *testing.T) {
+	in, done := runOn(context.Background(), newSampleFeed())
+	defer in.Close()
+	time.Sleep(100 * time.Millisecond)
+	if _, err := in.Write([]byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(t, done); err != nil {
+		t.Errorf("q: %v", err)
+	}
+}
+
+func TestRunReturnsTheFeedsError(t *testing.T) {
+	boom := errors.New("ring buffer: boom")
+	feed := funcFeed{table.New(table.Config{}), func(context.Context, func([]tracer.Event) error) error {
+		return boom
+	}}
+	in, done := runOn(context.Background(), feed)
+	defer in.Close()
+	time.Sleep(100 * time.Millisecond) // the UI shows the failure and keeps running
+	in.Write([]byte("q"))
+	if err := wait(t, done); !errors.Is(err, boom) {
+		t.Errorf("Run returned %v, want the feed's error", err)
+	}
+}
+
+func TestRunSurvivesAFeedPanic(t *testing.T) {
+	feed := funcFeed{table.New(table.Config{}), func(context.Context, func([]tracer.Event) error) error {
+		panic("decoder bug")
+	}}
+	in, done := runOn(context.Background(), feed)
+	defer in.Close()
+	time.Sleep(100 * time.Millisecond)
+	in.Write([]byte("q"))
+	if err := wait(t, done); err == nil || !strings.Contains(err.Error(), "feed panicked: decoder bug") {
+		t.Errorf("Run returned %v", err)
+	}
+}
+
+// TestFeedStopShows: a stopped feed is said in the header, in red when it
+// failed.
+func TestFeedStopShows(t *testing.T) {
+	m := headless(t, 100, 30)
+	m.pending = newPending(10)
+	m.pending.finish(errors.New("tracer detached"))
+	m = update(m, tickMsg(testNow))
+	requireLine(t, stripView(m), "feed stopped: tracer detached", "09:30:17")
+}
+
+// TestKernelRates: TW/s and TWKilled/s from two readings of the counters.
+func TestKernelRates(t *testing.T) {
+	readings := []kstat.Counters{
+		{Time: testNow, TW: 1000, TWKilled: 10},
+		{Time: testNow.Add(2 * time.Second), TW: 1100, TWKilled: 14},
+	}
+	m := headless(t, 100, 30)
+	m.opts.Counters = func() (kstat.Counters, error) {
+		c := readings[0]
+		readings = readings[1:]
+		return c, nil
+	}
+	m = m.Refresh()
+	m.refresh.counters = time.Time{} // due again at once
+	m = m.Refresh()
+	requireLine(t, stripView(m), "TW/s 50", "TWKilled/s 2.0")
+
+	m.opts.Counters = func() (kstat.Counters, error) { return kstat.Counters{}, errors.New("no /proc") }
+	m.refresh.counters = time.Time{}
+	m = m.Refresh()
+	requireLine(t, stripView(m), "kernel counters n/a")
+}
+
+func TestKernelRatesGiven(t *testing.T) {
+	m := headless(t, 100, 30)
+	m.opts.Rates = func() (kstat.Rates, bool) {
+		return kstat.Rates{TW: 12.5, TWKilled: 0, TCPTimeWaitOverflow: 3}, true
+	}
+	m = m.Refresh()
+	requireLine(t, stripView(m), "TW/s 13", "TWKilled/s 0", "TW overflow/s 3.0")
+}

@@ -1,0 +1,133 @@
+package tui
+
+import (
+	"image/color"
+
+	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/textinput"
+	"charm.land/lipgloss/v2"
+
+	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tui/grid"
+)
+
+// ---------------------------------------------------------------- VIEW
+
+// Theme is the palette every style is built from. The default uses the 16
+// ANSI colours, which the terminal's own theme maps to shades that are
+// readable on its background, light or dark.
+type Theme struct {
+	Accent color.Color // titles, the active tab
+	Good   color.Color // LISTEN, ESTABLISHED
+	Warn   color.Color // TIME_WAIT and the sockets on their way to it
+	Bad    color.Color // failures, loss
+}
+
+// DefaultTheme returns the ANSI palette.
+func DefaultTheme() Theme {
+	return Theme{Accent: lipgloss.Cyan, Good: lipgloss.Green, Warn: lipgloss.Yellow, Bad: lipgloss.Red}
+}
+
+// Styles holds every style of the UI, built once from a Theme. Meaning
+// never rests on colour alone: failures are also bold and marked "!",
+// TIME_WAIT is also bold, the cursor is reverse video, so that the UI reads
+// the same under NO_COLOR.
+type Styles struct {
+	Title     lipgloss.Style // product name in the header
+	Label     lipgloss.Style // header labels
+	Value     lipgloss.Style // header values
+	Muted     lipgloss.Style // secondary text, closed sockets
+	Accent    lipgloss.Style //
+	Bad       lipgloss.Style // failures, loss: red and bold
+	Warn      lipgloss.Style //
+	Paused    lipgloss.Style // the PAUSED badge
+	TabActive lipgloss.Style
+	TabIdle   lipgloss.Style
+	ViewTitle lipgloss.Style // the line above each view's table
+	Section   lipgloss.Style // headings in the socket detail
+	Bar       lipgloss.Style // timeline and exhaustion bars
+
+	// States, by tracer.State; nil entries render plain.
+	States [16]*lipgloss.Style
+
+	Grid   grid.Styles
+	Help   help.Styles
+	Filter textinput.Styles
+
+	seqs map[*lipgloss.Style][2]string
+}
+
+// paint applies a style to one line of text. lipgloss.Style.Render costs
+// microseconds and a frame has dozens of styled pieces: each style's escape
+// sequences are rendered once, then reused. A nil style leaves the text
+// plain. Only the UI goroutine paints.
+func (s *Styles) paint(st *lipgloss.Style, text string) string {
+	if st == nil {
+		return text
+	}
+	q, ok := s.seqs[st]
+	if !ok {
+		pre, post := grid.SeqOf(*st)
+		q = [2]string{pre, post}
+		s.seqs[st] = q
+	}
+	return q[0] + text + q[1]
+}
+
+// NewStyles builds the styles from a theme.
+func NewStyles(t Theme) *Styles {
+	s := &Styles{
+		seqs:      make(map[*lipgloss.Style][2]string),
+		Title:     lipgloss.NewStyle().Bold(true).Foreground(t.Accent),
+		Label:     lipgloss.NewStyle().Faint(true),
+		Value:     lipgloss.NewStyle().Bold(true),
+		Muted:     lipgloss.NewStyle().Faint(true),
+		Accent:    lipgloss.NewStyle().Foreground(t.Accent),
+		Bad:       lipgloss.NewStyle().Bold(true).Foreground(t.Bad),
+		Warn:      lipgloss.NewStyle().Foreground(t.Warn),
+		Paused:    lipgloss.NewStyle().Bold(true).Reverse(true).Foreground(t.Warn),
+		TabActive: lipgloss.NewStyle().Bold(true).Reverse(true).Foreground(t.Accent),
+		TabIdle:   lipgloss.NewStyle().Faint(true),
+		ViewTitle: lipgloss.NewStyle().Bold(true),
+		Section:   lipgloss.NewStyle().Bold(true).Underline(true),
+		Bar:       lipgloss.NewStyle().Foreground(t.Warn),
+	}
+	good := lipgloss.NewStyle().Foreground(t.Good)
+	warn := lipgloss.NewStyle().Foreground(t.Warn)
+	listen, tw := good.Bold(true), warn.Bold(true)
+	s.States[tracer.StateListen] = &listen
+	s.States[tracer.StateEstablished] = &good
+	s.States[tracer.StateTimeWait] = &tw
+	for _, st := range []tracer.State{tracer.StateFinWait1, tracer.StateFinWait2, tracer.StateClosing,
+		tracer.StateCloseWait, tracer.StateLastAck} {
+		s.States[st] = &warn
+	}
+	s.States[tracer.StateClose] = &s.Muted
+
+	s.Grid = grid.Styles{
+		Header:   lipgloss.NewStyle().Bold(true).Underline(true),
+		Selected: lipgloss.NewStyle().Reverse(true),
+	}
+	s.Help = help.Styles{
+		ShortKey:       lipgloss.NewStyle().Bold(true).Foreground(t.Accent),
+		ShortDesc:      lipgloss.NewStyle(),
+		ShortSeparator: lipgloss.NewStyle().Faint(true),
+		Ellipsis:       lipgloss.NewStyle().Faint(true),
+		FullKey:        lipgloss.NewStyle().Bold(true).Foreground(t.Accent),
+		FullDesc:       lipgloss.NewStyle(),
+		FullSeparator:  lipgloss.NewStyle().Faint(true),
+	}
+	s.Filter = textinput.DefaultStyles(true)
+	s.Filter.Focused.Prompt = lipgloss.NewStyle().Bold(true).Foreground(t.Accent)
+	s.Filter.Focused.Text = lipgloss.NewStyle()
+	s.Filter.Cursor.Blink = false // a blinking cursor redraws the screen for nothing
+	return s
+}
+
+// state returns the style of a TCP state, nil when it has none.
+func (s *Styles) state(st tracer.State) *lipgloss.Style {
+	if int(st) < len(s.States) {
+		return s.States[st]
+	}
+	return nil
+}

@@ -1,0 +1,252 @@
+package tui
+
+import (
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+)
+
+// ---------------------------------------------------------------- UPDATE
+
+// Update handles a message.
+func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.resize(msg.Width, msg.Height)
+		return m, nil
+	case tickMsg:
+		return m.onTick()
+	case kickMsg:
+		return m, m.maybeRefresh()
+	case EventsMsg:
+		m.addEvents(msg, 0)
+		return m, nil
+	case snapshotMsg:
+		m.onSnapshot(msg)
+		return m, m.maybeRefresh()
+	case tea.KeyPressMsg:
+		cmd := m.onKey(msg)
+		m.layout()
+		return m, tea.Batch(cmd, m.maybeRefresh())
+	}
+	if m.filtering {
+		// The input's own messages (paste, ...).
+		var cmd tea.Cmd
+		*m.input, cmd = m.input.Update(msg)
+		return m, cmd
+	}
+	return m, nil
+}
+
+// onTick collects what the feed delivered, moves the clock and re-arms.
+func (m Model) onTick() (tea.Model, tea.Cmd) {
+	now := m.opts.Clock()
+	if m.pending != nil {
+		d := m.pending.drain(m.spare)
+		m.addEvents(d.events, d.dropped)
+		m.spare = d.events
+		if d.done && !m.feedDone {
+			m.feedDone, m.feedErr = true, d.err
+		}
+	}
+	if !m.paused {
+		m.ctx.now = now
+	}
+	m.evRate.observe(m.seen, now)
+	m.stats = m.tab.Stats()
+	return m, tea.Batch(m.tick(), m.maybeRefresh())
+}
+
+// onKey handles a key press and returns the command it needs.
+func (m *Model) onKey(k tea.KeyPressMsg) tea.Cmd {
+	keys := m.ctx.keys
+	if m.filtering {
+		return m.onFilterKey(k)
+	}
+	m.status = ""
+	switch {
+	case key.Matches(k, keys.Quit):
+		return tea.Quit
+	case key.Matches(k, keys.Help):
+		m.help.ShowAll = !m.help.ShowAll
+	case key.Matches(k, keys.NextView):
+		m.switchTo((m.active + 1) % numViews)
+	case key.Matches(k, keys.PrevView):
+		m.switchTo((m.active + numViews - 1) % numViews)
+	case key.Matches(k, keys.Views):
+		m.switchTo(viewID(k.Text[0] - '1'))
+	case key.Matches(k, keys.Filter):
+		m.filtering = true
+		m.input.SetValue(m.filter.text)
+		m.input.CursorEnd()
+		return m.input.Focus()
+	case key.Matches(k, keys.Pause):
+		m.setPaused(!m.paused)
+	case key.Matches(k, keys.Back):
+		m.back()
+	case key.Matches(k, keys.Select):
+		m.selectRow()
+	default:
+		m.navigate(k)
+	}
+	return nil
+}
+
+// onFilterKey edits the filter line; enter applies it, esc leaves it as it was.
+func (m *Model) onFilterKey(k tea.KeyPressMsg) tea.Cmd {
+	keys := m.ctx.keys
+	switch {
+	case k.String() == "ctrl+c":
+		return tea.Quit // q is a letter here, but ctrl+c always quits
+	case key.Matches(k, keys.Cancel):
+		m.filtering = false
+		m.status = ""
+		m.input.Blur()
+	case key.Matches(k, keys.Apply):
+		f, err := parseFilter(m.input.Value())
+		if err != nil {
+			m.status = err.Error()
+			return nil // stay in the line, so the typo can be fixed
+		}
+		m.filtering = false
+		m.input.Blur()
+		m.drilled = false
+		m.setFilter(f)
+	default:
+		var cmd tea.Cmd
+		*m.input, cmd = m.input.Update(k)
+		return cmd
+	}
+	return nil
+}
+
+// navigate passes movement keys to the active view.
+func (m *Model) navigate(k tea.KeyPressMsg) {
+	switch m.active {
+	case viewPorts:
+		m.ports.move(k)
+	case viewSockets:
+		m.sockets.move(k)
+	case viewEvents:
+		m.events.move(k)
+	case viewRemotes:
+		m.remotes.move(k)
+	}
+}
+
+// switchTo shows a view; its data is fetched at once.
+func (m *Model) switchTo(v viewID) {
+	if v < 0 || v >= numViews || v == m.active {
+		return
+	}
+	m.active = v
+	m.refresh.want++
+}
+
+// setFilter applies a filter to every view.
+func (m *Model) setFilter(f filter) {
+	m.filter = f
+	m.ports.setFilter(&m.filter)
+	m.remotes.setFilter(&m.filter)
+	m.events.setFilter(&m.filter)
+	m.refresh.want++ // the sockets view filters in the table's query
+}
+
+// selectRow drills down: a port to its sockets, a socket to its timeline.
+func (m *Model) selectRow() {
+	switch m.active {
+	case viewPorts:
+		p, ok := m.ports.selected()
+		if !ok {
+			return
+		}
+		if p.folded > 0 {
+			m.switchTo(viewRemotes) // client ports: by destination
+			return
+		}
+		ns := uint32(0)
+		if p.NetNS != m.ctx.hostNetNS {
+			ns = p.NetNS
+		}
+		m.setFilter(portFilter(ns, p.Port))
+		m.drilled = true
+		m.sockets.resetCursor()
+		m.switchTo(viewSockets)
+	case viewSockets:
+		if m.sockets.openDetail() {
+			m.refresh.want++
+		}
+	}
+}
+
+// back undoes the last step: the timeline, then a drill-down or a filter.
+func (m *Model) back() {
+	switch {
+	case m.active == viewSockets && m.sockets.detail:
+		m.sockets.detail = false
+	case m.drilled:
+		m.drilled = false
+		m.setFilter(filter{})
+		m.switchTo(viewPorts)
+	case !m.filter.empty():
+		m.setFilter(filter{})
+	}
+}
+
+// setPaused freezes or thaws the views. While paused the feed keeps
+// running and the table keeps changing: the header still counts, and says
+// how many events came since.
+func (m *Model) setPaused(p bool) {
+	m.paused = p
+	m.newPaused = 0
+	m.events.setPaused(p)
+	if !p {
+		m.ctx.now = m.opts.Clock()
+		m.refresh.want++
+	}
+}
+
+// onSnapshot takes the result of a table query.
+func (m *Model) onSnapshot(s snapshotMsg) {
+	m.refresh.inFlight = false
+	m.refresh.cost = s.took
+	if s.kernel != nil {
+		m.onKernel(s.kernel)
+	}
+	if s.gen != m.refresh.want {
+		return // asked for before the view or the filter changed: ask again
+	}
+	m.refresh.got = s.gen
+	m.stats = s.stats
+	switch s.view {
+	case viewPorts:
+		m.ports.setData(s.ports, s.now, &m.filter)
+	case viewSockets:
+		m.sockets.setData(s)
+	case viewRemotes:
+		m.remotes.setData(s.remotes, &m.filter)
+	}
+	if s.took > slowQuery {
+		m.log.Info("slow table query", "view", viewNames[s.view], "took", s.took,
+			"sockets", s.stats.Sockets)
+	}
+}
+
+// onKernel takes a reading of the kernel's counters: rates as they come,
+// or raw counters turned into rates.
+func (m *Model) onKernel(k *kernelReading) {
+	if k.isRates {
+		m.kRates, m.kRatesOK = k.rates, k.ratesOK
+		return
+	}
+	if k.err != nil {
+		if m.kErr == nil {
+			m.log.Warn("kernel counters unavailable", "err", k.err)
+		}
+		m.kErr = k.err
+		return
+	}
+	m.kErr = nil
+	if r, ok := m.kernel.Add(k.counters); ok {
+		m.kRates, m.kRatesOK = r, true
+	}
+}
