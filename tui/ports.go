@@ -59,6 +59,9 @@ func (p *portRow) key() portKey { return portKey{p.NetNS, p.Port, p.folded > 0} 
 // sockets, then failures.
 func byActivity(a, b *portRow) int {
 	return cmp.Or(
+		// The row of client sockets sums many ports: it goes after the
+		// service ports, however busy.
+		cmp.Compare(min(a.folded, 1), min(b.folded, 1)),
 		cmp.Compare(b.rate, a.rate),
 		cmp.Compare(b.Total(), a.Total()),
 		cmp.Compare(b.BindFailures+b.ListenFailures, a.BindFailures+a.ListenFailures),
@@ -142,7 +145,8 @@ func (v *portsView) setData(ports []table.PortSummary, at time.Time, f *filter) 
 		pm.gen = v.gen
 		pm.observe(p.Transitions, at)
 		r, ok := pm.get()
-		v.all = append(v.all, portRow{PortSummary: *p, rate: r, rateOK: ok})
+		// The table's row of connect()-made sockets is a fold already.
+		v.all = append(v.all, portRow{PortSummary: *p, rate: r, rateOK: ok, folded: p.Clients})
 		netns = netns || p.NetNS != v.ctx.hostNetNS
 	}
 	for k, pm := range v.rates {
@@ -285,9 +289,13 @@ func (v *portsView) row(i int, cells []grid.Cell) []grid.Cell {
 	}
 	owners := fmtOwners(p.Owners)
 	switch {
+	case p.Clients > 0:
+		owners = itoa(p.Clients) + " sockets connect() made, by remote: enter"
 	case p.folded > 0:
 		pr := v.ctx.portRange
 		owners = itoa(p.folded) + " client ports of " + itoa(pr[0]) + "-" + itoa(pr[1]) + ", by remote: enter"
+	case len(p.Owners) == 0 && tw > 0 && len(p.TimeWaitOwners) > 0:
+		owners = "TIME_WAIT left by " + fmtOwners(p.TimeWaitOwners)
 	case len(p.Owners) == 0 && tw > 0:
 		owners = "TIME_WAIT only" // no process: the kernel holds them
 	}

@@ -63,6 +63,7 @@ type snapshotMsg struct {
 	stats   table.Stats
 	ports   []table.PortSummary
 	sockets []table.Socket
+	matched int // sockets the query matched; more than len(sockets) at the limit
 	remotes []table.RemoteSummary
 	// A timeline query fetches only its socket (nil: gone from the table)
 	// and leaves the list as it was.
@@ -142,6 +143,11 @@ func (m *Model) kernelSource() func() kernelReading {
 	return nil
 }
 
+// socketsLimit bounds the rows the Sockets view lists: the first of the
+// table's order. A filter finds the others. Copying 100 000 sockets per
+// refresh would cost more than anyone reads.
+const socketsLimit = 2000
+
 // takeSnapshot runs a query. It runs on a command's goroutine: it reads
 // only the table (safe for concurrent readers) and what req carries.
 func takeSnapshot(tab *table.Table, req request, kernel func() kernelReading) snapshotMsg {
@@ -158,7 +164,9 @@ func takeSnapshot(tab *table.Table, req request, kernel func() kernelReading) sn
 				s.detail = &d
 			}
 		} else {
-			s.sockets = tab.Sockets(req.query, req.now)
+			q := req.query
+			q.Limit = socketsLimit
+			s.sockets, s.matched = tab.Sockets(q, req.now)
 		}
 	case viewRemotes:
 		s.remotes = tab.Remotes()

@@ -19,9 +19,10 @@ type socketsView struct {
 	ctx  *uiContext
 	grid grid.Model
 
-	rows []table.Socket // the last query, as the table sorted it
-	at   time.Time      // when it was taken (the UI's clock)
-	sel  uint64         // the selected socket's cookie: the cursor follows it
+	rows    []table.Socket // the last query, as the table sorted it
+	matched int            // how many sockets it matched (rows stops at socketsLimit)
+	at      time.Time      // when it was taken (the UI's clock)
+	sel     uint64         // the selected socket's cookie: the cursor follows it
 
 	detail       bool          // the timeline is open
 	detailCookie uint64        //
@@ -90,7 +91,7 @@ func (v *socketsView) setData(s snapshotMsg) {
 		}
 		return
 	}
-	v.rows, v.at = s.sockets, s.now
+	v.rows, v.at, v.matched = s.sockets, s.now, s.matched
 	netns, cur := false, -1
 	for i := range v.rows {
 		netns = netns || v.rows[i].NetNS != v.ctx.hostNetNS
@@ -122,7 +123,11 @@ func (v *socketsView) view(f *filter) string {
 		return v.detailView()
 	}
 	st := v.ctx.styles
-	title := st.paint(&st.ViewTitle, "Sockets") + st.paint(&st.Muted, " "+itoa(len(v.rows)))
+	count := itoa(len(v.rows))
+	if v.matched > len(v.rows) {
+		count = "first " + count + " of " + itoa(v.matched)
+	}
+	title := st.paint(&st.ViewTitle, "Sockets") + st.paint(&st.Muted, " "+count)
 	if !f.empty() {
 		title += st.paint(&st.Muted, " matching ") + st.paint(&st.Accent, f.String())
 	}

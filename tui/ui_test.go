@@ -17,7 +17,8 @@ import (
 // The golden tests run the program on a fake 100x30 terminal with the ASCII
 // colour profile and a fixed clock, fed with the sample stream up to 17.5 s:
 // port 8080 has one TIME_WAIT with 42.5 s left, a restart's bind() failed
-// with EADDRINUSE, 17 events were lost. Each test also asserts the facts
+// with EADDRINUSE, a database client holds a connection and a TIME_WAIT
+// towards 10.0.0.9:5432, 17 events were lost. Each test also asserts the facts
 // its golden must show, so that a golden regenerated from a broken UI
 // cannot pass unnoticed.
 
@@ -26,8 +27,8 @@ func TestPortsView(t *testing.T) {
 	waitFor(t, tm, "8080", "42.5s")
 	screen := finalScreen(t, tm)
 	requireScreen(t, screen, 100, 30)
-	requireLine(t, screen, "8080", "1", "42.5s", "!2", "TIME_WAIT only")
-	requireLine(t, screen, "lost 17", "TIME_WAIT 1")
+	requireLine(t, screen, "8080", "1", "42.5s", "!2", "TIME_WAIT left by 4120 nginx")
+	requireLine(t, screen, "lost 17", "TIME_WAIT 2")
 	requireLine(t, screen, "enter sockets", "q quit")
 	golden.RequireEqual(t, screen)
 }
@@ -65,10 +66,10 @@ func TestRemotesView(t *testing.T) {
 	tm := startUI(t, newSampleFeed(), 100, 30)
 	waitFor(t, tm, "8080")
 	press(tm, "4")
-	waitFor(t, tm, "ip_local_port_range", "127.0.0.1:51234")
+	waitFor(t, tm, "ip_local_port_range", "10.0.0.9:5432")
 	screen := finalScreen(t, tm)
 	requireScreen(t, screen, 100, 30)
-	requireLine(t, screen, "127.0.0.1:51234", "1", "%")
+	requireLine(t, screen, "10.0.0.9:5432", "1", "%")
 	golden.RequireEqual(t, screen)
 }
 
@@ -81,7 +82,7 @@ func TestFilterAndTimeline(t *testing.T) {
 	waitFor(t, tm, "closed")
 	tm.Type("/tw")
 	press(tm, "enter")
-	waitFor(t, tm, "Sockets 1 matching TIME_WAIT")
+	waitFor(t, tm, "Sockets 2 matching TIME_WAIT")
 	press(tm, "enter")
 	waitFor(t, tm, "Timeline")
 	screen := finalScreen(t, tm)
@@ -136,7 +137,7 @@ func TestPause(t *testing.T) {
 	f.more <- extra
 	waitFor(t, tm, "3 new")
 	screen := finalScreen(t, tm)
-	requireLine(t, screen, "Events last 19 of 19", "PAUSED", "3 new", "space resumes")
+	requireLine(t, screen, "Events last 27 of 27", "PAUSED", "3 new", "space resumes")
 	requireLine(t, screen, "space resume")
 	if strings.Contains(screen, "09:30:17.500") {
 		t.Error("events that came during the pause are shown")
@@ -156,14 +157,14 @@ func TestResume(t *testing.T) {
 	press(tm, "space")
 	waitFor(t, tm, "following")
 	screen := finalScreen(t, tm)
-	requireLine(t, screen, "Events last 20 of 20", "following")
+	requireLine(t, screen, "Events last 28 of 28", "following")
 	requireLine(t, screen, "09:30:17.500", "!LOST 5 events")
 	requireLine(t, screen, "lost 22")
 }
 
 // TestResize: every view fits 80x24 after a resize.
 func TestResize(t *testing.T) {
-	shows := [numViews]string{"42.5s", "closed", "EADDRINUSE", "127.0.0.1:51234"}
+	shows := [numViews]string{"42.5s", "closed", "EADDRINUSE", "10.0.0.9:5432"}
 	for i, name := range viewNames {
 		t.Run(name, func(t *testing.T) {
 			tm := startUI(t, newSampleFeed(), 100, 30)
@@ -217,7 +218,7 @@ func TestColours(t *testing.T) {
 	if l := rawLine(t, view, "lost"); !red.MatchString(l) {
 		t.Errorf("the lost counter is not red: %q", l)
 	}
-	if l := rawLine(t, view, "CLOSE → LISTEN"); red.MatchString(l) {
+	if l := rawLine(t, view, "FIN_WAIT1 → FIN_WAIT2"); red.MatchString(l) {
 		t.Errorf("a plain transition is red: %q", l)
 	}
 }

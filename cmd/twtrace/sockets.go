@@ -51,7 +51,7 @@ func runSockets(o *socketsOptions, stdout io.Writer) error {
 		return err
 	}
 	now := time.Now()
-	socks := tab.Sockets(table.Query{Ports: flt.Ports, States: flt.States, PID: flt.PID}, now)
+	socks, _ := tab.Sockets(table.Query{Ports: flt.Ports, States: flt.States, PID: flt.PID}, now)
 	if !o.json {
 		return stream.WriteSockets(stdout, socks, now, colorful(stdout))
 	}

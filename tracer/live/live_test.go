@@ -154,7 +154,7 @@ func TestPreexistingSockets(t *testing.T) {
 	if len(kernel) != 3 {
 		t.Fatalf("ss shows %d TIME_WAIT sockets on port %d, want 3:\n%s", len(kernel), port, out)
 	}
-	tws := r.s.Table().Sockets(table.Query{Ports: []uint16{port}, States: []tracer.State{tracer.StateTimeWait}}, now)
+	tws, _ := r.s.Table().Sockets(table.Query{Ports: []uint16{port}, States: []tracer.State{tracer.StateTimeWait}}, now)
 	if len(tws) != 3 {
 		t.Fatalf("table has %d TIME_WAIT sockets on port %d, want 3: %+v", len(tws), port, tws)
 	}
@@ -172,7 +172,7 @@ func TestPreexistingSockets(t *testing.T) {
 			t.Errorf("TIME_WAIT %+v: want a confirmed snapshot entry with less than 59 s left", s)
 		}
 	}
-	ls := r.s.Table().Sockets(table.Query{Ports: []uint16{port}, States: []tracer.State{tracer.StateListen}}, now)
+	ls, _ := r.s.Table().Sockets(table.Query{Ports: []uint16{port}, States: []tracer.State{tracer.StateListen}}, now)
 	if len(ls) != 1 || int(ls[0].Owner) != os.Getpid() || ls[0].Inode == 0 {
 		t.Errorf("listener %+v: want owner %d (the test) found through /proc", ls, os.Getpid())
 	}

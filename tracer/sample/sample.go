@@ -10,9 +10,9 @@ import (
 )
 
 // The sample stream: one client/server exchange on port 8080 with the
-// server closing first, a restart that fails with EADDRINUSE, a connect()
-// that runs out of ports, loss, and a task name chosen to break naive
-// output. For the tests of every sink: text, JSON Lines, captures, the TUI.
+// server closing first, a client of a database that closes first, a restart
+// that fails with EADDRINUSE, a connect() that runs out of ports, loss, and a
+// task name chosen to break naive output.
 
 // Start is the time of the first sample event.
 var Start = time.Date(2026, 11, 25, 9, 30, 0, 0, time.UTC)
@@ -57,6 +57,23 @@ func Events() []tracer.Event {
 		state(40, 5001, curl, 0x2a02, cli, srv, tracer.StateCloseWait, tracer.StateLastAck, 5.1, 5001, curl),
 		state(40, 0, swapper, 0x2a02, cli, srv, tracer.StateLastAck, tracer.StateClose, 0.05, 5001, curl),
 		state(900, 4120, nginx, 0x2a01, netip.MustParseAddrPort("0.0.0.0:8080"), listen, tracer.StateListen, tracer.StateClose, 899, 4120, nginx),
+	)
+	// A client of a database: one connection stays, one it closes first,
+	// which leaves the TIME_WAIT on the client's side, holding a local port.
+	db := netip.MustParseAddrPort("10.0.0.9:5432")
+	lg := tracer.MakeComm("loadgen")
+	c1, c2 := netip.MustParseAddrPort("10.0.0.5:40001"), netip.MustParseAddrPort("10.0.0.5:40002")
+	evs = append(evs,
+		state(950, 6000, lg, 0x3001, netip.AddrPortFrom(c1.Addr(), 0), db, tracer.StateClose, tracer.StateSynSent, -1, 6000, lg),
+		state(951, 0, swapper, 0x3001, c1, db, tracer.StateSynSent, tracer.StateEstablished, 0.9, 6000, lg),
+		state(960, 6000, lg, 0x3002, netip.AddrPortFrom(c2.Addr(), 0), db, tracer.StateClose, tracer.StateSynSent, -1, 6000, lg),
+		state(961, 0, swapper, 0x3002, c2, db, tracer.StateSynSent, tracer.StateEstablished, 0.8, 6000, lg),
+		state(1000, 6000, lg, 0x3002, c2, db, tracer.StateEstablished, tracer.StateFinWait1, 39, 6000, lg),
+		state(1001, 0, swapper, 0x3002, c2, db, tracer.StateFinWait1, tracer.StateFinWait2, 0.7, 6000, lg),
+		state(1002, 0, swapper, 0x3002, c2, db, tracer.StateFinWait2, tracer.StateClose, 0.4, 6000, lg),
+	)
+	tracer.InferTimeWait(&evs[len(evs)-1], &tw)
+	evs = append(evs, tw,
 		// The restarted server lacks SO_REUSEADDR: refused by the TIME_WAIT.
 		tracer.Event{Kind: tracer.KindBind, Time: at(1200), PID: 4300, TID: 4300, Comm: nginx, NetNS: ns,
 			Family: tracer.FamilyIPv4, Src: netip.MustParseAddrPort("0.0.0.0:8080"), FD: 6, Ret: -98},

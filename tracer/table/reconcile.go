@@ -50,6 +50,7 @@ func (t *Table) Load(s *Snapshot, out []tracer.Event) []tracer.Event {
 	derive := t.cfg.Derive && !s.Initial
 	t.stats.Untracked = 0
 
+	fresh := t.fresh[:0]
 	for k := range s.Sockets {
 		ks := &s.Sockets[k]
 		i := t.lookup(ks.Cookie)
@@ -61,6 +62,7 @@ func (t *Table) Load(s *Snapshot, out []tracer.Event) []tracer.Event {
 				continue
 			}
 			i = t.insert(ks.Cookie, end)
+			fresh = append(fresh, i)
 			e := t.slots.at(i)
 			e.netns = s.NetNS
 			e.setEndpoints(ks.Family, ks.Src, ks.Dst)
@@ -106,6 +108,16 @@ func (t *Table) Load(s *Snapshot, out []tracer.Event) []tracer.Event {
 		}
 	}
 
+	// A socket the stream never showed: whether connect() made it is not
+	// in the dump. One on a port nothing listens on is taken for a client's.
+	for _, i := range fresh {
+		if e := t.slots.at(i); e.state != tracer.StateListen {
+			if _, ok := t.listeners[portKey{e.netns, e.sport}]; !ok {
+				e.flags |= flagClient
+			}
+		}
+	}
+	t.fresh = fresh
 	if s.Complete {
 		out = t.sweep(s, start, end, derive, out)
 	}

@@ -90,7 +90,7 @@ func TestNormalLife(t *testing.T) {
 	if p8080 == nil || p8080.Binds != 2 || p8080.BindFailures != 1 || p8080.ListenFailures != 1 || p8080.TimeWaitEnters != 1 {
 		t.Errorf("port 8080 summary %+v", p8080)
 	}
-	if s := tab.Stats(); s.Lost != 17 || s.TimeWait != 0 || s.TimeWaitEnded[tracer.TimeWaitExpire] != 1 {
+	if s := tab.Stats(); s.Lost != 17 || s.TimeWait != 1 || s.TimeWaitEnded[tracer.TimeWaitExpire] != 1 {
 		t.Errorf("stats %+v", s)
 	}
 }
@@ -111,7 +111,7 @@ func TestSameTupleDifferentCookies(t *testing.T) {
 	if a.State != tracer.StateClose || b.State != tracer.StateEstablished || a.Owner != 7 || b.Owner != 8 {
 		t.Errorf("first %v/%d, second %v/%d", a.State, a.Owner, b.State, b.Owner)
 	}
-	if n := len(tab.Sockets(Query{}, at(10))); n != 1 {
+	if _, n := tab.Sockets(Query{}, at(10)); n != 1 {
 		t.Errorf("%d open sockets, want 1", n)
 	}
 }
@@ -247,15 +247,20 @@ func TestListenerOwnerFromSnapshot(t *testing.T) {
 
 func TestProcessesAndRemotes(t *testing.T) {
 	tab := New(Config{})
+	// Five clients closed first (TIME_WAIT), one is connected; all made by connect().
 	for c := range uint64(5) {
-		e := st(int(c), 200+c, "10.0.0.1:"+itoa(40000+int(c)), "10.0.0.9:5432", tracer.StateFinWait2, tracer.StateClose, 77)
+		src := "10.0.0.1:" + itoa(40000+int(c))
+		e := st(int(c), 200+c, src, "10.0.0.9:5432", tracer.StateFinWait2, tracer.StateClose, 77)
 		var tw tracer.Event
 		tracer.InferTimeWait(&e, &tw)
-		tab.ApplyBatch([]tracer.Event{e, tw}, nil)
+		tab.ApplyBatch([]tracer.Event{st(0, 200+c, src, "10.0.0.9:5432", tracer.StateClose, tracer.StateSynSent, 77), e, tw}, nil)
 	}
+	tab.Apply(ptr(st(9, 300, "10.0.0.1:41000", "10.0.0.9:5432", tracer.StateClose, tracer.StateSynSent, 77)), nil)
 	tab.Apply(ptr(st(9, 300, "10.0.0.1:41000", "10.0.0.9:5432", tracer.StateSynSent, tracer.StateEstablished, 77)), nil)
+	// An accepted socket's remote end is a client's port: not a remote endpoint.
+	tab.Apply(ptr(st(9, 400, "10.0.0.1:80", "10.0.0.7:50000", tracer.StateListen, tracer.StateSynRecv, 77)), nil)
 	rem := tab.Remotes()
-	if len(rem) == 0 || rem[0].Remote != ap("10.0.0.9:5432") || rem[0].TimeWait != 5 || rem[0].Established != 1 {
+	if len(rem) != 1 || rem[0].Remote != ap("10.0.0.9:5432") || rem[0].TimeWait != 5 || rem[0].Established != 1 {
 		t.Fatalf("remotes %+v", rem)
 	}
 	if x := rem[0].Exhaustion(10); x != 0.5 {
@@ -265,12 +270,50 @@ func TestProcessesAndRemotes(t *testing.T) {
 	if len(procs) != 1 || procs[0].PID != 77 || procs[0].TimeWait != 5 || procs[0].States[tracer.StateEstablished] != 1 {
 		t.Errorf("processes %+v", procs)
 	}
-	q := tab.Sockets(Query{States: []tracer.State{tracer.StateTimeWait}}, at(10))
-	if len(q) != 5 {
-		t.Errorf("TIME_WAIT query: %d", len(q))
+	if q, n := tab.Sockets(Query{States: []tracer.State{tracer.StateTimeWait}}, at(10)); len(q) != 5 || n != 5 || q[0].Timeline != nil {
+		t.Errorf("TIME_WAIT query: %d of %d, timeline %v", len(q), n, q[0].Timeline)
 	}
-	if q := tab.Sockets(Query{Ports: []uint16{41000}}, at(10)); len(q) != 1 || q[0].Cookie != 300 {
+	if q, _ := tab.Sockets(Query{Ports: []uint16{41000}}, at(10)); len(q) != 1 || q[0].Cookie != 300 {
 		t.Errorf("port query %+v", q)
+	}
+	// Client sockets are one row per namespace in Ports, not one per ephemeral port.
+	var clients, p80 *PortSummary
+	ports := tab.Ports()
+	for i := range ports {
+		switch ports[i].Port {
+		case 0:
+			clients = &ports[i]
+		case 80:
+			p80 = &ports[i]
+		}
+	}
+	if len(ports) != 2 || clients == nil || clients.Clients != 6 || clients.TimeWait != 5 || p80 == nil || p80.Total() != 1 {
+		t.Errorf("ports %+v", ports)
+	}
+}
+
+// A limited query returns the first sockets of the full order, and the count of all.
+func TestSocketsLimit(t *testing.T) {
+	tab := New(Config{})
+	for c := range uint64(300) {
+		port := 1000 + int(c*7919%300) // scrambled insertion order
+		tab.Apply(ptr(st(int(c), c+1, "10.0.0.1:"+itoa(port), "10.0.0.2:80", tracer.StateListen, tracer.StateSynRecv, 1)), nil)
+	}
+	all, n := tab.Sockets(Query{}, at(1000))
+	if n != 300 || len(all) != 300 {
+		t.Fatalf("all: %d of %d", len(all), n)
+	}
+	for _, limit := range []int{1, 10, 299, 300, 500} {
+		top, m := tab.Sockets(Query{Limit: limit}, at(1000))
+		want := all[:min(limit, 300)]
+		if m != 300 || len(top) != len(want) {
+			t.Fatalf("limit %d: %d of %d", limit, len(top), m)
+		}
+		for i := range top {
+			if top[i].Cookie != want[i].Cookie {
+				t.Fatalf("limit %d: position %d is %x, want %x", limit, i, top[i].Cookie, want[i].Cookie)
+			}
+		}
 	}
 }
 

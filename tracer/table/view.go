@@ -1,6 +1,7 @@
 package table
 
 import (
+	"bytes"
 	"cmp"
 	"net/netip"
 	"slices"
@@ -49,6 +50,7 @@ type Query struct {
 	NetNS         uint32
 	PID           uint32
 	IncludeClosed bool // closed sockets still lingering
+	Limit         int  // at most this many, the first in order; 0: all
 }
 
 func (q *Query) match(e *entry) bool {
@@ -71,28 +73,98 @@ func (q *Query) match(e *entry) bool {
 }
 
 // Sockets returns the sockets q selects, ordered by namespace, local port,
-// state and remote end.
-func (t *Table) Sockets(q Query, now time.Time) []Socket {
+// state (listeners first) and remote end, and how many matched: with
+// q.Limit set, only the first Limit of them are returned, and the table is
+// scanned once without copying the rest. Bulk results carry no timeline;
+// Socket(cookie) has it.
+func (t *Table) Sockets(q Query, now time.Time) ([]Socket, int) {
 	t.mu.RLock()
-	var out []Socket
-	for i := range t.slots.len() {
-		e := t.slots.at(int32(i))
-		if q.match(e) {
-			out = append(out, e.view(now))
+	defer t.mu.RUnlock()
+	var idx []int32
+	matched := 0
+	if q.Limit > 0 {
+		h := &entryHeap{t: t}
+		for i := range int32(t.slots.len()) {
+			e := t.slots.at(i)
+			if !q.match(e) {
+				continue
+			}
+			matched++
+			h.offer(i, q.Limit)
 		}
+		idx = h.idx
+	} else {
+		for i := range int32(t.slots.len()) {
+			if q.match(t.slots.at(i)) {
+				idx = append(idx, i)
+			}
+		}
+		matched = len(idx)
 	}
-	t.mu.RUnlock()
-	slices.SortFunc(out, func(a, b Socket) int {
-		return cmp.Or(
-			cmp.Compare(a.NetNS, b.NetNS),
-			cmp.Compare(a.Src.Port(), b.Src.Port()),
-			cmp.Compare(stateOrder(a.State), stateOrder(b.State)),
-			a.Dst.Compare(b.Dst),
-			a.Src.Addr().Compare(b.Src.Addr()),
-			cmp.Compare(a.Cookie, b.Cookie),
-		)
-	})
-	return out
+	slices.SortFunc(idx, func(a, b int32) int { return compareEntries(t.slots.at(a), t.slots.at(b)) })
+	out := make([]Socket, len(idx))
+	for k, i := range idx {
+		out[k] = t.slots.at(i).view(now, false)
+	}
+	return out, matched
+}
+
+// compareEntries orders sockets for display, as Sockets documents.
+func compareEntries(a, b *entry) int {
+	return cmp.Or(
+		cmp.Compare(a.netns, b.netns),
+		cmp.Compare(a.sport, b.sport),
+		cmp.Compare(stateOrder(a.state), stateOrder(b.state)),
+		cmp.Compare(a.family, b.family),
+		bytes.Compare(a.dst[:], b.dst[:]),
+		cmp.Compare(a.dport, b.dport),
+		bytes.Compare(a.src[:], b.src[:]),
+		cmp.Compare(a.cookie, b.cookie),
+	)
+}
+
+// entryHeap keeps the first n entries in display order: a max-heap whose
+// top is the last of them, so most candidates cost one comparison.
+type entryHeap struct {
+	t   *Table
+	idx []int32
+}
+
+func (h *entryHeap) less(i, j int) bool {
+	return compareEntries(h.t.slots.at(h.idx[i]), h.t.slots.at(h.idx[j])) > 0
+}
+
+func (h *entryHeap) offer(i int32, n int) {
+	if len(h.idx) < n {
+		h.idx = append(h.idx, i)
+		for c := len(h.idx) - 1; c > 0; {
+			p := (c - 1) / 2
+			if !h.less(c, p) {
+				break
+			}
+			h.idx[c], h.idx[p] = h.idx[p], h.idx[c]
+			c = p
+		}
+		return
+	}
+	if compareEntries(h.t.slots.at(i), h.t.slots.at(h.idx[0])) >= 0 {
+		return
+	}
+	h.idx[0] = i
+	for p := 0; ; {
+		l, r, m := 2*p+1, 2*p+2, p
+		if l < len(h.idx) && h.less(l, m) {
+			m = l
+		}
+		if r < len(h.idx) && h.less(r, m) {
+			m = r
+		}
+		if m == p {
+			return
+		}
+		h.idx[p], h.idx[m] = h.idx[m], h.idx[p]
+		p = m
+	}
 }
 
 // stateOrder lists listeners first, then the states in the kernel's order.
@@ -111,7 +183,7 @@ func (t *Table) Socket(cookie uint64, now time.Time) (Socket, bool) {
 	if i < 0 {
 		return Socket{}, false
 	}
-	return t.slots.at(i).view(now), true
+	return t.slots.at(i).view(now, true), true
 }
 
 func unixTime(ns int64) time.Time {
@@ -121,7 +193,7 @@ func unixTime(ns int64) time.Time {
 	return time.Unix(0, ns).UTC()
 }
 
-func (e *entry) view(now time.Time) Socket {
+func (e *entry) view(now time.Time, timeline bool) Socket {
 	src, dst := e.addrPorts()
 	s := Socket{
 		Cookie: e.cookie, Family: e.family, Src: src, Dst: dst, NetNS: e.netns, Inode: e.inode,
@@ -131,6 +203,9 @@ func (e *entry) view(now time.Time) Socket {
 	}
 	if e.state != tracer.StateTimeWait {
 		s.Expires = time.Time{}
+	}
+	if !timeline {
+		return s
 	}
 	end := now
 	if e.closed != 0 {
@@ -166,14 +241,20 @@ func sourceName(src uint8) string {
 // numStates sizes the per-state counters (TCP states are 1..13).
 const numStates = 14
 
-// PortSummary aggregates one local port of one namespace.
+// PortSummary aggregates one local port of one namespace. The sockets
+// connect() made are not counted under their ephemeral local ports: one row
+// per namespace, with Port 0 and Clients set, stands for all of them.
 type PortSummary struct {
 	NetNS      uint32
 	Port       uint16
+	Clients    int            // the row of connect()-made sockets: how many
 	States     [numStates]int // open sockets by state
 	TimeWait   int
 	LastExpiry time.Time // when the last TIME_WAIT on the port ends
 	Owners     []Owner   // distinct owners of the port's open sockets
+	// TimeWaitOwners are the processes whose sockets left the TIME_WAITs
+	// (a TIME_WAIT belongs to the kernel, but someone closed it first).
+	TimeWaitOwners []Owner
 	PortCounters
 }
 
@@ -181,6 +262,15 @@ type PortSummary struct {
 type Owner struct {
 	PID  uint32
 	Comm tracer.Comm
+}
+
+// addOwner adds an entry's owner to a short list of distinct owners.
+func addOwner(os []Owner, e *entry) []Owner {
+	const most = 8 // a port shared by more processes is summed up by the first few
+	if e.owner == 0 || len(os) >= most || slices.ContainsFunc(os, func(o Owner) bool { return o.PID == e.owner }) {
+		return os
+	}
+	return append(os, Owner{e.owner, e.comm})
 }
 
 // Total is the number of sockets on the port.
@@ -206,10 +296,19 @@ func (t *Table) Ports() []PortSummary {
 	}
 	for i := range t.slots.len() {
 		e := t.slots.at(int32(i))
-		if e.cookie == 0 || e.closed != 0 || e.sport == 0 {
+		if e.cookie == 0 || e.closed != 0 {
 			continue
 		}
-		p := get(portKey{e.netns, e.sport})
+		var p *PortSummary
+		switch {
+		case e.flags&flagClient != 0:
+			p = get(portKey{e.netns, 0})
+			p.Clients++
+		case e.sport == 0:
+			continue
+		default:
+			p = get(portKey{e.netns, e.sport})
+		}
 		if int(e.state) < numStates {
 			p.States[e.state]++
 		}
@@ -218,8 +317,9 @@ func (t *Table) Ports() []PortSummary {
 			if exp := unixTime(e.expires); exp.After(p.LastExpiry) {
 				p.LastExpiry = exp
 			}
-		} else if e.owner != 0 && !slices.ContainsFunc(p.Owners, func(o Owner) bool { return o.PID == e.owner }) {
-			p.Owners = append(p.Owners, Owner{e.owner, e.comm})
+			p.TimeWaitOwners = addOwner(p.TimeWaitOwners, e)
+		} else {
+			p.Owners = addOwner(p.Owners, e)
 		}
 	}
 	for k, c := range t.ports {
@@ -285,10 +385,10 @@ func (t *Table) Processes() []ProcessSummary {
 	return out
 }
 
-// RemoteSummary aggregates the sockets towards one remote endpoint. Each
-// TIME_WAIT towards it holds a local port that connect() cannot use for that
-// endpoint until it ends: compared with the size of ip_local_port_range,
-// TimeWait is the port-exhaustion signal.
+// RemoteSummary aggregates the sockets connect() made towards one remote
+// endpoint. Each of them in TIME_WAIT holds a local port that connect()
+// cannot use for that endpoint until it ends: compared with the size of
+// ip_local_port_range, TimeWait is the port-exhaustion signal.
 type RemoteSummary struct {
 	NetNS       uint32
 	Remote      netip.AddrPort
@@ -306,7 +406,9 @@ func (r *RemoteSummary) Exhaustion(rangeSize int) float64 {
 	return float64(r.TimeWait) / float64(rangeSize)
 }
 
-// Remotes aggregates open sockets by remote endpoint, most TIME_WAIT first.
+// Remotes aggregates the open sockets connect() made by remote endpoint, most
+// TIME_WAIT first. Accepted sockets are left out: their remote ends are the
+// clients' ephemeral ports.
 func (t *Table) Remotes() []RemoteSummary {
 	type key struct {
 		netns uint32
@@ -318,7 +420,7 @@ func (t *Table) Remotes() []RemoteSummary {
 	m := make(map[key]*RemoteSummary)
 	for i := range t.slots.len() {
 		e := t.slots.at(int32(i))
-		if e.cookie == 0 || e.closed != 0 || e.dport == 0 {
+		if e.cookie == 0 || e.closed != 0 || e.dport == 0 || e.flags&flagClient == 0 {
 			continue
 		}
 		k := key{e.netns, e.dst, e.dport, e.family}
