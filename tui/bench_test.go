@@ -14,7 +14,7 @@ import (
 // bigTable is a busy server and client host: 100 000 sockets, mostly
 // TIME_WAIT. 70 000 TIME_WAIT on the server port 8080 (it closes first),
 // 20 000 TIME_WAIT from ephemeral ports towards a database (the port
-// exhaustion case), 9 000 established connections, 100 listeners and
+// exhaustion case), 9 000 established connections, 101 listeners and
 // their owners; then a stream of transitions so that ports have rates.
 func bigTable(tb testing.TB, now time.Time) *table.Table {
 	tb.Helper()
@@ -31,6 +31,7 @@ func bigTable(tb testing.TB, now time.Time) *table.Table {
 			Src: src, Dst: dst, Expires: left, Inode: uint32(len(snap.Sockets) + 1000),
 		})
 	}
+	add(tracer.StateListen, netip.AddrPortFrom(srv, 8080), netip.AddrPortFrom(netip.IPv4Unspecified(), 0), 0)
 	for i := range 70000 {
 		add(tracer.StateTimeWait, netip.AddrPortFrom(srv, 8080), client(i), time.Duration(i%60000)*time.Millisecond)
 	}

@@ -13,7 +13,7 @@ type PortCounters struct {
 	BindFailures   uint64 // ... that failed (EADDRINUSE mostly)
 	ListenFailures uint64
 	ConnectErrors  uint64 // connect() failures towards the port
-	TimeWaitEnters uint64
+	TimeWaitEnters uint64 // TIME_WAIT enters the stream showed
 }
 
 // ApplyBatch applies events in order and returns the events the table
@@ -191,9 +191,14 @@ func (t *Table) applyTimeWait(ev *tracer.Event) {
 	} else {
 		e.source |= fromTrace
 	}
+	if e.state != tracer.StateTimeWait && e.flags&flagClient == 0 {
+		t.counters(e.netns, e.sport).TimeWaitEnters++
+	}
 	t.enterTimeWait(e, now, now+int64(ev.Remaining))
 }
 
+// enterTimeWait moves an entry to TIME_WAIT. (TimeWaitEnters counts the
+// stream's enters only: a snapshot's are state, not activity.)
 func (t *Table) enterTimeWait(e *entry, at, expires int64) {
 	if e.state != tracer.StateTimeWait {
 		if n := e.nsteps; n > 0 && e.steps[n-1] == mkStep(at, tracer.StateClose) {
@@ -204,9 +209,6 @@ func (t *Table) enterTimeWait(e *entry, at, expires int64) {
 		}
 		t.setState(e, tracer.StateTimeWait, at)
 		t.stats.TimeWait++
-		if e.flags&flagClient == 0 {
-			t.counters(e.netns, e.sport).TimeWaitEnters++
-		}
 	}
 	e.closed = 0
 	e.expires = expires
