@@ -136,3 +136,33 @@ func TestKernelRatesGiven(t *testing.T) {
 	m = m.Refresh()
 	requireLine(t, stripView(m), "TW/s 13", "TWKilled/s 0", "TW overflow/s 3.0")
 }
+
+// Headless runs the model on the feed without a terminal, and ends with its
+// context; a feed's failure comes back.
+func TestHeadless(t *testing.T) {
+	f := newSampleFeed()
+	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
+	defer cancel()
+	if err := Headless(ctx, f, Options{Tick: 50 * time.Millisecond}); err != nil {
+		t.Fatalf("Headless: %v", err)
+	}
+	boom := errors.New("boom")
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	err := Headless(ctx2, failingFeed{f.tab, boom}, Options{Tick: 50 * time.Millisecond})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Headless with a failing feed: %v, want boom", err)
+	}
+	if ctx2.Err() != nil {
+		t.Fatal("Headless waited for its context instead of ending with the feed")
+	}
+}
+
+type failingFeed struct {
+	tab *table.Table
+	err error
+}
+
+func (f failingFeed) Table() *table.Table { return f.tab }
+
+func (f failingFeed) Run(context.Context, func([]tracer.Event) error) error { return f.err }

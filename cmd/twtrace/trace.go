@@ -29,6 +29,8 @@ type traceOptions struct {
 	verbose   bool
 	cpuProf   string
 	statsFile string
+	logFile   string // the UI's diagnostics (root command on a terminal)
+	headless  bool   // the UI's model without a terminal (benchmarks)
 }
 
 func (o *traceOptions) register(cmd *cobra.Command) {
@@ -181,8 +183,13 @@ func signalReady(path string) error {
 
 // colorful reports whether w is a terminal that wants colour.
 func colorful(w io.Writer) bool {
+	return os.Getenv("NO_COLOR") == "" && isTerminal(w)
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok || os.Getenv("NO_COLOR") != "" {
+	if !ok {
 		return false
 	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)

@@ -153,6 +153,9 @@ func (s *Session) init() error {
 // Table is the session's socket table.
 func (s *Session) Table() *table.Table { return s.tab }
 
+// HostNetNS is the inode of the network namespace twtrace runs in.
+func (s *Session) HostNetNS() uint32 { return s.hostNS }
+
 // Tracer is the session's tracer (kernel counters, warnings).
 func (s *Session) Tracer() *tracer.Tracer { return s.tr }
 
