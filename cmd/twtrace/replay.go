@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/capture"
+	"github.com/twtrace/twtrace/tracer/stream"
+)
+
+// replayOptions are the flags of `twtrace replay`.
+type replayOptions struct {
+	filters filterFlags
+	json    bool
+	text    bool
+	speed   float64
+	verbose bool
+}
+
+func newReplayCmd(stdout, stderr io.Writer) *cobra.Command {
+	o := &replayOptions{}
+	cmd := &cobra.Command{
+		Use:   "replay FILE",
+		Short: "Play back a capture as an event stream",
+		Long: `replay reads a capture written by 'twtrace record' (plain or .zst, told apart
+by its content) and writes its events as 'twtrace trace' does: text columns, or
+JSON Lines with --json, the same records as the capture minus its header.
+Filters apply as they do live. On a terminal replay prints text too, for now.
+
+A capture that is cut short or damaged is played up to the damage; replay then
+names the file and line and exits with code 2.`,
+		Example: `  twtrace replay incident.jsonl.zst --port 8080
+  twtrace replay incident.jsonl.zst --json | jq 'select(.kind == "bind")'
+  twtrace replay deploy.jsonl --speed 1   # at the pace it was recorded`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("replay needs one capture FILE, got %d arguments", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runReplay(cmd.Context(), o, args[0], stdout, stderr)
+		},
+	}
+	fs := cmd.Flags()
+	o.filters.register(fs)
+	fs.BoolVar(&o.json, "json", false, "write JSON Lines (schema in DESIGN.md)")
+	fs.BoolVar(&o.text, "text", false, "write text columns (the default)")
+	fs.Float64Var(&o.speed, "speed", 0, "replay at `X` times the recorded pace (1: as recorded); 0 as fast as possible")
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "describe the capture's header on stderr")
+	return cmd
+}
+
+func runReplay(ctx context.Context, o *replayOptions, path string, stdout, stderr io.Writer) error {
+	if o.json && o.text {
+		return usagef("--json and --text exclude each other")
+	}
+	if o.speed < 0 || math.IsNaN(o.speed) || math.IsInf(o.speed, 0) {
+		return usagef("--speed %v: want a positive factor, or 0 for as fast as possible", o.speed)
+	}
+	flt, err := o.filters.filter()
+	if err != nil {
+		return err
+	}
+	r, err := capture.Open(path)
+	if err != nil {
+		return badCapture(err)
+	}
+	defer r.Close()
+	if o.verbose {
+		describe(stderr, r.Name(), r.Header())
+	}
+
+	var write func([]tracer.Event) error
+	if o.json {
+		write = stream.NewJSON(stdout).Write
+	} else {
+		write = stream.NewText(stdout, stream.TextOptions{Color: colorful(stdout)}).Write
+	}
+	var out []tracer.Event
+	err = r.Run(ctx, o.speed, func(batch []tracer.Event) error {
+		out = out[:0]
+		for i := range batch {
+			if flt.Match(&batch[i]) {
+				out = append(out, batch[i])
+			}
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		if err := write(out); err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
+		return nil
+	})
+	return badCapture(err)
+}
+
+// badCapture makes a capture that cannot be read, or read to its end, a
+// bad input file: exit code 2.
+func badCapture(err error) error {
+	var fe *capture.FormatError
+	if errors.As(err, &fe) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+		return usageError{err}
+	}
+	return err
+}
+
+// describe writes a capture's header on one line.
+func describe(w io.Writer, name string, h capture.Header) {
+	var flags []string
+	for _, k := range slices.Sorted(maps.Keys(h.Filters)) {
+		for _, v := range h.Filters[k] {
+			flags = append(flags, "--"+k+"="+v)
+		}
+	}
+	filters := "none"
+	if len(flags) > 0 {
+		filters = strings.Join(flags, " ")
+	}
+	fmt.Fprintf(w, "twtrace: %s: recorded on %s (Linux %s) from %s; filters: %s\n",
+		name, h.Host, h.Kernel, h.Started.Local().Format("2006-01-02 15:04:05 MST"), filters)
+}

@@ -1,0 +1,135 @@
+// Package capture writes and reads twtrace capture files: the event stream
+// of a live session, saved by `twtrace record` and played back by
+// `twtrace replay`, so that every sink consumes live and replayed streams alike.
+//
+// A capture is JSON Lines (the schema of DESIGN.md): a header record first,
+// then one event per line exactly as `trace --json` writes them. A file is
+// zstd-compressed when its name ends in .zst; readers detect compression by
+// the magic bytes, not the name. A compressed capture is a sequence of
+// independent zstd frames: the writer ends a frame at least every
+// DefaultFlushBytes of JSON and every DefaultFlushEvery, so a file cut short
+// by a crash still decodes up to its last complete frame. After a write error
+// (a full disk) the writer cuts the file back to its last complete line or
+// frame: what it holds stays a valid capture.
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/twtrace/twtrace/tracer/kstat"
+)
+
+// Version is the capture format version this package writes and reads.
+const Version = 1
+
+// MaxLine bounds the length of one record. The longest event is under 1 KiB;
+// the bound keeps a damaged or hostile file from exhausting memory.
+const MaxLine = 1 << 20
+
+// Header is the first record of a capture: what was traced, where and how.
+type Header struct {
+	Time    time.Time           // when the header was written (its ts)
+	Version int                 // the format version, Version when written by this package
+	Host    string              // host name
+	Kernel  string              // kernel release, as uname -r prints it
+	Started time.Time           // when the session started
+	Sysctls map[string]string   // the host namespace's sysctls, by dotted name
+	Filters map[string][]string // the filter flags as given, by long flag name
+}
+
+// headerRecord is the JSON form of a Header.
+type headerRecord struct {
+	Kind    string              `json:"kind"`
+	TS      string              `json:"ts"`
+	Version int                 `json:"version"`
+	Host    string              `json:"host"`
+	Kernel  string              `json:"kernel"`
+	Started string              `json:"started"`
+	Sysctls map[string]string   `json:"sysctls"`
+	Filters map[string][]string `json:"filters"`
+}
+
+// HostHeader describes this machine for a capture started now: host name,
+// kernel release, and the sysctls of the calling thread's network namespace
+// (the host's, unless the caller is locked into another) read under procRoot
+// ("" means /proc). The header is usable even when it returns an error: the
+// error says what could not be read, and that part is left empty.
+func HostHeader(procRoot string, filters map[string][]string) (Header, error) {
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	now := time.Now()
+	h := Header{Time: now, Version: Version, Started: now, Sysctls: map[string]string{}, Filters: filters}
+	if h.Filters == nil {
+		h.Filters = map[string][]string{}
+	}
+	var errs []error
+	host, err := os.Hostname()
+	if err != nil {
+		errs = append(errs, fmt.Errorf("host name: %w", err))
+	}
+	h.Host = host
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		errs = append(errs, fmt.Errorf("uname: %w", err))
+	} else {
+		h.Kernel = unix.ByteSliceToString(u.Release[:])
+	}
+	r, err := kstat.NewReader(procRoot)
+	if err == nil {
+		var s kstat.Sysctls
+		if s, err = r.Sysctls(); err == nil {
+			h.Sysctls = s.Values()
+		}
+	}
+	if err != nil {
+		errs = append(errs, fmt.Errorf("sysctls: %w", err))
+	}
+	return h, errors.Join(errs...)
+}
+
+// compressed reports whether a capture named name is written compressed.
+func compressed(name string) bool { return strings.HasSuffix(name, ".zst") }
+
+// WriteError is a failed write to a capture. The file keeps the Saved events
+// written before the failure and is a readable capture up to them.
+type WriteError struct {
+	Name  string // the file
+	Saved int64  // events the file holds
+	Err   error
+}
+
+func (e *WriteError) Error() string {
+	cause := e.Err
+	if pe, ok := cause.(*fs.PathError); ok && pe.Path == e.Name {
+		cause = pe.Err // the name is said once
+	}
+	return fmt.Sprintf("write capture %s: %v; the file keeps the first %d events and is readable up to them",
+		e.Name, cause, e.Saved)
+}
+
+func (e *WriteError) Unwrap() error { return e.Err }
+
+// FormatError is a capture that cannot be read past a point: not a capture,
+// cut short, corrupt. Everything before Line was delivered.
+type FormatError struct {
+	Name string // the file
+	Line int    // 1-based line of the decompressed stream; 0 when none applies
+	Err  error
+}
+
+func (e *FormatError) Error() string {
+	if e.Line == 0 {
+		return fmt.Sprintf("capture %s: %v", e.Name, e.Err)
+	}
+	return fmt.Sprintf("capture %s: line %d: %v", e.Name, e.Line, e.Err)
+}
+
+func (e *FormatError) Unwrap() error { return e.Err }

@@ -1,0 +1,319 @@
+package capture
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/sample"
+)
+
+// testHeader is a fixed header.
+func testHeader() Header {
+	return Header{
+		Time:    sample.Start,
+		Version: Version,
+		Host:    "web-1",
+		Kernel:  "6.8.0-45-generic",
+		Started: sample.Start.Add(-time.Second),
+		Sysctls: map[string]string{"net.ipv4.tcp_tw_reuse": "2", "net.ipv4.ip_local_port_range": "32768\t60999"},
+		Filters: map[string][]string{"port": {"8080"}},
+	}
+}
+
+// comparable drops what the schema does not carry: thread and cgroup ids.
+func comparable(evs []tracer.Event) []tracer.Event {
+	out := make([]tracer.Event, len(evs))
+	for i, ev := range evs {
+		ev.TID, ev.CgroupID = 0, 0
+		out[i] = ev
+	}
+	return out
+}
+
+// sameEvents reports whether got is want as a capture carries it.
+func sameEvents(got, want []tracer.Event) bool {
+	return len(got) == len(want) && (len(got) == 0 || reflect.DeepEqual(got, comparable(want)))
+}
+
+// stream is n events of sample.Events() shape, spread over sockets, ports,
+// processes and time as a busy server's would be: ~400 000 events per
+// second, with the jitter of real timestamps, ports and durations.
+func stream(n int) []tracer.Event {
+	rng := rand.New(rand.NewPCG(1, 2))
+	base := sample.Events()
+	out := make([]tracer.Event, 0, n)
+	at := sample.Start
+	for i := 0; len(out) < n; i++ {
+		cookie := uint64(0x10000) + uint64(i)*3 + rng.Uint64N(3)
+		port := uint16(32768 + rng.IntN(28232))
+		pid := uint32(4000 + rng.IntN(50))
+		for _, ev := range base {
+			if len(out) == n {
+				break
+			}
+			at = at.Add(time.Duration(rng.IntN(5000)) * time.Nanosecond)
+			ev.Time = at
+			if ev.Cookie != 0 {
+				ev.Cookie = cookie + ev.Cookie&0xff
+			}
+			if p := ev.Dst.Port(); p > 1024 && p != 8080 {
+				ev.Dst = netip.AddrPortFrom(ev.Dst.Addr(), port)
+			}
+			if p := ev.Src.Port(); p > 1024 && p != 8080 {
+				ev.Src = netip.AddrPortFrom(ev.Src.Addr(), port)
+			}
+			if ev.PID > 4000 {
+				ev.PID = pid
+			}
+			if ev.Owner > 4000 {
+				ev.Owner = pid
+			}
+			if ev.OldKnown {
+				// Multiples of 1/8 ms: jsonl decodes old_ms by truncating a float,
+				// which turns e.g. 2.074 ms into 2.073999 ms.
+				ev.OldDur = time.Duration(rng.Int64N(400)) * 125 * time.Microsecond
+			}
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// readAll reads every event of a capture and the error that ended it (nil at EOF).
+func readAll(t testing.TB, r *Reader) ([]tracer.Event, error) {
+	t.Helper()
+	var evs []tracer.Event
+	for range 10_000_000 {
+		var ev tracer.Event
+		err := r.Next(&ev)
+		if err == io.EOF {
+			return evs, nil
+		}
+		if err != nil {
+			return evs, err
+		}
+		evs = append(evs, ev)
+	}
+	t.Fatal("capture does not end")
+	return nil, nil
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, name := range []string{"cap.jsonl", "cap.jsonl.zst"} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), name)
+			w, err := Create(path, testHeader(), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs := sample.Events()
+			// Batches of every size, empty ones included, as a live session hands them over.
+			for i, n := 0, 0; i < len(evs); i, n = i+n, n+1 {
+				if err := w.Write(evs[i:min(i+n, len(evs))]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if w.Events() != int64(len(evs)) {
+				t.Errorf("Events() = %d, want %d", w.Events(), len(evs))
+			}
+			if fi, err := os.Stat(path); err != nil || fi.Size() != w.Bytes() {
+				t.Errorf("file size %v (%v), Bytes() %d", fi.Size(), err, w.Bytes())
+			}
+
+			r, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if got, want := r.Header(), testHeader(); !reflect.DeepEqual(got, want) {
+				t.Errorf("header:\n got %+v\nwant %+v", got, want)
+			}
+			got, err := readAll(t, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !sameEvents(got, evs) {
+				t.Errorf("events do not round-trip:\n got %+v\nwant %+v", got, comparable(evs))
+			}
+			if r.Line() != len(evs)+1 {
+				t.Errorf("Line() = %d, want %d", r.Line(), len(evs)+1)
+			}
+		})
+	}
+}
+
+// The header line as DESIGN.md specifies it.
+func TestHeaderLine(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, "mem", testHeader(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"kind":"header","ts":"2026-11-25T09:30:00Z","version":1,"host":"web-1","kernel":"6.8.0-45-generic",` +
+		`"started":"2026-11-25T09:29:59Z","sysctls":{"net.ipv4.ip_local_port_range":"32768\t60999",` +
+		`"net.ipv4.tcp_tw_reuse":"2"},"filters":{"port":["8080"]}}` + "\n"
+	if buf.String() != want {
+		t.Errorf("header line:\n got %s\nwant %s", buf.String(), want)
+	}
+}
+
+func TestHostHeader(t *testing.T) {
+	h, err := HostHeader("", map[string][]string{"state": {"TIME_WAIT"}})
+	if err != nil {
+		t.Logf("partial header: %v", err)
+	}
+	host, _ := os.Hostname()
+	if h.Version != Version || h.Host != host || h.Kernel == "" || h.Started.IsZero() {
+		t.Errorf("header %+v", h)
+	}
+	if _, err := os.Stat("/proc/sys/net/ipv4/tcp_tw_reuse"); err == nil && h.Sysctls["net.ipv4.tcp_tw_reuse"] == "" {
+		t.Errorf("no tcp_tw_reuse among sysctls %v", h.Sysctls)
+	}
+	var buf bytes.Buffer
+	if _, err := NewWriter(&buf, "mem", h, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"kind", "ts", "version", "host", "kernel", "started", "sysctls", "filters"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("header without %q: %s", k, buf.String())
+		}
+	}
+}
+
+func TestCreateRefusesExistingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cap.jsonl")
+	if err := os.WriteFile(path, []byte("precious"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(path, testHeader(), Options{}); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("Create over an existing file: %v, want fs.ErrExist", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "precious" {
+		t.Fatalf("existing file changed: %q", b)
+	}
+	w, err := Create(path, testHeader(), Options{Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := Open(path); err != nil {
+		t.Fatalf("forced capture: %v", err)
+	} else {
+		r.Close()
+	}
+}
+
+// A compressed capture is detected by its bytes, whatever its name.
+func TestCompressionDetectedByMagic(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, "mem", testHeader(), Options{Compress: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(sample.Events()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !isZstd(buf.Bytes()) {
+		t.Fatalf("not zstd: % x", buf.Bytes()[:8])
+	}
+	path := filepath.Join(t.TempDir(), "named-plain.jsonl")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got, err := readAll(t, r); err != nil || len(got) != len(sample.Events()) {
+		t.Fatalf("read %d events, %v", len(got), err)
+	}
+}
+
+// Frames end on size and on time, so a reader of a file being written
+// (or cut by a crash) sees all but the open frame.
+func TestFramesEndOnSizeAndTime(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, "mem", testHeader(), Options{Compress: true, FlushBytes: 4 << 10, FlushEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := stream(200)
+	for i := range evs {
+		if err := w.Write(evs[i : i+1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w.Events() < 150 || w.Bytes() != int64(buf.Len()) {
+		t.Errorf("after 200 events in 4 KiB frames: %d events, %d bytes saved, %d in the file", w.Events(), w.Bytes(), buf.Len())
+	}
+
+	buf.Reset()
+	w, err = NewWriter(&buf, "mem", testHeader(), Options{Compress: true, FlushEvery: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(evs[:3]); err != nil {
+		t.Fatal(err)
+	}
+	if w.Events() != 0 {
+		t.Fatalf("frame ended early")
+	}
+	time.Sleep(30 * time.Millisecond)
+	if err := w.Write(nil); err != nil { // an idle poll
+		t.Fatal(err)
+	}
+	if w.Events() != 3 {
+		t.Fatalf("idle Write did not end the frame after FlushEvery: %d events saved", w.Events())
+	}
+	r, err := NewReader(bytes.NewReader(buf.Bytes()), "mem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readAll(t, r); err != nil || len(got) != 3 {
+		t.Fatalf("read %d events, %v", len(got), err)
+	}
+}
+
+// Header records in a batch are not written: a capture has one, first.
+func TestWriteSkipsHeaderEvents(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, "mem", testHeader(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := sample.Events()[:2]
+	if err := w.Write([]tracer.Event{evs[0], {Kind: tracer.KindHeader, Time: sample.Start}, evs[1]}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(buf.String(), "\n"); n != 3 || w.Events() != 2 {
+		t.Errorf("%d lines, %d events:\n%s", n, w.Events(), buf.String())
+	}
+}

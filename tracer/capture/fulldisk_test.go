@@ -1,0 +1,98 @@
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/internal/nsthread"
+	"github.com/twtrace/twtrace/tracer/tracertest"
+)
+
+// onTinyDisk runs fn on a thread whose private mount namespace has a
+// 64 KiB tmpfs on dir. Nothing of it is visible outside the thread, and it
+// is gone when fn returns: fn must do all its file work itself.
+func onTinyDisk(t *testing.T, dir string, fn func() error) {
+	t.Helper()
+	err := nsthread.Run(func() error {
+		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+			return fmt.Errorf("unshare(CLONE_NEWNS): %w", err)
+		}
+		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+			return fmt.Errorf("make mounts private: %w", err)
+		}
+		if err := unix.Mount("twtrace-test", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=64k"); err != nil {
+			return fmt.Errorf("mount a tmpfs: %w", err)
+		}
+		return fn()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A real full file system: the write that meets ENOSPC reports it with the
+// count, and the file, cut back to its last complete line or frame, reads
+// back to the end with no error.
+func TestFullDisk(t *testing.T) {
+	tracertest.Require(t)
+	evs := stream(20000)
+	for _, name := range []string{"cap.jsonl", "cap.jsonl.zst"} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			onTinyDisk(t, dir, func() error {
+				path := filepath.Join(dir, name)
+				w, err := Create(path, testHeader(), Options{FlushBytes: 16 << 10})
+				if err != nil {
+					return err
+				}
+				var werr error
+				for i := 0; i < len(evs) && werr == nil; i += 50 {
+					werr = w.Write(evs[i : i+50])
+				}
+				if werr == nil {
+					werr = w.Close()
+				}
+				var we *WriteError
+				if !errors.As(werr, &we) || !errors.Is(werr, syscall.ENOSPC) ||
+					!strings.Contains(werr.Error(), "write capture "+path+": ") {
+					return fmt.Errorf("writing 20000 events onto 64 KiB: %v, want a *WriteError of ENOSPC", werr)
+				}
+				t.Logf("%s", werr)
+				if err := w.Close(); err != werr {
+					return fmt.Errorf("Close: %v, want the write error", err)
+				}
+				fi, err := os.Stat(path)
+				if err != nil || fi.Size() != w.Bytes() {
+					return fmt.Errorf("file of %d bytes (%v), the writer saved %d", fi.Size(), err, w.Bytes())
+				}
+				r, err := Open(path)
+				if err != nil {
+					return err
+				}
+				defer r.Close()
+				n := 0
+				for ; ; n++ {
+					var ev tracer.Event
+					if err := r.Next(&ev); err == io.EOF {
+						break
+					} else if err != nil {
+						return fmt.Errorf("after %d events: %w", n, err)
+					}
+				}
+				if int64(n) != we.Saved || n == 0 {
+					return fmt.Errorf("read back %d events, the error said %d", n, we.Saved)
+				}
+				return nil
+			})
+		})
+	}
+}
