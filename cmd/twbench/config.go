@@ -44,6 +44,7 @@ func configurations(o *options) []config {
 	cs := []config{
 		{name: "untraced"},
 		twtrace("trace --json", "trace", "--json"),
+		twtrace("tui (headless)", "--headless"),
 	}
 	if bpftraceAvailable() {
 		cs = append(cs, config{name: "bpftrace printf", start: startBpftrace})

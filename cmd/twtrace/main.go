@@ -100,14 +100,22 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		Long: `twtrace follows every TCP state transition and every bind(), connect() and
 listen() failure from the kernel, through eBPF tracepoints.
 
-With no subcommand it streams events as 'twtrace trace' does.`,
+With no subcommand, on a terminal it shows the live view: ports, sockets
+with TIME_WAIT countdowns, the event log, remote endpoints. Piped, it
+streams events as 'twtrace trace' does.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.headless || isTerminal(stdout) {
+				return runUI(cmd.Context(), opts, stdout, stderr)
+			}
 			return runTrace(cmd.Context(), opts, stdout, stderr)
 		},
 	}
+	root.Flags().StringVar(&opts.logFile, "log-file", "", "write the live view's diagnostics to this file")
+	root.Flags().BoolVar(&opts.headless, "headless", false, "run the live view's model without a terminal (benchmarks)")
+	_ = root.Flags().MarkHidden("headless")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	opts.register(root)
 	root.AddCommand(newTraceCmd(stdout, stderr), newSocketsCmd(stdout))
