@@ -28,33 +28,46 @@ import (
 	"github.com/twtrace/twtrace/tracer/tracertest"
 )
 
+// recording is a running `twtrace record`.
+type recording struct {
+	cmd    *exec.Cmd
+	stderr *strings.Builder
+	exited chan error // its exit, once
+}
+
 // startRecord starts `twtrace record` and waits until its programs are attached.
-func startRecord(t *testing.T, ctx context.Context, bin string, args ...string) (*exec.Cmd, *strings.Builder) {
+func startRecord(t *testing.T, ctx context.Context, bin string, args ...string) *recording {
 	t.Helper()
-	cmd, stderr, err := startRecordIn(ctx, t.TempDir(), bin, args...)
+	rec, err := startRecordIn(ctx, t.TempDir(), bin, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cmd, stderr
+	return rec
 }
 
 // startRecordIn is startRecord with its ready file in dir, for any goroutine.
-func startRecordIn(ctx context.Context, dir, bin string, args ...string) (*exec.Cmd, *strings.Builder, error) {
+func startRecordIn(ctx context.Context, dir, bin string, args ...string) (*recording, error) {
 	ready := filepath.Join(dir, "ready")
 	cmd := exec.CommandContext(ctx, bin, append([]string{"record", "--ready-file", ready}, args...)...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	rec := &recording{cmd: cmd, stderr: &strings.Builder{}, exited: make(chan error, 1)}
+	cmd.Stderr = rec.stderr
 	if err := cmd.Start(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	go func() { rec.exited <- cmd.Wait() }()
+	deadline := time.After(10 * time.Second)
+	for {
 		if _, err := os.Stat(ready); err == nil {
-			return cmd, &stderr, nil
+			return rec, nil
 		}
-		if time.Now().After(deadline) {
+		select {
+		case err := <-rec.exited:
+			return nil, fmt.Errorf("twtrace record exited before it was ready (%v): %s", err, rec.stderr)
+		case <-deadline:
 			cmd.Process.Kill()
-			cmd.Wait()
-			return nil, nil, fmt.Errorf("twtrace record not ready after 10 s: %s", stderr.String())
+			<-rec.exited
+			return nil, fmt.Errorf("twtrace record not ready after 10 s: %s", rec.stderr)
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }
@@ -115,7 +128,8 @@ func TestRecordReplayCLI(t *testing.T) {
 			defer cancel()
 			port := freePort(t)
 			path := filepath.Join(t.TempDir(), name)
-			cmd, stderr := startRecord(t, ctx, bin, "-o", path, "--port", strconv.Itoa(port))
+			rec := startRecord(t, ctx, bin, "-o", path, "--port", strconv.Itoa(port))
+			stderr := rec.stderr
 			serverClosesFirst(t, ctx, port)
 
 			// The file is readable while record runs: a compressed one
@@ -128,10 +142,10 @@ func TestRecordReplayCLI(t *testing.T) {
 			if strings.HasSuffix(name, ".zst") {
 				sig = syscall.SIGTERM
 			}
-			if err := cmd.Process.Signal(sig); err != nil {
+			if err := rec.cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
-			if err := cmd.Wait(); err != nil {
+			if err := <-rec.exited; err != nil {
 				t.Fatalf("record after %v: %v; stderr: %s", sig, err, stderr)
 			}
 			summary := regexp.MustCompile(`^twtrace: recorded (\d+) events \(0 lost\) in [0-9.]+ (B|KiB) to ` + regexp.QuoteMeta(path) + "\n$")
@@ -260,17 +274,15 @@ func TestRecordFullDisk(t *testing.T) {
 			dir, readyDir := t.TempDir(), t.TempDir()
 			disk := newTinyDisk(t, dir)
 			path := filepath.Join(dir, name)
-			var cmd *exec.Cmd
-			var stderr *strings.Builder
+			var rec *recording
 			err := disk.Do(func() (err error) {
-				cmd, stderr, err = startRecordIn(ctx, readyDir, bin, "-o", path, "--port", strconv.Itoa(port))
+				rec, err = startRecordIn(ctx, readyDir, bin, "-o", path, "--port", strconv.Itoa(port))
 				return err
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
+			stderr := rec.stderr
 
 			// Connections until the 64 KiB are full: about 20 plain, 250 compressed.
 			var werr error
@@ -278,13 +290,13 @@ func TestRecordFullDisk(t *testing.T) {
 			for range 20000 {
 				serverClosesFirst(t, ctx, port)
 				select {
-				case werr = <-exited:
+				case werr = <-rec.exited:
 					break fill
 				default:
 				}
 			}
 			if werr == nil {
-				cmd.Process.Signal(syscall.SIGINT)
+				rec.cmd.Process.Signal(syscall.SIGINT)
 				t.Fatalf("record did not fail on a full disk; stderr: %s", stderr)
 			}
 			var ee *exec.ExitError
