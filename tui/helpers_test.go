@@ -66,11 +66,12 @@ func (f *testFeed) Run(ctx context.Context, fn func([]tracer.Event) error) error
 
 func testOptions() Options {
 	return Options{
-		Clock:    func() time.Time { return testNow },
-		Location: time.UTC,
-		Host:     "web-1",
-		Kernel:   "6.8.0-twtrace",
-		Tick:     20 * time.Millisecond, // tests need not wait 200 ms per frame
+		Clock:     func() time.Time { return testNow },
+		Location:  time.UTC,
+		Host:      "web-1",
+		Kernel:    "6.8.0-twtrace",
+		Tick:      20 * time.Millisecond, // tests need not wait 200 ms per frame
+		HostNetNS: initNetNS,             // the sample's namespace, whatever this machine's is
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/colorprofile"
+	"golang.org/x/sys/unix"
 
 	"github.com/twtrace/twtrace/tracer"
 	"github.com/twtrace/twtrace/tracer/kstat"
@@ -64,7 +65,7 @@ type Options struct {
 	// view measures exhaustion. Zero: the kernel's default, 32768-60999.
 	PortRange [2]int
 	// HostNetNS is the inode of the host's network namespace, whose sockets
-	// need no netns column. 0: init_net's (4026531840).
+	// need no netns column. 0: the calling thread's.
 	HostNetNS uint32
 
 	// Logger receives the UI's own diagnostics. It must not write to the
@@ -88,7 +89,7 @@ const (
 	DefaultLogSize     = 2000
 	DefaultPendingSize = 16384
 	DefaultTick        = 200 * time.Millisecond
-	initNetNS          = 4026531840 // PROC_NET_INIT_INO, the same on every kernel since 3.8
+	initNetNS          = 4026531840 // PROC_NET_INIT_INO of most kernels (this one may differ: see withDefaults)
 )
 
 // withDefaults fills in what the caller left zero.
@@ -106,7 +107,13 @@ func (o Options) withDefaults() Options {
 		o.PortRange = [2]int{32768, 60999}
 	}
 	if o.HostNetNS == 0 {
+		// The inode of init_net is not the same on every kernel (6.18
+		// numbers it 4026531833): ask this thread's namespace.
 		o.HostNetNS = initNetNS
+		var st unix.Stat_t
+		if unix.Stat("/proc/thread-self/ns/net", &st) == nil {
+			o.HostNetNS = uint32(st.Ino)
+		}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

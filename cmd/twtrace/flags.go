@@ -21,14 +21,19 @@ type filterFlags struct {
 	ipv6   bool
 }
 
-func (f *filterFlags) register(fs *pflag.FlagSet) {
-	fs.StringSliceVar(&f.ports, "port", nil, "only sockets with this local or remote `port` (repeatable, in kernel)")
-	fs.Uint32Var(&f.pid, "pid", 0, "only this process, as owner or running task (in kernel)")
+func (f *filterFlags) register(fs *pflag.FlagSet) { f.registerWhere(fs, " (in kernel)") }
+
+// registerReplay registers the filters for a capture: nothing is in kernel.
+func (f *filterFlags) registerReplay(fs *pflag.FlagSet) { f.registerWhere(fs, "") }
+
+func (f *filterFlags) registerWhere(fs *pflag.FlagSet, kernel string) {
+	fs.StringSliceVar(&f.ports, "port", nil, "only sockets with this local or remote `port` (repeatable"+kernel+")")
+	fs.Uint32Var(&f.pid, "pid", 0, "only this process, as owner or running task"+kernel)
 	fs.StringVar(&f.comm, "comm", "", "only this task `name`, as owner or running task")
 	fs.StringSliceVar(&f.states, "state", nil, "only transitions into or out of this TCP `state` (repeatable)")
 	fs.Uint32Var(&f.netns, "netns", 0, "only this network namespace `inode` (see: ls -L -i /proc/PID/ns/net)")
-	fs.BoolVarP(&f.ipv4, "ipv4", "4", false, "only IPv4 (in kernel)")
-	fs.BoolVarP(&f.ipv6, "ipv6", "6", false, "only IPv6 (in kernel)")
+	fs.BoolVarP(&f.ipv4, "ipv4", "4", false, "only IPv4"+kernel)
+	fs.BoolVarP(&f.ipv6, "ipv6", "6", false, "only IPv6"+kernel)
 }
 
 // filter validates the flags; its errors are usage errors.

@@ -31,6 +31,13 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
+// inputError marks a bad input file: exit code 2, and the message says
+// what is wrong with the file (no usage hint: the command line was right).
+type inputError struct{ err error }
+
+func (e inputError) Error() string { return e.err.Error() }
+func (e inputError) Unwrap() error { return e.err }
+
 func usagef(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
@@ -70,7 +77,11 @@ func exitCode(err error, stderr io.Writer) int {
 	}
 	var fe *tracer.FeatureError
 	var ue usageError
+	var ie inputError
 	switch {
+	case errors.As(err, &ie):
+		fmt.Fprintf(stderr, "twtrace: %v\n", err)
+		return exitUsage
 	case errors.As(err, &fe):
 		fmt.Fprintf(stderr, "twtrace: missing %s\n", fe.Error())
 		return exitFeature
@@ -118,6 +129,7 @@ streams events as 'twtrace trace' does.`,
 	_ = root.Flags().MarkHidden("headless")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	opts.register(root)
-	root.AddCommand(newTraceCmd(stdout, stderr), newSocketsCmd(stdout))
+	root.AddCommand(newTraceCmd(stdout, stderr), newSocketsCmd(stdout),
+		newRecordCmd(stdout, stderr), newReplayCmd(stdout, stderr))
 	return root
 }

@@ -35,7 +35,9 @@ func newReplayCmd(stdout, stderr io.Writer) *cobra.Command {
 		Long: `replay reads a capture written by 'twtrace record' (plain or .zst, told apart
 by its content) and writes its events as 'twtrace trace' does: text columns, or
 JSON Lines with --json, the same records as the capture minus its header.
-Filters apply as they do live. On a terminal replay prints text too, for now.
+Filters apply as they do live. On a terminal (without --json or --text) it
+opens the live view on the capture: its clock is the capture's, so TIME_WAIT
+countdowns are as they were when it was recorded.
 
 A capture that is cut short or damaged is played up to the damage; replay then
 names the file and line and exits with code 2.`,
@@ -53,7 +55,7 @@ names the file and line and exits with code 2.`,
 		},
 	}
 	fs := cmd.Flags()
-	o.filters.register(fs)
+	o.filters.registerReplay(fs)
 	fs.BoolVar(&o.json, "json", false, "write JSON Lines (schema in DESIGN.md)")
 	fs.BoolVar(&o.text, "text", false, "write text columns (the default)")
 	fs.Float64Var(&o.speed, "speed", 0, "replay at `X` times the recorded pace (1: as recorded); 0 as fast as possible")
@@ -79,6 +81,9 @@ func runReplay(ctx context.Context, o *replayOptions, path string, stdout, stder
 	defer r.Close()
 	if o.verbose {
 		describe(stderr, r.Name(), r.Header())
+	}
+	if !o.json && !o.text && isTerminal(stdout) {
+		return badCapture(replayUI(ctx, r, o.speed, &flt))
 	}
 
 	var write func([]tracer.Event) error
@@ -111,7 +116,7 @@ func runReplay(ctx context.Context, o *replayOptions, path string, stdout, stder
 func badCapture(err error) error {
 	var fe *capture.FormatError
 	if errors.As(err, &fe) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
-		return usageError{err}
+		return inputError{err}
 	}
 	return err
 }

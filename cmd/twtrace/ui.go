@@ -6,12 +6,18 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/capture"
 	"github.com/twtrace/twtrace/tracer/kstat"
 	"github.com/twtrace/twtrace/tracer/live"
+	"github.com/twtrace/twtrace/tracer/table"
 	"github.com/twtrace/twtrace/tui"
 )
 
@@ -104,4 +110,61 @@ func kernelRelease() string {
 		return ""
 	}
 	return unix.ByteSliceToString(u.Release[:])
+}
+
+// replayFeed plays a capture to the live view: its events go through a
+// table that derives nothing (the capture has the TIME_WAIT events already)
+// and set the view's clock.
+type replayFeed struct {
+	r     *capture.Reader
+	speed float64
+	flt   *tracer.Filter
+	tab   *table.Table
+	clock atomic.Int64 // Unix ns of the last event played
+}
+
+func (f *replayFeed) Table() *table.Table { return f.tab }
+
+func (f *replayFeed) Run(ctx context.Context, fn func([]tracer.Event) error) error {
+	var out []tracer.Event
+	return f.r.Run(ctx, f.speed, func(batch []tracer.Event) error {
+		out = out[:0]
+		for i := range batch {
+			if f.flt.Match(&batch[i]) {
+				out = append(out, batch[i])
+			}
+		}
+		if len(batch) > 0 {
+			f.clock.Store(batch[len(batch)-1].Time.UnixNano())
+		}
+		f.tab.ApplyBatch(out, nil)
+		return fn(out)
+	})
+}
+
+// now is the capture's time: the last event played.
+func (f *replayFeed) now() time.Time { return time.Unix(0, f.clock.Load()) }
+
+func replayUI(ctx context.Context, r *capture.Reader, speed float64, flt *tracer.Filter) error {
+	h := r.Header()
+	f := &replayFeed{r: r, speed: speed, flt: flt, tab: table.New(table.Config{})}
+	f.clock.Store(h.Started.UnixNano())
+	opts := tui.Options{Title: "twtrace replay", Host: h.Host, Kernel: h.Kernel, Clock: f.now, HostNetNS: h.NetNS}
+	if pr, ok := h.Sysctls["net.ipv4.ip_local_port_range"]; ok {
+		if lo, hi, ok := parseRange(pr); ok {
+			opts.PortRange = [2]int{lo, hi}
+		}
+	}
+	return tui.Run(ctx, f, opts)
+}
+
+// parseRange reads "32768\t60999" as /proc/sys prints ip_local_port_range.
+func parseRange(s string) (lo, hi int, ok bool) {
+	f := strings.Fields(s)
+	if len(f) != 2 {
+		return 0, 0, false
+	}
+	lo, err1 := strconv.Atoi(f[0])
+	hi, err2 := strconv.Atoi(f[1])
+	return lo, hi, err1 == nil && err2 == nil && lo <= hi
 }

@@ -42,6 +42,7 @@ type Header struct {
 	Started time.Time           // when the session started
 	Sysctls map[string]string   // the host namespace's sysctls, by dotted name
 	Filters map[string][]string // the filter flags as given, by long flag name
+	NetNS   uint32              // the recording host's own network namespace (inode); 0 unknown
 }
 
 // headerRecord is the JSON form of a Header.
@@ -54,6 +55,7 @@ type headerRecord struct {
 	Started string              `json:"started"`
 	Sysctls map[string]string   `json:"sysctls"`
 	Filters map[string][]string `json:"filters"`
+	NetNS   uint32              `json:"netns,omitempty"`
 }
 
 // HostHeader describes this machine for a capture started now: host name,
@@ -76,6 +78,10 @@ func HostHeader(procRoot string, filters map[string][]string) (Header, error) {
 		errs = append(errs, fmt.Errorf("host name: %w", err))
 	}
 	h.Host = host
+	var st unix.Stat_t
+	if unix.Stat("/proc/thread-self/ns/net", &st) == nil {
+		h.NetNS = uint32(st.Ino)
+	}
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil {
 		errs = append(errs, fmt.Errorf("uname: %w", err))

@@ -140,7 +140,8 @@ func (d *decoder) state() {
 		if err != nil || ms < 0 || ms > math.MaxInt64/float64(time.Millisecond) {
 			d.fail(`bad "old_ms" %s`, r.OldMS)
 		} else {
-			ev.OldDur = time.Duration(ms * float64(time.Millisecond))
+			// Rounded: 2.074 ms is 2073999.9999 ns in binary floating point.
+			ev.OldDur = time.Duration(math.Round(ms * float64(time.Millisecond)))
 			ev.OldKnown = true
 		}
 	}
