@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"structs"
 	"time"
 	"unsafe"
 )
@@ -71,23 +72,41 @@ func Decode(raw []byte, clock Clock, ev *Event) error {
 	return nil
 }
 
-func decodeState(r *rawStateEvent, clock Clock, ev *Event) {
+// rawHead is the common head of every record (struct tw_head).
+type rawHead = struct {
+	_        structs.HostLayout
+	Kind     uint8
+	Flags    uint8
+	Family   uint16
+	Pid      uint32
+	Tid      uint32
+	Netns    uint32
+	TsNs     uint64
+	CgroupId uint64
+	Comm     [16]int8
+}
+
+// decodeHead starts an event from the head every record has.
+func decodeHead(h *rawHead, clock Clock, ev *Event) {
 	*ev = Event{
-		Kind:     KindState,
-		Time:     clock.Time(r.H.TsNs),
-		PID:      r.H.Pid,
-		TID:      r.H.Tid,
-		Comm:     commOf(&r.H.Comm),
-		CgroupID: r.H.CgroupId,
-		NetNS:    r.H.Netns,
-		Family:   Family(r.H.Family),
-		Src:      netip.AddrPortFrom(addrOf(Family(r.H.Family), &r.Saddr), r.Sport),
-		Dst:      netip.AddrPortFrom(addrOf(Family(r.H.Family), &r.Daddr), r.Dport),
-		Cookie:   r.Cookie,
-		Old:      State(r.Oldstate),
-		New:      State(r.Newstate),
-		Reset:    r.H.Flags&flagSkErr != 0,
+		Kind:     Kind(h.Kind),
+		Time:     clock.Time(h.TsNs),
+		PID:      h.Pid,
+		TID:      h.Tid,
+		Comm:     commOf(&h.Comm),
+		CgroupID: h.CgroupId,
+		NetNS:    h.Netns,
+		Family:   Family(h.Family),
 	}
+}
+
+func decodeState(r *rawStateEvent, clock Clock, ev *Event) {
+	decodeHead(&r.H, clock, ev)
+	ev.Src = netip.AddrPortFrom(addrOf(ev.Family, &r.Saddr), r.Sport)
+	ev.Dst = netip.AddrPortFrom(addrOf(ev.Family, &r.Daddr), r.Dport)
+	ev.Cookie = r.Cookie
+	ev.Old, ev.New = State(r.Oldstate), State(r.Newstate)
+	ev.Reset = r.H.Flags&flagSkErr != 0
 	if r.H.Flags&flagOldKnown != 0 {
 		ev.OldDur = time.Duration(r.OldNs)
 		ev.OldKnown = true
@@ -99,21 +118,11 @@ func decodeState(r *rawStateEvent, clock Clock, ev *Event) {
 }
 
 func decodeSys(r *rawSysEvent, clock Clock, ev *Event) {
-	*ev = Event{
-		Kind:      Kind(r.H.Kind),
-		Time:      clock.Time(r.H.TsNs),
-		PID:       r.H.Pid,
-		TID:       r.H.Tid,
-		Comm:      commOf(&r.H.Comm),
-		CgroupID:  r.H.CgroupId,
-		NetNS:     r.H.Netns,
-		Family:    Family(r.H.Family),
-		FD:        r.Fd,
-		Ret:       r.Ret,
-		ReuseAddr: r.H.Flags&flagReuseAddr != 0,
-		ReusePort: r.H.Flags&flagReusePort != 0,
-	}
-	ap := netip.AddrPortFrom(addrOf(Family(r.H.Family), &r.Addr), r.Port)
+	decodeHead(&r.H, clock, ev)
+	ev.FD, ev.Ret = r.Fd, r.Ret
+	ev.ReuseAddr = r.H.Flags&flagReuseAddr != 0
+	ev.ReusePort = r.H.Flags&flagReusePort != 0
+	ap := netip.AddrPortFrom(addrOf(ev.Family, &r.Addr), r.Port)
 	if ev.Kind == KindConnect {
 		ev.Dst = ap
 	} else {
