@@ -27,7 +27,7 @@ func (f *filterFlags) register(fs *pflag.FlagSet) { f.registerWhere(fs, " (in ke
 func (f *filterFlags) registerReplay(fs *pflag.FlagSet) { f.registerWhere(fs, "") }
 
 func (f *filterFlags) registerWhere(fs *pflag.FlagSet, kernel string) {
-	fs.StringSliceVar(&f.ports, "port", nil, "only sockets with this local or remote `port` (repeatable"+kernel+")")
+	fs.StringSliceVar(&f.ports, "port", nil, "only sockets with this local or remote `port` (repeatable)"+kernel)
 	fs.Uint32Var(&f.pid, "pid", 0, "only this process, as owner or running task"+kernel)
 	fs.StringVar(&f.comm, "comm", "", "only this task `name`, as owner or running task")
 	fs.StringSliceVar(&f.states, "state", nil, "only transitions into or out of this TCP `state` (repeatable)")

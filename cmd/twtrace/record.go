@@ -33,8 +33,8 @@ func newRecordCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "record -o FILE",
 		Short: "Record the event stream to a capture file (.zst: compressed)",
 		Long: `record traces as 'twtrace trace' does and writes the events to FILE, a capture
-for 'twtrace replay' and 'twtrace advise': JSON Lines after a header that
-names the host, the kernel, its sysctls and the filters. A FILE ending in .zst
+for 'twtrace replay': JSON Lines after a header that names the host, the
+kernel, its sysctls and the filters. A FILE ending in .zst
 is zstd-compressed; a compressed capture being written, or cut short by a
 crash, decodes up to its last second or MiB of events.
 
