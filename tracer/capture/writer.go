@@ -52,6 +52,7 @@ type Writer struct {
 	out    *countWriter
 	file   *os.File // Create's: cut back to the valid part after an error, synced and closed by Close
 	zenc   *zstd.Encoder
+	jenc   jsonl.Encoder
 	buf    []byte
 	err    error // sticky
 	closed bool
@@ -182,7 +183,7 @@ func (w *Writer) Write(batch []tracer.Event) error {
 		if batch[i].Kind == tracer.KindHeader {
 			continue
 		}
-		b = jsonl.Append(b, &batch[i])
+		b = w.jenc.Append(b, &batch[i])
 		n++
 	}
 	w.buf = b

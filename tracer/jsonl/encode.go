@@ -12,12 +12,28 @@ import (
 	"github.com/twtrace/twtrace/tracer"
 )
 
-// Append appends ev as one JSON object and a newline.
+// Append appends ev as one JSON object and a newline. An Encoder does the
+// same faster for a stream of events.
 func Append(b []byte, ev *tracer.Event) []byte {
+	var e Encoder
+	return e.Append(b, ev)
+}
+
+// Encoder encodes a stream of events. It remembers the last second it
+// formatted: consecutive events mostly share it. The zero value is ready;
+// it is not safe for concurrent use.
+type Encoder struct {
+	sec    int64
+	prefix [19]byte // "2006-01-02T15:04:05" of sec
+	valid  bool
+}
+
+// Append appends ev as one JSON object and a newline.
+func (enc *Encoder) Append(b []byte, ev *tracer.Event) []byte {
 	b = append(b, `{"kind":"`...)
 	b = append(b, ev.Kind.String()...)
 	b = append(b, `","ts":"`...)
-	b = appendTime(b, ev.Time)
+	b = enc.appendTime(b, ev.Time)
 	b = append(b, '"')
 	switch ev.Kind {
 	case tracer.KindState:
@@ -63,7 +79,7 @@ func Append(b []byte, ev *tracer.Event) []byte {
 		b = append(b, '"')
 	case tracer.KindLost:
 		b = append(b, `,"count":`...)
-		b = strconv.AppendUint(b, ev.Lost, 10)
+		b = appendUint(b, ev.Lost)
 	}
 	return append(b, "}\n"...)
 }
@@ -77,7 +93,7 @@ func appendState(b []byte, ev *tracer.Event) []byte {
 	b = append(b, ev.New.String()...)
 	b = append(b, `","old_ms":`...)
 	if ev.OldKnown {
-		b = strconv.AppendFloat(b, float64(ev.OldDur.Microseconds())/1000, 'f', -1, 64)
+		b = appendMillis(b, ev.OldDur.Microseconds())
 	} else {
 		b = append(b, "null"...)
 	}
@@ -94,14 +110,35 @@ func appendOwner(b []byte, ev *tracer.Event) []byte {
 	if !ev.OwnerKnown() {
 		return append(b, `null,"owner_comm":null`...)
 	}
-	b = strconv.AppendUint(b, uint64(ev.Owner), 10)
+	b = appendUint(b, uint64(ev.Owner))
 	b = append(b, `,"owner_comm":`...)
 	return appendString(b, ev.OwnerComm[:])
 }
 
+// appendMillis writes microseconds as milliseconds with up to three
+// decimals, trailing zeros trimmed: what strconv.AppendFloat(us/1000, 'f',
+// -1) writes, without floating point.
+func appendMillis(b []byte, us int64) []byte {
+	if us < 0 {
+		b = append(b, '-')
+		us = -us
+	}
+	b = appendIntDec(b, us/1000)
+	frac := us % 1000
+	if frac == 0 {
+		return b
+	}
+	d := [4]byte{'.', byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
+	n := 4
+	for d[n-1] == '0' {
+		n--
+	}
+	return append(b, d[:n]...)
+}
+
 func appendCookie(b []byte, c uint64) []byte {
 	b = append(b, `,"sock":"`...)
-	b = strconv.AppendUint(b, c, 16)
+	b = appendHex(b, c)
 	return append(b, '"')
 }
 
@@ -144,7 +181,7 @@ func appendInt(b []byte, key string, v int64) []byte {
 	b = append(b, `,"`...)
 	b = append(b, key...)
 	b = append(b, `":`...)
-	return strconv.AppendInt(b, v, 10)
+	return appendIntDec(b, v)
 }
 
 func appendBool(b []byte, key string, v bool) []byte {

@@ -6,10 +6,25 @@ import "time"
 // the fraction trimmed, "Z" for the zone), at a fraction of its cost: the
 // stream formats one timestamp per kernel event.
 func appendTime(b []byte, t time.Time) []byte {
+	var enc Encoder
+	return enc.appendTime(b, t)
+}
+
+func (enc *Encoder) appendTime(b []byte, t time.Time) []byte {
 	sec := t.Unix()
 	if sec < 0 || sec >= 253402300800 { // outside years 1970..9999: let the library do it
 		return t.UTC().AppendFormat(b, time.RFC3339Nano)
 	}
+	if !enc.valid || sec != enc.sec {
+		appendSecond(enc.prefix[:0], sec)
+		enc.sec, enc.valid = sec, true
+	}
+	b = append(b, enc.prefix[:]...)
+	return appendFraction(b, t.Nanosecond())
+}
+
+// appendSecond formats "2006-01-02T15:04:05" for a Unix second.
+func appendSecond(b []byte, sec int64) []byte {
 	days, rem := sec/86400, sec%86400
 	y, m, d := civil(days)
 	b = append4(b, y)
@@ -22,8 +37,12 @@ func appendTime(b []byte, t time.Time) []byte {
 	b = append(b, ':')
 	b = append2(b, int(rem/60%60))
 	b = append(b, ':')
-	b = append2(b, int(rem%60))
-	if ns := t.Nanosecond(); ns != 0 {
+	return append2(b, int(rem%60))
+}
+
+// appendFraction appends ".123456789Z" without trailing zeros, or "Z".
+func appendFraction(b []byte, ns int) []byte {
+	if ns != 0 {
 		var frac [10]byte
 		frac[0] = '.'
 		for i := 9; i >= 1; i-- {

@@ -2,6 +2,7 @@ package jsonl
 
 import (
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -33,5 +34,40 @@ func BenchmarkAppendTime(b *testing.B) {
 	buf := make([]byte, 0, 64)
 	for b.Loop() {
 		buf = appendTime(buf[:0], tm)
+	}
+}
+
+func TestAppendMillisMatchesFloat(t *testing.T) {
+	for _, us := range []int64{0, 1, 9, 10, 100, 999, 1000, 1001, 1010, 1100, 12345, 12340, 2074, 60000000, 123456789012} {
+		want := strconv.AppendFloat(nil, float64(us)/1000, 'f', -1, 64)
+		if got := appendMillis(nil, us); string(got) != string(want) {
+			t.Errorf("appendMillis(%d) = %s, want %s", us, got, want)
+		}
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 100000 {
+		us := r.Int64N(1 << 40)
+		if got, want := appendMillis(nil, us), strconv.AppendFloat(nil, float64(us)/1000, 'f', -1, 64); string(got) != string(want) {
+			t.Fatalf("appendMillis(%d) = %s, want %s", us, got, want)
+		}
+	}
+}
+
+func TestIntsMatchStrconv(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	vals := []uint64{0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 65535, 4026531840, 1<<64 - 1}
+	for range 100000 {
+		vals = append(vals, r.Uint64()>>r.UintN(64))
+	}
+	for _, v := range vals {
+		if got, want := string(appendUint(nil, v)), strconv.FormatUint(v, 10); got != want {
+			t.Fatalf("appendUint(%d) = %s", v, got)
+		}
+		if got, want := string(appendHex(nil, v)), strconv.FormatUint(v, 16); got != want {
+			t.Fatalf("appendHex(%d) = %s", v, got)
+		}
+		if got, want := string(appendIntDec(nil, -int64(v>>1))), strconv.FormatInt(-int64(v>>1), 10); got != want {
+			t.Fatalf("appendIntDec(%d) = %s", -int64(v>>1), got)
+		}
 	}
 }

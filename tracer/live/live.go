@@ -184,47 +184,61 @@ func (s *Session) Run(ctx context.Context, sink func([]tracer.Event) error) erro
 }
 
 func (s *Session) pipeline(ctx context.Context, sink func([]tracer.Event) error) error {
+	st := &stage{s: s, sink: sink, lastTick: time.Now()}
+	return s.tr.Run(ctx, st.handle)
+}
+
+// stage is the pipeline's work on each batch from the tracer, on the
+// tracer's goroutine: the table, the derived events, the sink.
+type stage struct {
+	s        *Session
+	sink     func([]tracer.Event) error
+	out      []tracer.Event
+	lastTick time.Time
+}
+
+func (st *stage) handle(batch []tracer.Event) error {
+	s := st.s
+	out := s.tab.ApplyBatch(batch, st.out[:0])
+	s.hintNamespaces(batch)
+drain:
+	for {
+		select {
+		case d := <-s.derived:
+			out = append(out, d...)
+		default:
+			break drain
+		}
+	}
+	if now := time.Now(); now.Sub(st.lastTick) >= time.Second {
+		st.lastTick = now
+		out = s.tab.Tick(now, out)
+	}
+	st.out = out
+	if err := st.sink(batch); err != nil {
+		return err
+	}
 	flt := &s.cfg.Tracer.Filter
-	var out []tracer.Event
-	lastTick := time.Now()
-	return s.tr.Run(ctx, func(batch []tracer.Event) error {
-		out = s.tab.ApplyBatch(batch, out[:0])
-		s.hintNamespaces(batch)
-	drain:
-		for {
-			select {
-			case d := <-s.derived:
-				out = append(out, d...)
-			default:
-				break drain
-			}
+	n := 0
+	for i := range out {
+		if flt.Match(&out[i]) {
+			out[n] = out[i]
+			n++
 		}
-		if now := time.Now(); now.Sub(lastTick) >= time.Second {
-			lastTick = now
-			out = s.tab.Tick(now, out)
-		}
-		if err := sink(batch); err != nil {
-			return err
-		}
-		n := 0
-		for i := range out {
-			if flt.Match(&out[i]) {
-				out[n] = out[i]
-				n++
-			}
-		}
-		if n == 0 {
-			return nil
-		}
-		return sink(out[:n])
-	})
+	}
+	if n == 0 {
+		return nil
+	}
+	return st.sink(out[:n])
 }
 
 // hintNamespaces tells the reconciler about namespaces the stream shows.
 func (s *Session) hintNamespaces(batch []tracer.Event) {
+	last := uint32(0) // events come in runs from one namespace
 	for i := range batch {
 		ev := &batch[i]
-		if ev.NetNS == 0 || s.known[ev.NetNS] || len(s.known) > maxNamespaces {
+		if ev.NetNS == last || ev.NetNS == 0 || s.known[ev.NetNS] || len(s.known) > maxNamespaces {
+			last = ev.NetNS
 			continue
 		}
 		pid := ev.Owner

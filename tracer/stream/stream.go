@@ -16,6 +16,7 @@ import (
 type JSON struct {
 	w   io.Writer
 	buf []byte
+	enc jsonl.Encoder
 }
 
 // NewJSON returns a JSON Lines writer to w.
@@ -27,7 +28,7 @@ func NewJSON(w io.Writer) *JSON {
 func (j *JSON) Write(batch []tracer.Event) error {
 	b := j.buf[:0]
 	for i := range batch {
-		b = jsonl.Append(b, &batch[i])
+		b = j.enc.Append(b, &batch[i])
 	}
 	j.buf = b
 	if len(b) == 0 {

@@ -139,6 +139,7 @@ type Table struct {
 	slots    slab
 	free     []int32
 	byCookie map[uint64]int32
+	cache    [cacheLen]cacheSlot // in front of byCookie
 	// listeners maps (netns, port) to the slot of a LISTEN socket, for the
 	// owner of accepted sockets whose listener predates the tracer.
 	listeners map[portKey]int32
@@ -183,12 +184,28 @@ func New(cfg Config) *Table {
 	}
 }
 
+// cacheLen sizes the lookup cache: a connection's events arrive within a
+// few dozen of each other, and cookies are handed out in sequence, so their
+// low bits spread them over the slots.
+const cacheLen = 1024
+
+type cacheSlot struct {
+	cookie uint64
+	slot   int32
+}
+
 // lookup returns the slot of a cookie, or -1.
 func (t *Table) lookup(cookie uint64) int32 {
-	if i, ok := t.byCookie[cookie]; ok {
-		return i
+	c := &t.cache[cookie&(cacheLen-1)]
+	if c.cookie == cookie && cookie != 0 {
+		return c.slot
 	}
-	return -1
+	i, ok := t.byCookie[cookie]
+	if !ok {
+		return -1
+	}
+	c.cookie, c.slot = cookie, i
+	return i
 }
 
 // insert returns a fresh slot for cookie, evicting an entry if the table is full.
@@ -205,6 +222,7 @@ func (t *Table) insert(cookie uint64, now int64) int32 {
 	}
 	*t.slots.at(i) = entry{cookie: cookie, touched: now}
 	t.byCookie[cookie] = i
+	t.cache[cookie&(cacheLen-1)] = cacheSlot{cookie, i}
 	return i
 }
 
@@ -217,6 +235,9 @@ func (t *Table) remove(i int32) {
 	t.unindexListener(e)
 	t.unindexTW(e)
 	delete(t.byCookie, e.cookie)
+	if c := &t.cache[e.cookie&(cacheLen-1)]; c.cookie == e.cookie {
+		*c = cacheSlot{}
+	}
 	*e = entry{}
 	t.free = append(t.free, i)
 }
