@@ -6,10 +6,32 @@ import "github.com/twtrace/twtrace/tracer"
 const evictSample = 8
 
 // evictOne drops one entry to make room, chosen among a few random ones
-// (approximate LRU, as caches such as Redis do): a closed entry first, then
-// the TIME_WAIT closest to its end, then the open socket untouched longest.
+// (approximate LRU, as caches such as Redis do): a closed entry first; then
+// an entry of the biggest group (a service port, or a namespace's client
+// sockets), so that a flood on one port evicts its own sockets and not the
+// few on the port a user is watching; within a group, the TIME_WAIT closest
+// to its end, then the open socket untouched longest.
 func (t *Table) evictOne(now int64) {
-	best, bestRank, bestKey := int32(-1), 3, int64(0)
+	type rank struct {
+		closed bool
+		group  int32 // size of the entry's group at the last Tick
+		tw     bool
+		key    int64 // closed: when; TIME_WAIT: expiry; else last touched
+	}
+	worse := func(a, b rank) bool { // a goes before b
+		if a.closed != b.closed {
+			return a.closed
+		}
+		if a.group != b.group {
+			return a.group > b.group
+		}
+		if a.tw != b.tw {
+			return a.tw
+		}
+		return a.key < b.key
+	}
+	best := int32(-1)
+	var bestRank rank
 	for tries, seen := 0, 0; tries < evictSample*4 && seen < evictSample && t.slots.len() > 0; tries++ {
 		i := int32(t.rand() % uint64(t.slots.len()))
 		e := t.slots.at(i)
@@ -17,17 +39,17 @@ func (t *Table) evictOne(now int64) {
 			continue
 		}
 		seen++
-		rank, key := 2, e.touched
+		r := rank{key: e.touched, group: t.groupSize[e.group()]}
 		switch {
 		case e.closed != 0:
-			rank, key = 0, e.closed
+			r.closed, r.key = true, e.closed
 		case e.state == tracer.StateTimeWait:
-			rank, key = 1, e.expires
+			r.tw, r.key = true, e.expires
 		}
-		if best < 0 || rank < bestRank || (rank == bestRank && key < bestKey) {
-			best, bestRank, bestKey = i, rank, key
+		if best < 0 || worse(r, bestRank) {
+			best, bestRank = i, r
 		}
-		if best >= 0 && bestRank == 0 {
+		if bestRank.closed {
 			break
 		}
 	}
@@ -41,6 +63,25 @@ func (t *Table) evictOne(now int64) {
 	if best >= 0 {
 		t.remove(best)
 		t.stats.Evicted++
+	}
+}
+
+// group is the entry's eviction group: its service port, or, for sockets
+// connect() made, all of its namespace's.
+func (e *entry) group() portKey {
+	if e.flags&flagClient != 0 {
+		return portKey{e.netns, 0}
+	}
+	return portKey{e.netns, e.sport}
+}
+
+// countGroups refreshes the group sizes eviction compares (done by Tick).
+func (t *Table) countGroups() {
+	clear(t.groupSize)
+	for i := range t.slots.len() {
+		if e := t.slots.at(int32(i)); e.cookie != 0 && e.closed == 0 {
+			t.groupSize[e.group()]++
+		}
 	}
 }
 

@@ -187,6 +187,7 @@ func (t *Table) Tick(now time.Time, out []tracer.Event) []tracer.Event {
 			t.remove(int32(i))
 		}
 	}
+	t.countGroups()
 	return out
 }
 

@@ -148,6 +148,8 @@ type Table struct {
 	tw map[uint64]uint64
 
 	ports map[portKey]*PortCounters
+	// groupSize counts open entries per eviction group, as of the last Tick.
+	groupSize map[portKey]int32
 	// lastPort caches the last counters looked up: a burst of events is
 	// mostly about one service port.
 	lastKey  portKey
@@ -179,6 +181,7 @@ func New(cfg Config) *Table {
 		listeners:  make(map[portKey]int32),
 		tw:         make(map[uint64]uint64),
 		ports:      make(map[portKey]*PortCounters),
+		groupSize:  make(map[portKey]int32),
 		reconciled: make(map[uint32]int64),
 		rng:        0x9e3779b97f4a7c15,
 	}

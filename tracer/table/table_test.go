@@ -320,3 +320,31 @@ func TestSocketsLimit(t *testing.T) {
 func itoa(n int) string {
 	return netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(n)).String()[len("0.0.0.0:"):]
 }
+
+// A flood on one port evicts its own sockets, not the few on another port.
+func TestEvictionSparesSmallGroups(t *testing.T) {
+	tab := New(Config{MaxSockets: 1000})
+	// Twelve TIME_WAIT on the watched port.
+	for c := range uint64(12) {
+		enterTW(tab, int(c), 1+c, "10.0.0.1:8080", "10.0.0.2:"+itoa(5000+int(c)))
+	}
+	// A flood: ten thousand TIME_WAIT on port 9999, the table ticking as it would.
+	for c := range uint64(10000) {
+		enterTW(tab, 100+int(c), 1000+c, "10.0.0.1:9999", "10.0.0.3:"+itoa(1024+int(c%60000)))
+		if c%500 == 0 {
+			tab.Tick(at(100+int(c)), nil)
+		}
+	}
+	kept := 0
+	for c := range uint64(12) {
+		if _, ok := tab.Socket(1+c, at(20000)); ok {
+			kept++
+		}
+	}
+	if kept != 12 {
+		t.Errorf("%d of the 12 TIME_WAIT on port 8080 survived a flood on port 9999", kept)
+	}
+	if st := tab.Stats(); st.Evicted < 9000 {
+		t.Errorf("evicted %d", st.Evicted)
+	}
+}
