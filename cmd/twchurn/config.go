@@ -75,8 +75,8 @@ func parseFlags(args []string, out io.Writer) (Config, error) {
 	)
 	fs := pflag.NewFlagSet("twchurn", pflag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.StringVar(&close, "close", "client", "which side closes first: `client` or server (the other closes on EOF)")
-	fs.IntVar(&cfg.Rate, "rate", 0, "connections per `second`, paced evenly; 0 = as fast as possible")
+	fs.StringVar(&close, "close", "client", "which `side` closes first: client or server (the other closes on EOF)")
+	fs.IntVar(&cfg.Rate, "rate", 0, "`N` connections per second, paced evenly; 0 = as fast as possible")
 	fs.DurationVar(&cfg.PaceSlack, "pace-slack", 100*time.Microsecond,
 		"with --rate: a start may run this early, to share a wake-up with the next (0: each on time)")
 	fs.Uint64Var(&cfg.Count, "count", 0, "stop after starting `N` measured connections (0: run for --duration)")
