@@ -30,21 +30,11 @@ const bpftraceScript = `tracepoint:sock:inet_sock_set_state /args->protocol == 6
 }`
 
 func configurations(o *options) []config {
-	twtrace := func(name string, args ...string) config {
-		return config{name: name, start: func(ctx context.Context, dir string) (*tracerProc, error) {
-			stats := filepath.Join(dir, "stats.json")
-			ready := filepath.Join(dir, "ready")
-			full := append([]string{}, args...)
-			full = append(full, "--stats-file", stats, "--ready-file", ready)
-			cmd := exec.CommandContext(ctx, o.twtrace, full...)
-			p := &tracerProc{cmd: cmd, statsFile: stats}
-			return p, p.startTwtrace(ready)
-		}}
-	}
 	cs := []config{
 		{name: "untraced"},
-		twtrace("trace --json", "trace", "--json"),
-		twtrace("tui (headless)", "--headless"),
+		twtraceConfig(o, "trace --json", "trace", "--json"),
+		twtraceConfig(o, "record .zst", "record", "-o", "capture.jsonl.zst"),
+		twtraceConfig(o, "tui (headless)", "--headless"),
 	}
 	if bpftraceAvailable() {
 		cs = append(cs, config{name: "bpftrace printf", start: startBpftrace})
@@ -56,6 +46,22 @@ func configurations(o *options) []config {
 		}
 	}
 	return kept
+}
+
+// twtraceConfig runs twtrace with args (a file name in them is taken in the
+// run's own directory), plus the hidden flags that tell when it is attached
+// and what it delivered.
+func twtraceConfig(o *options, name string, args ...string) config {
+	return config{name: name, start: func(ctx context.Context, dir string) (*tracerProc, error) {
+		stats := filepath.Join(dir, "stats.json")
+		ready := filepath.Join(dir, "ready")
+		full := append([]string{}, args...)
+		full = append(full, "--stats-file", stats, "--ready-file", ready)
+		cmd := exec.CommandContext(ctx, o.twtrace, full...)
+		cmd.Dir = dir
+		p := &tracerProc{cmd: cmd, statsFile: stats}
+		return p, p.startTwtrace(ready)
+	}}
 }
 
 // tracerProc is a running tracer.
@@ -91,7 +97,12 @@ func (p *tracerProc) startTwtrace(ready string) error {
 }
 
 func startBpftrace(ctx context.Context, dir string) (*tracerProc, error) {
-	cmd := exec.CommandContext(ctx, "bpftrace", "-e", bpftraceScript)
+	// bpftrace finds tracepoints in tracefs; where the host has none
+	// mounted, it gets one in a private mount namespace (nothing changes
+	// for the rest of the system).
+	cmd := exec.CommandContext(ctx, "unshare", "--mount", "--propagation", "private", "sh", "-c",
+		`mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing; exec bpftrace -e "$0"`,
+		bpftraceScript)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -113,7 +124,8 @@ func startBpftrace(ctx context.Context, dir string) (*tracerProc, error) {
 				close(attached)
 				continue
 			}
-			if len(line) > 0 && line[len(line)-1] == '\n' {
+			// An event line starts with the pid; bpftrace ends with blank lines.
+			if len(line) > 1 && line[len(line)-1] == '\n' && line[0] >= '0' && line[0] <= '9' {
 				p.lines.Add(1)
 			}
 			if err == io.EOF || (err != nil && err != bufio.ErrBufferFull) {

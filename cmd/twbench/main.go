@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -41,7 +42,7 @@ func main() {
 	flag.StringVar(&o.churn, "churn", "bin/twchurn", "load generator binary")
 	flag.IntVar(&o.rounds, "rounds", 5, "rounds; each runs every configuration once, in a rotating order")
 	flag.DurationVar(&o.duration, "duration", 8*time.Second, "measured time of each maximum-churn run")
-	flag.DurationVar(&o.warmup, "warmup", time.Second, "warmup before each measurement")
+	flag.DurationVar(&o.warmup, "warmup", 5*time.Second, "warmup before each measurement (the churn's first seconds run on free ports, faster)")
 	flag.IntVar(&o.rate, "rate", 5000, "connections/s of the fixed-rate pass (0: skip it)")
 	flag.DurationVar(&o.rateDur, "rate-duration", 8*time.Second, "measured time of each fixed-rate run")
 	flag.IntVar(&o.workers, "workers", 2, "load generator workers")
@@ -62,10 +63,15 @@ func run(ctx context.Context, o *options, out io.Writer) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("run as root: the tracers load BPF programs")
 	}
-	for _, bin := range []string{o.twtrace, o.churn} {
-		if _, err := os.Stat(bin); err != nil {
-			return fmt.Errorf("%s: %w (run `make bench`, which builds it)", bin, err)
+	for _, bin := range []*string{&o.twtrace, &o.churn} {
+		if _, err := os.Stat(*bin); err != nil {
+			return fmt.Errorf("%s: %w (run `make bench`, which builds it)", *bin, err)
 		}
+		abs, err := filepath.Abs(*bin) // the tracers run in their own directories
+		if err != nil {
+			return err
+		}
+		*bin = abs
 	}
 	counter, err := openCounter()
 	if err != nil {

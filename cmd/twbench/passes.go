@@ -52,7 +52,7 @@ func runOne(ctx context.Context, o *options, c config, counter *counter, rate in
 	if err != nil {
 		return s, err
 	}
-	busy0 := busyCPU()
+	busy0 := readBusy()
 	var cpu0 time.Duration
 	if p != nil {
 		cpu0 = p.procCPU()
@@ -66,7 +66,7 @@ func runOne(ctx context.Context, o *options, c config, counter *counter, rate in
 		}
 		return s, err
 	}
-	s.BusyCPU = (busyCPU() - busy0).Seconds()
+	s.BusyCPU = readBusy().busySince(busy0).Seconds()
 	s.ChurnSecs = churnTime.Seconds()
 	s.ConnPerSec, s.Errors = r.ConnPerSec, r.ErrorsTotal
 	if p == nil {

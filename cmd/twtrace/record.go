@@ -59,7 +59,9 @@ event written before the error and is a readable capture.`,
 		"longest time an event waits in the ring buffer; 0 wakes the reader for every event (costs kernel CPU)")
 	fs.StringVar(&o.trace.readyFile, "ready-file", "", "create this file once the programs are attached")
 	fs.BoolVarP(&o.trace.verbose, "verbose", "v", false, "log diagnostics to stderr")
+	fs.StringVar(&o.trace.statsFile, "stats-file", "", "write what the run delivered and the kernel counted, as JSON, at the end")
 	_ = fs.MarkHidden("ready-file")
+	_ = fs.MarkHidden("stats-file")
 	return cmd
 }
 
@@ -124,7 +126,9 @@ func runRecord(ctx context.Context, o *recordOptions, filters map[string][]strin
 		defer cancel()
 	}
 	var lost uint64
+	tally := newCounter()
 	err = sess.Run(ctx, func(batch []tracer.Event) error {
+		tally.add(batch)
 		for i := range batch {
 			if batch[i].Kind == tracer.KindLost {
 				lost += batch[i].Lost
@@ -136,6 +140,9 @@ func runRecord(ctx context.Context, o *recordOptions, filters map[string][]strin
 	})
 	if cerr := w.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil && o.trace.statsFile != "" {
+		err = tally.write(o.trace.statsFile, sess)
 	}
 	if err != nil {
 		return err

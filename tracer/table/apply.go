@@ -90,6 +90,9 @@ func (t *Table) applyState(ev *tracer.Event, out []tracer.Event) []tracer.Event 
 	if ev.New == tracer.StateSynSent {
 		e.flags |= flagClient
 	}
+	if fresh {
+		t.joinGroup(e)
+	}
 	// Per-port activity is about service ports: a client's local port is
 	// ephemeral, and counting it would grow a counter per connection.
 	if e.flags&flagClient == 0 && e.sport != 0 {

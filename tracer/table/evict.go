@@ -39,7 +39,7 @@ func (t *Table) evictOne(now int64) {
 			continue
 		}
 		seen++
-		r := rank{key: e.touched, group: t.groupSize[e.group()]}
+		r := rank{key: e.touched, group: e.gsize}
 		switch {
 		case e.closed != 0:
 			r.closed, r.key = true, e.closed
@@ -75,12 +75,26 @@ func (e *entry) group() portKey {
 	return portKey{e.netns, e.sport}
 }
 
-// countGroups refreshes the group sizes eviction compares (done by Tick).
+// joinGroup counts a new entry in its group, so that a flood's group grows
+// between Ticks (one map update per socket, none per eviction).
+func (t *Table) joinGroup(e *entry) {
+	g := e.group()
+	t.groupSize[g]++
+	e.gsize = t.groupSize[g]
+}
+
+// countGroups refreshes the group sizes eviction compares (done by Tick):
+// each entry keeps its group's, so that eviction reads no map.
 func (t *Table) countGroups() {
 	clear(t.groupSize)
 	for i := range t.slots.len() {
 		if e := t.slots.at(int32(i)); e.cookie != 0 && e.closed == 0 {
 			t.groupSize[e.group()]++
+		}
+	}
+	for i := range t.slots.len() {
+		if e := t.slots.at(int32(i)); e.cookie != 0 {
+			e.gsize = t.groupSize[e.group()]
 		}
 	}
 }

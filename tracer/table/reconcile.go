@@ -111,11 +111,13 @@ func (t *Table) Load(s *Snapshot, out []tracer.Event) []tracer.Event {
 	// A socket the stream never showed: whether connect() made it is not
 	// in the dump. One on a port nothing listens on is taken for a client's.
 	for _, i := range fresh {
-		if e := t.slots.at(i); e.state != tracer.StateListen {
+		e := t.slots.at(i)
+		if e.state != tracer.StateListen {
 			if _, ok := t.listeners[portKey{e.netns, e.sport}]; !ok {
 				e.flags |= flagClient
 			}
 		}
+		t.joinGroup(e)
 	}
 	t.fresh = fresh
 	if s.Complete {

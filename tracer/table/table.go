@@ -107,6 +107,7 @@ type entry struct {
 	owner    uint32
 	inode    uint32
 	gen      uint32 // reconciliation generation that last saw it
+	gsize    int32  // size of its eviction group at the last Tick
 	comm     tracer.Comm
 	family   tracer.Family
 	state    tracer.State
@@ -148,7 +149,7 @@ type Table struct {
 	tw map[uint64]uint64
 
 	ports map[portKey]*PortCounters
-	// groupSize counts open entries per eviction group, as of the last Tick.
+	// groupSize counts open entries per eviction group (scratch of Tick).
 	groupSize map[portKey]int32
 	// lastPort caches the last counters looked up: a burst of events is
 	// mostly about one service port.
