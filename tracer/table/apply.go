@@ -179,12 +179,16 @@ func (t *Table) applyTimeWait(ev *tracer.Event) {
 		}
 		return
 	}
-	if i < 0 {
+	fresh := i < 0
+	if fresh {
 		i = t.insert(ev.Cookie, now)
 	}
 	e := t.slots.at(i)
 	e.netns = ev.NetNS
 	e.setEndpoints(ev.Family, ev.Src, ev.Dst)
+	if fresh {
+		t.joinGroup(e)
+	}
 	if ev.OwnerKnown() && e.owner == 0 {
 		e.owner, e.comm = ev.Owner, ev.OwnerComm
 	}

@@ -39,7 +39,7 @@ func (t *Table) evictOne(now int64) {
 			continue
 		}
 		seen++
-		r := rank{key: e.touched, group: e.gsize}
+		r := rank{key: e.touched, group: t.groupCount[e.gidx]}
 		switch {
 		case e.closed != 0:
 			r.closed, r.key = true, e.closed
@@ -75,27 +75,26 @@ func (e *entry) group() portKey {
 	return portKey{e.netns, e.sport}
 }
 
-// joinGroup counts a new entry in its group, so that a flood's group grows
-// between Ticks (one map update per socket, none per eviction).
+// joinGroup puts a new entry in its eviction group. A group is looked up
+// once per socket; eviction then reads the count by index, no map.
 func (t *Table) joinGroup(e *entry) {
 	g := e.group()
-	t.groupSize[g]++
-	e.gsize = t.groupSize[g]
+	idx, ok := t.groupIdx[g]
+	if !ok {
+		idx = int32(len(t.groupCount))
+		t.groupIdx[g] = idx
+		t.groupCount = append(t.groupCount, 0)
+	}
+	e.gidx = idx
+	e.flags |= flagGrouped
+	t.groupCount[idx]++
 }
 
-// countGroups refreshes the group sizes eviction compares (done by Tick):
-// each entry keeps its group's, so that eviction reads no map.
-func (t *Table) countGroups() {
-	clear(t.groupSize)
-	for i := range t.slots.len() {
-		if e := t.slots.at(int32(i)); e.cookie != 0 && e.closed == 0 {
-			t.groupSize[e.group()]++
-		}
-	}
-	for i := range t.slots.len() {
-		if e := t.slots.at(int32(i)); e.cookie != 0 {
-			e.gsize = t.groupSize[e.group()]
-		}
+// leaveGroup takes an entry out of its group's count.
+func (t *Table) leaveGroup(e *entry) {
+	if e.flags&flagGrouped != 0 {
+		t.groupCount[e.gidx]--
+		e.flags &^= flagGrouped
 	}
 }
 

@@ -189,7 +189,6 @@ func (t *Table) Tick(now time.Time, out []tracer.Event) []tracer.Event {
 			t.remove(int32(i))
 		}
 	}
-	t.countGroups()
 	return out
 }
 

@@ -53,6 +53,7 @@ const (
 	flagListener                      // in the listener index
 	flagInTW                          // in the TIME_WAIT 4-tuple index
 	flagClient                        // made by connect(): its local port is ephemeral
+	flagGrouped                       // counted in its eviction group
 )
 
 // step is one timeline step packed in 8 bytes: when the state was entered,
@@ -107,7 +108,7 @@ type entry struct {
 	owner    uint32
 	inode    uint32
 	gen      uint32 // reconciliation generation that last saw it
-	gsize    int32  // size of its eviction group at the last Tick
+	gidx     int32  // its eviction group (index into Table.groupCount)
 	comm     tracer.Comm
 	family   tracer.Family
 	state    tracer.State
@@ -149,8 +150,9 @@ type Table struct {
 	tw map[uint64]uint64
 
 	ports map[portKey]*PortCounters
-	// groupSize counts open entries per eviction group (scratch of Tick).
-	groupSize map[portKey]int32
+	// groupIdx numbers the eviction groups; groupCount counts their entries.
+	groupIdx   map[portKey]int32
+	groupCount []int32
 	// lastPort caches the last counters looked up: a burst of events is
 	// mostly about one service port.
 	lastKey  portKey
@@ -182,7 +184,7 @@ func New(cfg Config) *Table {
 		listeners:  make(map[portKey]int32),
 		tw:         make(map[uint64]uint64),
 		ports:      make(map[portKey]*PortCounters),
-		groupSize:  make(map[portKey]int32),
+		groupIdx:   make(map[portKey]int32),
 		reconciled: make(map[uint32]int64),
 		rng:        0x9e3779b97f4a7c15,
 	}
@@ -236,6 +238,7 @@ func (t *Table) remove(i int32) {
 	if e.state == tracer.StateTimeWait {
 		t.stats.TimeWait--
 	}
+	t.leaveGroup(e)
 	t.unindexListener(e)
 	t.unindexTW(e)
 	delete(t.byCookie, e.cookie)
