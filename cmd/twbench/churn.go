@@ -18,6 +18,8 @@ type churnResult struct {
 	Errors      map[string]uint64 `json:"errors"`
 	ExpectedRun uint64            `json:"transitions_expected_run"`
 	Elapsed     float64           `json:"elapsed_s"`
+	CPUUser     float64           `json:"cpu_user_s"` // the generator's own, getrusage (exact in total)
+	CPUSys      float64           `json:"cpu_sys_s"`
 }
 
 // runChurn runs the load generator in its own network namespace (the host's

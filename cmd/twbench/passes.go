@@ -22,7 +22,8 @@ type sample struct {
 	TracerCPU   float64             `json:"tracer_cpu_s"`   // during the churn
 	TracerPct   float64             `json:"tracer_cpu_pct"` // of one core, during the churn
 	PeakRSSMiB  float64             `json:"peak_rss_mib"`
-	BusyCPU     float64             `json:"busy_cpu_s"` // all CPUs, during the churn (fixed-rate pass)
+	BusyCPU     float64             `json:"busy_cpu_s"`  // all CPUs, during the churn (fixed-rate pass)
+	ChurnCPU    float64             `json:"churn_cpu_s"` // the generator's own CPU: its syscalls and softirqs, where the programs run
 	ChurnSecs   float64             `json:"churn_s"`
 	KernelRings uint64              `json:"ring_lost"`
 	Recursion   uint64              `json:"recursion_misses"`
@@ -69,6 +70,7 @@ func runOne(ctx context.Context, o *options, c config, counter *counter, rate in
 	s.BusyCPU = readBusy().busySince(busy0).Seconds()
 	s.ChurnSecs = churnTime.Seconds()
 	s.ConnPerSec, s.Errors = r.ConnPerSec, r.ErrorsTotal
+	s.ChurnCPU = r.CPUUser + r.CPUSys
 	if p == nil {
 		return s, nil
 	}
@@ -154,6 +156,13 @@ func fixedRate(ctx context.Context, o *options, configs []config, out io.Writer,
 		return err
 	}
 	defer counter.Close()
+	// The programs' own run time, from the kernel's statistics: at a fixed
+	// rate the load's CPU varies more than tracing adds to it.
+	restore, err := enableBPFStats()
+	if err != nil {
+		return err
+	}
+	defer restore()
 	for round := range o.rounds {
 		for k := range cs {
 			c := cs[(k+round)%len(cs)]
