@@ -260,7 +260,7 @@ func (t *Tracer) Run(ctx context.Context, fn func([]Event) error) error {
 		case err == nil:
 			t.add(rec.RawSample)
 			if rec.Remaining == 0 || len(t.batch) >= maxBatch {
-				if err := t.flush(fn, false); err != nil {
+				if err := t.flush(fn, false, false); err != nil {
 					return err
 				}
 			}
@@ -268,7 +268,7 @@ func (t *Tracer) Run(ctx context.Context, fn func([]Event) error) error {
 			if ctx.Err() != nil {
 				return t.shutdown(fn, &rec)
 			}
-			if err := t.flush(fn, true); err != nil {
+			if err := t.flush(fn, true, false); err != nil {
 				return err
 			}
 			t.reader.SetDeadline(time.Now().Add(t.pollInterval()))
@@ -307,10 +307,11 @@ func (t *Tracer) add(raw []byte) {
 }
 
 // flush hands the batch to fn, followed by a lost record when the kernel
-// reported loss since the last check. An idle flush (the poll interval
-// passed) always reads the loss counters and calls fn, even with nothing.
-func (t *Tracer) flush(fn func([]Event) error, idle bool) error {
-	if now := time.Now(); idle || now.Sub(t.lastLost) >= lostCheckEvery {
+// reported loss since the last check (every lostCheckEvery: the check costs
+// a syscall per program). An idle flush (the poll interval passed) calls fn
+// even with nothing; the final one always checks for loss.
+func (t *Tracer) flush(fn func([]Event) error, idle, final bool) error {
+	if now := time.Now(); final || now.Sub(t.lastLost) >= lostCheckEvery {
 		t.lastLost = now
 		if n := t.newLoss(); n > 0 {
 			t.batch = append(t.batch, Event{Kind: KindLost, Time: now.UTC(), Lost: n})
@@ -353,12 +354,12 @@ func (t *Tracer) shutdown(fn func([]Event) error, rec *ringbuf.Record) error {
 		}
 		t.add(rec.RawSample)
 		if len(t.batch) >= maxBatch {
-			if err := t.flush(fn, false); err != nil {
+			if err := t.flush(fn, false, false); err != nil {
 				return err
 			}
 		}
 	}
-	return t.flush(fn, true)
+	return t.flush(fn, true, true)
 }
 
 func (t *Tracer) detach() {
