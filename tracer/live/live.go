@@ -138,13 +138,9 @@ func (s *Session) init() error {
 		if s.cfg.Tracer.Filter.NetNS != 0 && n.inode != s.cfg.Tracer.Filter.NetNS {
 			continue
 		}
-		snap, err := s.dump(n, false)
-		if err != nil {
+		if _, err := s.dump(n, false, true, nil); err != nil {
 			s.log.Warn("initial snapshot", "netns", n.inode, "err", err)
-			continue
 		}
-		snap.Initial = true
-		s.tab.Load(snap, nil)
 	}
 	s.resolveOwners()
 	return nil
@@ -262,7 +258,7 @@ func (s *Session) hintNamespaces(batch []tracer.Event) {
 const reconcileBudget = 100 // the pause after a round is at least 100 times its duration: 1% of a CPU
 
 func (s *Session) reconcileLoop(ctx context.Context) {
-	tick := time.NewTimer(s.cfg.ReconcileEvery)
+	tick := time.NewTicker(s.cfg.ReconcileEvery)
 	defer tick.Stop()
 	lastOwners := time.Now()
 	var sampler kstat.Sampler
@@ -279,13 +275,20 @@ func (s *Session) reconcileLoop(ctx context.Context) {
 			continue
 		case <-tick.C:
 		}
-		began := time.Now()
 		var out []tracer.Event
 		// Now and then a full dump instead: it gives the inodes of sockets
 		// the stream showed without an owner, for /proc to resolve.
 		full := time.Since(lastOwners) >= ownerRefresh && s.tab.Unowned() > 0
 		for _, n := range s.nsList {
-			snap, err := s.dump(n, !full)
+			// Each namespace is spaced by its own cost: one with a million
+			// TIME_WAIT sockets does not slow down the others.
+			if began := time.Now(); !full && began.Before(n.next) {
+				continue
+			}
+			began := time.Now()
+			var err error
+			out, err = s.dump(n, !full, false, out)
+			n.next = began.Add(reconcileBudget * time.Since(began))
 			if err != nil {
 				s.log.Debug("reconcile", "netns", n.inode, "err", err)
 				if !n.host && n.fd < 0 {
@@ -294,7 +297,6 @@ func (s *Session) reconcileLoop(ctx context.Context) {
 				}
 				continue
 			}
-			out = s.tab.Load(snap, out)
 		}
 		if full {
 			lastOwners = time.Now()
@@ -309,7 +311,6 @@ func (s *Session) reconcileLoop(ctx context.Context) {
 				}
 			}
 		}
-		tick.Reset(max(s.cfg.ReconcileEvery, reconcileBudget*time.Since(began)))
 		if len(out) > 0 {
 			select {
 			case s.derived <- out:
@@ -338,20 +339,19 @@ func (s *Session) adoptNamespace(h nsHint) {
 	s.nsList[h.inode] = &netns{inode: h.inode, fd: -1, path: path}
 }
 
-// dump snapshots one namespace.
-func (s *Session) dump(n *netns, timeWaitOnly bool) (*table.Snapshot, error) {
+// dump merges one namespace's sockets into the table.
+func (s *Session) dump(n *netns, timeWaitOnly, initial bool, out []tracer.Event) ([]tracer.Event, error) {
 	c, closeAfter, err := n.dial(s.diag)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	if closeAfter {
 		defer c.Close()
 	}
-	snap, err := Dump(c, n.inode, timeWaitOnly, &s.cfg.Tracer.Filter, s.scratch)
-	if err == nil {
-		s.scratch = snap.Sockets[:0]
+	if s.scratch == nil {
+		s.scratch = make([]table.KernelSocket, 0, chunkLen)
 	}
-	return snap, err
+	return reconcile(c, s.tab, n.inode, timeWaitOnly, initial, &s.cfg.Tracer.Filter, s.scratch, out)
 }
 
 func (s *Session) resolveOwners() { resolveOwners(s.tab, s.owners) }

@@ -21,6 +21,7 @@ type netns struct {
 	fd    int    // a namespace the caller gave (and keeps open); -1 otherwise
 	path  string // /run/netns/NAME or /proc/PID/task/TID/ns/net; "" for fd or host
 	host  bool
+	next  time.Time // when its next reconciliation is due
 }
 
 // netnsInode returns the inode of a namespace file.

@@ -18,35 +18,48 @@ import (
 // timewait socket in substate FIN_WAIT2 (with tcp_fin_timeout on its timer).
 var timeWaitMask = sockdiag.StateMask(sockdiag.StateTimeWait, sockdiag.StateFinWait2)
 
-// Dump reads one namespace's TCP sockets through an open sock_diag
-// connection into a table snapshot. With timeWaitOnly it reads only the
-// timewait sockets (the once-a-second reconciliation). Sockets the filter
-// rejects (ports, family) are left out, as the kernel-side filter leaves out
-// their events.
-func Dump(c *sockdiag.Conn, netns uint32, timeWaitOnly bool, flt *tracer.Filter, into []table.KernelSocket) (*table.Snapshot, error) {
+// chunkLen is how many sockets of a dump are merged into the table at once:
+// the dump is never held whole (a namespace may have millions of TIME_WAIT
+// sockets), nor the table's lock for long.
+const chunkLen = 8192
+
+// reconcile reads one namespace's TCP sockets through an open sock_diag
+// connection and merges them into the table as they come. With
+// timeWaitOnly it reads only the timewait sockets (the periodic
+// reconciliation). Sockets the filter rejects (ports, family) are left out,
+// as the kernel-side filter leaves out their events. It returns the events
+// the table derives, appended to out.
+func reconcile(c *sockdiag.Conn, tab *table.Table, netns uint32, timeWaitOnly, initial bool,
+	flt *tracer.Filter, scratch []table.KernelSocket, out []tracer.Event) ([]tracer.Event, error) {
 	states := sockdiag.AllStates
 	if timeWaitOnly {
 		states = timeWaitMask
 	}
-	snap := &table.Snapshot{NetNS: netns, TimeWaitOnly: timeWaitOnly, Sockets: into[:0], Start: time.Now()}
+	rec := tab.Reconcile(netns, time.Now(), timeWaitOnly, initial)
+	buf := scratch[:0]
 	err := c.Dump(unix.AF_UNSPEC, states, func(s *sockdiag.Socket) error {
 		ks, ok := kernelSocket(s)
 		if !ok || !matchSnapshot(flt, &ks) {
 			return nil
 		}
-		snap.Sockets = append(snap.Sockets, ks)
+		buf = append(buf, ks)
+		if len(buf) == chunkLen {
+			out = rec.Add(buf, time.Now(), out)
+			buf = buf[:0]
+		}
 		return nil
 	})
-	snap.End = time.Now()
+	out = rec.Add(buf, time.Now(), out)
 	switch {
 	case err == nil:
-		snap.Complete = true
+		return rec.End(time.Now(), true, out), nil
 	case errors.Is(err, sockdiag.ErrInterrupted):
 		// Delivered in full but not consistent: usable, but proves no absence.
+		return rec.End(time.Now(), false, out), nil
 	default:
-		return nil, fmt.Errorf("sock_diag dump of netns %d: %w", netns, err)
+		rec.End(time.Now(), false, nil)
+		return out, fmt.Errorf("sock_diag dump of netns %d: %w", netns, err)
 	}
-	return snap, nil
 }
 
 // kernelSocket converts a sock_diag socket. A timewait socket in substate
@@ -86,6 +99,10 @@ func matchSnapshot(f *tracer.Filter, ks *table.KernelSocket) bool {
 	return true
 }
 
+// snapshotMax bounds a one-shot listing: 2^20 sockets are about 230 MiB.
+// Past it, sockets are counted (table.Stats.Untracked), not listed.
+const snapshotMax = 1 << 20
+
 // Snapshot reads the sockets of the caller's network namespace (or of
 // netnsFD when >= 0) once, with their owners from /proc, into a new table:
 // what `twtrace sockets` shows. It needs no BPF.
@@ -104,13 +121,10 @@ func Snapshot(procRoot string, netnsFD int, flt *tracer.Filter) (*table.Table, e
 	if err != nil {
 		return nil, fmt.Errorf("read the network namespace: %w", err)
 	}
-	snap, err := Dump(c, ino, false, flt, nil)
-	if err != nil {
+	tab := table.New(table.Config{MaxSockets: snapshotMax})
+	if _, err := reconcile(c, tab, ino, false, true, flt, make([]table.KernelSocket, 0, chunkLen), nil); err != nil {
 		return nil, err
 	}
-	snap.Initial = true
-	tab := table.New(table.Config{MaxSockets: max(len(snap.Sockets), 1)})
-	tab.Load(snap, nil)
 	res, err := owner.NewResolver(procRoot)
 	if err != nil {
 		return nil, err

@@ -37,22 +37,56 @@ type Snapshot struct {
 // end expired; earlier, it was killed (RST, a new SYN, tcp_tw_reuse).
 const expiryTolerance = time.Second
 
-// Load merges a snapshot into the table and returns the TIME_WAIT events it
-// reveals (appended to out): TIME_WAIT sockets the stream did not show
-// (enter, source sock_diag) and TIME_WAIT entries the kernel no longer has
-// (expire or kill, source sock_diag).
+// Load merges a whole snapshot into the table and returns the TIME_WAIT
+// events it reveals (appended to out); see Reconcile, which it wraps.
 func (t *Table) Load(s *Snapshot, out []tracer.Event) []tracer.Event {
+	r := t.Reconcile(s.NetNS, s.Start, s.TimeWaitOnly, s.Initial)
+	out = r.Add(s.Sockets, s.End, out)
+	return r.End(s.End, s.Complete, out)
+}
+
+// A Reconciliation merges one dump of a namespace's sockets into the table
+// as the dump is read, chunk by chunk: a namespace can hold millions of
+// TIME_WAIT sockets, and neither the whole dump in memory nor the table's
+// lock for all of it would do. It reveals TIME_WAIT sockets the stream did
+// not show (enter, source sock_diag) and, at the end, TIME_WAIT entries the
+// kernel no longer has (expire or kill, source sock_diag).
+type Reconciliation struct {
+	t            *Table
+	netns        uint32
+	start        int64
+	timeWaitOnly bool
+	derive       bool
+	fresh        []freshEntry // entries the dump added, classified at the end
+}
+
+type freshEntry struct {
+	slot   int32
+	cookie uint64 // the slot may be reused meanwhile: check
+}
+
+// Reconcile starts merging a dump of a namespace that began at start.
+func (t *Table) Reconcile(netns uint32, start time.Time, timeWaitOnly, initial bool) *Reconciliation {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.gen++
 	t.stats.Reconciliations++
-	start, end := s.Start.UnixNano(), s.End.UnixNano()
-	derive := t.cfg.Derive && !s.Initial
 	t.stats.Untracked = 0
+	return &Reconciliation{
+		t: t, netns: netns, start: start.UnixNano(), timeWaitOnly: timeWaitOnly,
+		derive: t.cfg.Derive && !initial,
+	}
+}
 
-	fresh := t.fresh[:0]
-	for k := range s.Sockets {
-		ks := &s.Sockets[k]
+// Add merges a chunk of the dump, read at time at (a TIME_WAIT's timer is
+// as the kernel reported it then).
+func (r *Reconciliation) Add(socks []KernelSocket, at time.Time, out []tracer.Event) []tracer.Event {
+	t := r.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := at.UnixNano()
+	for k := range socks {
+		ks := &socks[k]
 		i := t.lookup(ks.Cookie)
 		if i < 0 {
 			if len(t.byCookie) >= t.cfg.MaxSockets {
@@ -61,17 +95,17 @@ func (t *Table) Load(s *Snapshot, out []tracer.Event) []tracer.Event {
 				t.stats.Untracked++
 				continue
 			}
-			i = t.insert(ks.Cookie, end)
-			fresh = append(fresh, i)
+			i = t.insert(ks.Cookie, now)
+			r.fresh = append(r.fresh, freshEntry{i, ks.Cookie})
 			e := t.slots.at(i)
-			e.netns = s.NetNS
+			e.netns = r.netns
 			e.setEndpoints(ks.Family, ks.Src, ks.Dst)
 			if ks.State == tracer.StateTimeWait {
-				t.enterTimeWait(e, 0, end+int64(ks.Expires))
+				t.enterTimeWait(e, 0, now+int64(ks.Expires))
 				e.flags |= flagTWConfirmed
-				if derive {
+				if r.derive {
 					t.stats.TimeWaitObserved++
-					out = append(out, t.twEvent(e, tracer.TimeWaitEnter, tracer.SourceSockDiag, s.End))
+					out = append(out, t.twEvent(e, tracer.TimeWaitEnter, tracer.SourceSockDiag, at))
 				}
 			} else {
 				t.setState(e, ks.State, 0)
@@ -86,32 +120,43 @@ func (t *Table) Load(s *Snapshot, out []tracer.Event) []tracer.Event {
 		if ks.Inode != 0 {
 			e.inode = ks.Inode
 		}
-		if e.since > start {
+		if e.since > r.start {
 			continue // the stream knows better: it changed after the dump began
 		}
 		switch {
 		case ks.State == tracer.StateTimeWait:
 			if e.state != tracer.StateTimeWait {
 				// The enter was not seen (lost, or an orphan the stream could not show).
-				t.enterTimeWait(e, end, end+int64(ks.Expires))
-				if derive {
+				t.enterTimeWait(e, now, now+int64(ks.Expires))
+				if r.derive {
 					t.stats.TimeWaitObserved++
-					out = append(out, t.twEvent(e, tracer.TimeWaitEnter, tracer.SourceSockDiag, s.End))
+					out = append(out, t.twEvent(e, tracer.TimeWaitEnter, tracer.SourceSockDiag, at))
 				}
 			}
 			// The kernel's timer is the truth: it restarts on in-window segments.
-			e.expires = end + int64(ks.Expires)
+			e.expires = now + int64(ks.Expires)
 			e.flags |= flagTWConfirmed
 		case e.state != ks.State && e.state != tracer.StateClose:
 			// Transitions were missed (events lost): adopt the kernel's state.
 			t.setState(e, ks.State, 0)
 		}
 	}
+	return out
+}
 
+// End finishes the merge of a dump that ended at end. Complete: the dump
+// was not interrupted, so what it did not list is gone from the kernel.
+func (r *Reconciliation) End(end time.Time, complete bool, out []tracer.Event) []tracer.Event {
+	t := r.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	// A socket the stream never showed: whether connect() made it is not
 	// in the dump. One on a port nothing listens on is taken for a client's.
-	for _, i := range fresh {
-		e := t.slots.at(i)
+	for _, f := range r.fresh {
+		e := t.slots.at(f.slot)
+		if e.cookie != f.cookie {
+			continue // evicted since
+		}
 		if e.state != tracer.StateListen {
 			if _, ok := t.listeners[portKey{e.netns, e.sport}]; !ok {
 				e.flags |= flagClient
@@ -119,22 +164,19 @@ func (t *Table) Load(s *Snapshot, out []tracer.Event) []tracer.Event {
 		}
 		t.joinGroup(e)
 	}
-	t.fresh = fresh
-	if s.Complete {
-		out = t.sweep(s, start, end, derive, out)
-	}
-	if s.Complete {
-		t.reconciled[s.NetNS] = end
+	if complete {
+		out = t.sweep(r.netns, r.timeWaitOnly, r.start, end.UnixNano(), r.derive, end, out)
+		t.reconciled[r.netns] = end.UnixNano()
 	}
 	return out
 }
 
-// sweep ends the entries of the snapshot's namespace that the kernel no
-// longer has and that existed before the dump began.
-func (t *Table) sweep(s *Snapshot, start, end int64, derive bool, out []tracer.Event) []tracer.Event {
+// sweep ends the entries of a dumped namespace that the kernel no longer
+// has and that existed before the dump began.
+func (t *Table) sweep(netns uint32, timeWaitOnly bool, start, end int64, derive bool, at time.Time, out []tracer.Event) []tracer.Event {
 	for i := range t.slots.len() {
 		e := t.slots.at(int32(i))
-		if e.cookie == 0 || e.netns != s.NetNS || e.gen == t.gen || e.closed != 0 {
+		if e.cookie == 0 || e.netns != netns || e.gen == t.gen || e.closed != 0 {
 			continue
 		}
 		if e.since > start || (e.since == 0 && e.touched > start) {
@@ -146,12 +188,12 @@ func (t *Table) sweep(s *Snapshot, start, end int64, derive bool, out []tracer.E
 				op = tracer.TimeWaitExpire
 			}
 			if derive {
-				out = append(out, t.twEvent(e, op, tracer.SourceSockDiag, s.End))
+				out = append(out, t.twEvent(e, op, tracer.SourceSockDiag, at))
 			}
 			t.endTimeWait(e, op, end)
 			continue
 		}
-		if !s.TimeWaitOnly {
+		if !timeWaitOnly {
 			// Gone without a CLOSE the stream showed: events were lost.
 			t.push(e, tracer.StateClose, end)
 			t.setState(e, tracer.StateClose, end)

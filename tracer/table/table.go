@@ -158,7 +158,6 @@ type Table struct {
 	lastKey  portKey
 	lastPort *PortCounters
 
-	fresh      []int32 // scratch of Load
 	gen        uint32
 	reconciled map[uint32]int64 // namespace → Unix ns of its last complete dump
 	rng        uint64
