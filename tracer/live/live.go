@@ -278,11 +278,14 @@ func (s *Session) reconcileLoop(ctx context.Context) {
 		var out []tracer.Event
 		// Now and then a full dump instead: it gives the inodes of sockets
 		// the stream showed without an owner, for /proc to resolve.
-		full := time.Since(lastOwners) >= ownerRefresh && s.tab.Unowned() > 0
+		full := time.Since(lastOwners) >= ownerRefresh && s.tab.Unresolved() > 0
+		if full {
+			lastOwners = time.Now()
+		}
 		for _, n := range s.nsList {
 			// Each namespace is spaced by its own cost: one with a million
 			// TIME_WAIT sockets does not slow down the others.
-			if began := time.Now(); !full && began.Before(n.next) {
+			if time.Now().Before(n.next) {
 				continue
 			}
 			began := time.Now()
@@ -299,7 +302,6 @@ func (s *Session) reconcileLoop(ctx context.Context) {
 			}
 		}
 		if full {
-			lastOwners = time.Now()
 			s.resolveOwners()
 		}
 		if kr != nil {

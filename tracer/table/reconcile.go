@@ -261,14 +261,15 @@ func (t *Table) ResolveOwners(find func(inode uint32) (pid uint32, comm tracer.C
 	return found
 }
 
-// Unowned counts open sockets with no owner yet (TIME_WAIT sockets have
-// none to find).
-func (t *Table) Unowned() int {
+// Unresolved counts open sockets with neither owner nor inode: ones the
+// stream showed without an owner (they predate the tracer). A full dump
+// gives their inodes, and /proc then their owners.
+func (t *Table) Unresolved() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	n := 0
 	for i := range t.slots.len() {
-		if e := t.slots.at(int32(i)); e.unowned() {
+		if e := t.slots.at(int32(i)); e.unowned() && e.inode == 0 {
 			n++
 		}
 	}

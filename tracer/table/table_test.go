@@ -226,6 +226,10 @@ func TestListenerOwnerFromSnapshot(t *testing.T) {
 	tab.Load(&Snapshot{NetNS: ns, Start: at(0), End: at(1), Complete: true, Initial: true, Sockets: []KernelSocket{
 		{Cookie: 100, Family: tracer.FamilyIPv4, State: tracer.StateListen, Src: ap("0.0.0.0:8080"), Dst: ap("0.0.0.0:0"), Inode: 555},
 	}}, nil)
+	// Known by inode: /proc can tell its owner; no full dump needed.
+	if u := tab.Unresolved(); u != 0 {
+		t.Errorf("unresolved %d before any trace-only socket", u)
+	}
 	n := tab.ResolveOwners(func(inode uint32) (uint32, tracer.Comm, bool) {
 		return 4120, tracer.MakeComm("nginx"), inode == 555
 	})
@@ -242,6 +246,11 @@ func TestListenerOwnerFromSnapshot(t *testing.T) {
 	l, _ := tab.Socket(100, at(11))
 	if l.Source != "sock_diag" || l.Inode != 555 || !l.Since.IsZero() {
 		t.Errorf("listener %+v", l)
+	}
+	// A socket the stream shows with no owner and no inode needs a full dump.
+	tab.Apply(ptr(st(12, 102, "127.0.0.1:9000", "127.0.0.1:5001", tracer.StateEstablished, tracer.StateCloseWait, 0)), nil)
+	if u := tab.Unresolved(); u != 1 {
+		t.Errorf("unresolved %d, want the trace-only socket", u)
 	}
 }
 
