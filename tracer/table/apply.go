@@ -152,13 +152,17 @@ func (t *Table) setState(e *entry, s tracer.State, at int64) {
 // TIME_WAIT took it over (tcp_tw_reuse on the client, or a new SYN accepted
 // by the server's TIME_WAIT). The old TIME_WAIT is gone.
 func (t *Table) detectReuse(e *entry, ev *tracer.Event, out []tracer.Event) []tracer.Event {
-	old, ok := t.tw[e.tuple()]
+	h := e.tuple()
+	if !t.mayBeTimeWait(h) {
+		return out
+	}
+	old, ok := t.tw[h]
 	if !ok || old == e.cookie {
 		return out
 	}
 	j := t.lookup(old)
 	if j < 0 {
-		delete(t.tw, e.tuple())
+		delete(t.tw, h)
 		return out
 	}
 	tw := t.slots.at(j)

@@ -146,8 +146,10 @@ type Table struct {
 	// owner of accepted sockets whose listener predates the tracer.
 	listeners map[portKey]int32
 	// tw maps a hash of (netns, src, dst) to the cookie of a TIME_WAIT entry,
-	// to recognise a new connection that takes over its 4-tuple.
-	tw map[uint64]uint64
+	// to recognise a new connection that takes over its 4-tuple; twBuckets
+	// counts the entries per bucket of the same hash, a cheap filter in front.
+	tw        map[uint64]uint64
+	twBuckets *[twBuckets]uint32
 
 	ports map[portKey]*PortCounters
 	// groupIdx numbers the eviction groups; groupCount counts their entries.
@@ -182,12 +184,17 @@ func New(cfg Config) *Table {
 		byCookie:   make(map[uint64]int32),
 		listeners:  make(map[portKey]int32),
 		tw:         make(map[uint64]uint64),
+		twBuckets:  new([twBuckets]uint32),
 		ports:      make(map[portKey]*PortCounters),
 		groupIdx:   make(map[portKey]int32),
 		reconciled: make(map[uint32]int64),
 		rng:        0x9e3779b97f4a7c15,
 	}
 }
+
+// twBuckets sizes the TIME_WAIT filter: at the default cap a bucket in
+// seven holds an entry; 4 bytes each, 1 MiB.
+const twBuckets = 1 << 18
 
 // cacheLen sizes the lookup cache: a connection's events arrive within a
 // few dozen of each other, and cookies are handed out in sequence, so their
@@ -342,8 +349,12 @@ func (e *entry) tuple() uint64 {
 }
 
 func (t *Table) indexTW(e *entry) {
-	t.tw[e.tuple()] = e.cookie
-	e.flags |= flagInTW
+	h := e.tuple()
+	t.tw[h] = e.cookie
+	if e.flags&flagInTW == 0 {
+		t.twBuckets[h%twBuckets]++
+		e.flags |= flagInTW
+	}
 }
 
 func (t *Table) unindexTW(e *entry) {
@@ -354,8 +365,14 @@ func (t *Table) unindexTW(e *entry) {
 	if c, ok := t.tw[h]; ok && c == e.cookie {
 		delete(t.tw, h)
 	}
+	t.twBuckets[h%twBuckets]--
 	e.flags &^= flagInTW
 }
+
+// mayBeTimeWait reports whether a TIME_WAIT entry could have this 4-tuple
+// hash: most connections reach ESTABLISHED on a 4-tuple no TIME_WAIT holds,
+// and a counter array answers that without a lookup in a large map.
+func (t *Table) mayBeTimeWait(h uint64) bool { return t.twBuckets[h%twBuckets] != 0 }
 
 // Stats returns the table's counters.
 func (t *Table) Stats() Stats {
