@@ -42,7 +42,7 @@ const DefaultWakeupEvery = 50 * time.Millisecond
 const maxBatch = 512
 
 // lostCheckEvery is how often the kernel's loss counters are read.
-const lostCheckEvery = 250 * time.Millisecond
+const lostCheckEvery = time.Second
 
 // Tracer owns the loaded BPF programs, their links and the ring buffer reader.
 type Tracer struct {

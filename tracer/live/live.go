@@ -255,7 +255,7 @@ func (s *Session) hintNamespaces(batch []tracer.Event) {
 // reconcileBudget bounds the reconciliation's share of a CPU: with hundreds
 // of thousands of TIME_WAIT sockets a round takes long, and then rounds are
 // spaced out (a TIME_WAIT's end is reported later, never at any cost).
-const reconcileBudget = 100 // the pause after a round is at least 100 times its duration: 1% of a CPU
+const reconcileBudget = 200 // the pause after a round is at least 200 times its duration: 0.5% of a CPU
 
 func (s *Session) reconcileLoop(ctx context.Context) {
 	tick := time.NewTicker(s.cfg.ReconcileEvery)
