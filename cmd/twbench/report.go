@@ -118,7 +118,8 @@ func printFixed(out io.Writer, configs []config, ss []sample) {
 		fmt.Fprintf(out, "%-18s %9.0f %12.0f %9d %11.1f%% %16.2f %16.2f\n", c.name, cps, events, lost,
 			median(of(ss, c.name, func(s sample) float64 { return s.TracerPct })), bpf, extra)
 	}
-	fmt.Fprintln(out, "(BPF µs/event: every program's run time (kernel.bpf_stats_enabled) per state event; machine µs/event:")
+	fmt.Fprintln(out, "(events: state events of one run, warmup included (median); lost: summed over all runs;")
+	fmt.Fprintln(out, " BPF µs/event: every program's run time (kernel.bpf_stats_enabled) per state event; machine µs/event:")
 	fmt.Fprintln(out, " all CPUs' busy time minus the untraced run's and the tracer's own, per event: at this rate the")
 	fmt.Fprintln(out, " load's own CPU varies by more than tracing adds, so read it as a bound, not a measurement)")
 }
