@@ -51,9 +51,15 @@ var ErrHeader = errors.New("header record")
 // Decode parses one line. Unknown fields are ignored (fields may be added to
 // the schema); missing or malformed required fields are errors that name the field.
 func Decode(line []byte, ev *tracer.Event) error {
-	var r record
-	if err := json.Unmarshal(line, &r); err != nil {
-		return fmt.Errorf("not a JSON object: %w", err)
+	var (
+		r  record
+		st store
+	)
+	if !scanFlat(line, &r, &st) {
+		r = record{}
+		if err := json.Unmarshal(line, &r); err != nil {
+			return fmt.Errorf("not a JSON object: %w", err)
+		}
 	}
 	kind, ok := tracer.ParseKind(r.Kind)
 	if !ok {
@@ -263,7 +269,8 @@ func (d *decoder) task() {
 }
 
 func (d *decoder) owner() {
-	if d.r.OwnerPID != nil {
+	// Pid 0 is no owner (twtrace writes null): a name beside it means nothing.
+	if d.r.OwnerPID != nil && *d.r.OwnerPID != 0 {
 		d.ev.Owner = *d.r.OwnerPID
 		if d.r.OwnerComm != nil {
 			d.ev.OwnerComm = tracer.MakeComm(*d.r.OwnerComm)
