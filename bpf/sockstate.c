@@ -150,6 +150,11 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 	/* Tells a reset (no TIME_WAIT follows) from an orderly close. */
 	if (newstate == TCP_CLOSE && sk->sk_err)
 		e->h.flags |= TW_F_SK_ERR;
+	/* SO_REUSEADDR/SO_REUSEPORT: on the cache line skc_state is read from. */
+	if (BPF_CORE_READ_BITFIELD(&sk->__sk_common, skc_reuse))
+		e->h.flags |= TW_F_REUSEADDR;
+	if (BPF_CORE_READ_BITFIELD(&sk->__sk_common, skc_reuseport))
+		e->h.flags |= TW_F_REUSEPORT;
 	e->cookie = cookie;
 	e->old_ns = 0;
 	if (since) {

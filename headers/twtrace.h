@@ -25,8 +25,8 @@ enum tw_kind {
 enum tw_flag {
 	TW_F_OLD_KNOWN = 1 << 0,   /* tw_state_event.old_ns is valid */
 	TW_F_OWNER_KNOWN = 1 << 1, /* tw_state_event.owner_* is valid */
-	TW_F_REUSEADDR = 1 << 2,   /* socket had SO_REUSEADDR (bind) */
-	TW_F_REUSEPORT = 1 << 3,   /* socket had SO_REUSEPORT (bind) */
+	TW_F_REUSEADDR = 1 << 2,   /* socket had SO_REUSEADDR (bind, state) */
+	TW_F_REUSEPORT = 1 << 3,   /* socket had SO_REUSEPORT (bind, state) */
 	TW_F_SOCK_KNOWN = 1 << 4,  /* the socket behind the fd was found (syscalls) */
 	TW_F_SK_ERR = 1 << 5,      /* sk_err was set: the connection was reset */
 };
@@ -109,6 +109,19 @@ enum tw_stat {
 /* The per-CPU counters: one struct, so that a program looks it up once. */
 struct tw_counters {
 	__u64 v[TW_STAT_MAX];
+};
+
+/*
+ * One socket's address-reuse options, as the iter/tcp program writes them to
+ * its seq_file: sock_diag does not report them, and they decide whether a
+ * bind() next to this socket succeeds.
+ */
+struct tw_sock_reuse {
+	__u64 cookie;
+	__u8 state;     /* TCP state; TCP_NEW_SYN_RECV (12) for a request socket */
+	__u8 reuse;     /* sk_reuse: SK_CAN_REUSE (1) after SO_REUSEADDR */
+	__u8 reuseport; /* sk_reuseport: 1 after SO_REUSEPORT */
+	__u8 _pad[5];
 };
 
 #endif /* TWTRACE_H */

@@ -107,6 +107,7 @@ func decodeState(r *rawStateEvent, clock Clock, ev *Event) {
 	ev.Cookie = r.Cookie
 	ev.Old, ev.New = State(r.Oldstate), State(r.Newstate)
 	ev.Reset = r.H.Flags&flagSkErr != 0
+	ev.SockReuse = reuseOf(r.H.Flags)
 	if r.H.Flags&flagOldKnown != 0 {
 		ev.OldDur = time.Duration(r.OldNs)
 		ev.OldKnown = true
@@ -115,6 +116,18 @@ func decodeState(r *rawStateEvent, clock Clock, ev *Event) {
 		ev.Owner = r.OwnerPid
 		ev.OwnerComm = commOf(&r.OwnerComm)
 	}
+}
+
+// reuseOf reads TW_F_REUSEADDR and TW_F_REUSEPORT of a state event.
+func reuseOf(flags uint8) Reuse {
+	r := ReuseKnown
+	if flags&flagReuseAddr != 0 {
+		r |= ReuseAddr
+	}
+	if flags&flagReusePort != 0 {
+		r |= ReusePort
+	}
+	return r
 }
 
 func decodeSys(r *rawSysEvent, clock Clock, ev *Event) {

@@ -39,7 +39,7 @@ var testClock = Clock{bootNS: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC).Uni
 func TestDecodeStateIPv4(t *testing.T) {
 	b := make([]byte, 128)
 	le := binary.LittleEndian
-	putHead(b, 1, flagOldKnown|flagOwnerKnown, 2, 4121, 4122, 4026531840, 1_500_000_000, 77, "nginx")
+	putHead(b, 1, flagOldKnown|flagOwnerKnown|flagReuseAddr, 2, 4121, 4122, 4026531840, 1_500_000_000, 77, "nginx")
 	le.PutUint64(b[48:], 0x1f3a)          // cookie
 	le.PutUint64(b[56:], 12_345_678)      // old_ns
 	copy(b[64:], []byte{10, 0, 0, 1})     // saddr
@@ -62,6 +62,7 @@ func TestDecodeStateIPv4(t *testing.T) {
 		Cookie: 0x1f3a, Old: StateEstablished, New: StateFinWait1,
 		OldDur: 12_345_678 * time.Nanosecond, OldKnown: true,
 		Owner: 4120, OwnerComm: MakeComm("nginx-master"),
+		SockReuse: ReuseKnown | ReuseAddr,
 	}
 	if ev != want {
 		t.Errorf("decoded\n %+v\nwant\n %+v", ev, want)
@@ -71,7 +72,7 @@ func TestDecodeStateIPv4(t *testing.T) {
 func TestDecodeStateIPv6UnknownOwner(t *testing.T) {
 	b := make([]byte, 128)
 	le := binary.LittleEndian
-	putHead(b, 1, flagSkErr, 10, 1, 1, 5, 0, 0, "swapper/0")
+	putHead(b, 1, flagSkErr|flagReusePort, 10, 1, 1, 5, 0, 0, "swapper/0")
 	le.PutUint64(b[56:], 999) // ignored: flagOldKnown not set
 	copy(b[64:], netip.MustParseAddr("::1").AsSlice())
 	copy(b[80:], netip.MustParseAddr("2001:db8::7").AsSlice())
@@ -87,7 +88,7 @@ func TestDecodeStateIPv6UnknownOwner(t *testing.T) {
 		ev.Dst != netip.MustParseAddrPort("[2001:db8::7]:40000") {
 		t.Errorf("endpoints %v %v %v", ev.Family, ev.Src, ev.Dst)
 	}
-	if ev.OldKnown || ev.OldDur != 0 || ev.OwnerKnown() || ev.Owner != 0 || !ev.Reset {
+	if ev.OldKnown || ev.OldDur != 0 || ev.OwnerKnown() || ev.Owner != 0 || !ev.Reset || ev.SockReuse != ReuseKnown|ReusePort {
 		t.Errorf("flags not honoured: %+v", ev)
 	}
 	if ev.Comm.String() != "swapper/0" {

@@ -249,6 +249,15 @@ func TestTransitionsServerClosesFirst(t *testing.T) {
 						t.Errorf("%v->%v: family %v netns %d", e.Old, e.New, e.Family, e.NetNS)
 					}
 					checkEndpoints(t, e, ip, port, lc, cc)
+					// Go's listener has SO_REUSEADDR, its accepted socket
+					// inherits it, the dialled socket has neither option.
+					wantReuse := ReuseKnown | ReuseAddr
+					if e.Cookie == cc {
+						wantReuse = ReuseKnown
+					}
+					if e.SockReuse != wantReuse {
+						t.Errorf("%s %v->%v: reuse %v, want %v", kindOf(e, lc, cc, ac), e.Old, e.New, e.SockReuse, wantReuse)
+					}
 					// Only a socket's first transition has no known time in the old state.
 					first := e.Old == StateClose || (e.Old == StateListen && e.New == StateSynRecv)
 					if e.OldKnown == first {

@@ -251,6 +251,7 @@ type Event struct {
 	Owner     uint32        // attributed owner pid, 0 when unknown
 	OwnerComm Comm          //
 	Reset     bool          // the socket had an error at CLOSE (reset)
+	SockReuse Reuse         // the socket's SO_REUSEADDR/SO_REUSEPORT; unknown in captures
 
 	// KindBind (Src holds the address), KindConnect (Dst), KindListen (Src).
 	FD        int32

@@ -5,3 +5,4 @@ package tracer
 //
 //go:generate go tool bpf2go -target bpfel -type tw_state_event sockstate ../bpf/sockstate.c -- -O2 -g -Wall -Werror -I../headers -I../bpf
 //go:generate go tool bpf2go -target bpfel -no-global-types -type tw_sys_event syscalls ../bpf/syscalls.c -- -O2 -g -Wall -Werror -I../headers -I../bpf
+//go:generate go tool bpf2go -target bpfel -type tw_sock_reuse sockiter ../bpf/sockiter.c -- -O2 -g -Wall -Werror -I../headers -I../bpf

@@ -65,6 +65,7 @@ func (v *socketsView) detailView() string {
 		pair("local", fmtAddr(s.Src), "remote", fmtAddr(s.Dst)),
 		pair("owner", fmtOwner(s.Owner, &s.OwnerComm), "netns", netns),
 		pair("family", s.Family.String(), "inode", inode),
+		"  "+st.paint(&st.Label, pad("reuse", 7))+reuseText(s.Reuse),
 		"  "+st.paint(&st.Label, pad("source", 7))+source,
 		"",
 		st.paint(&st.Section, "Timeline")+st.paint(&st.Muted, "  state, entered at, time spent (bars on a log scale)"))
@@ -183,4 +184,19 @@ func fitLines(lines []string, w, h int) string {
 		lines = append(lines, "")
 	}
 	return strings.Join(lines, "\n")
+}
+
+// reuseText names a socket's address-reuse options for the detail view.
+func reuseText(r tracer.Reuse) string {
+	switch {
+	case !r.Known():
+		return "unknown (SO_REUSEADDR/SO_REUSEPORT not read)"
+	case r&(tracer.ReuseAddr|tracer.ReusePort) == 0:
+		return "neither SO_REUSEADDR nor SO_REUSEPORT"
+	case r&tracer.ReuseAddr == 0:
+		return "SO_REUSEPORT"
+	case r&tracer.ReusePort == 0:
+		return "SO_REUSEADDR"
+	}
+	return "SO_REUSEADDR, SO_REUSEPORT"
 }

@@ -129,7 +129,7 @@ streams events as 'twtrace trace' does.`,
 	_ = root.Flags().MarkHidden("headless")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	opts.register(root)
-	root.AddCommand(newTraceCmd(stdout, stderr), newSocketsCmd(stdout),
+	root.AddCommand(newTraceCmd(stdout, stderr), newSocketsCmd(stdout, stderr),
 		newRecordCmd(stdout, stderr), newReplayCmd(stdout, stderr))
 	return root
 }

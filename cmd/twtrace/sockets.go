@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"time"
 
@@ -17,7 +18,7 @@ type socketsOptions struct {
 	json    bool
 }
 
-func newSocketsCmd(stdout io.Writer) *cobra.Command {
+func newSocketsCmd(stdout, stderr io.Writer) *cobra.Command {
 	o := &socketsOptions{}
 	cmd := &cobra.Command{
 		Use:   "sockets",
@@ -30,7 +31,7 @@ run as root to see every process).`,
   twtrace sockets --state TIME_WAIT --json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runSockets(o, stdout)
+			return runSockets(o, stdout, stderr)
 		},
 	}
 	o.filters.register(cmd.Flags())
@@ -38,7 +39,7 @@ run as root to see every process).`,
 	return cmd
 }
 
-func runSockets(o *socketsOptions, stdout io.Writer) error {
+func runSockets(o *socketsOptions, stdout, stderr io.Writer) error {
 	flt, err := o.filters.filter()
 	if err != nil {
 		return err
@@ -49,6 +50,9 @@ func runSockets(o *socketsOptions, stdout io.Writer) error {
 	tab, err := live.Snapshot("/proc", -1, &flt)
 	if err != nil {
 		return err
+	}
+	if err := live.ReadReuse(tab, -1); err != nil {
+		fmt.Fprintf(stderr, "twtrace: REUSE unknown (?): %v\n", err)
 	}
 	now := time.Now()
 	socks, _ := tab.Sockets(table.Query{Ports: flt.Ports, States: flt.States, PID: flt.PID}, now)

@@ -123,6 +123,8 @@ func TestSocketsAgreesWithSS(t *testing.T) {
 			OwnerPID    *int   `json:"owner_pid"`
 			RemainingMS *int64 `json:"remaining_ms"`
 			Source      string `json:"source"`
+			ReuseAddr   *bool  `json:"reuseaddr"`
+			ReusePort   *bool  `json:"reuseport"`
 		}
 		if err := json.Unmarshal([]byte(line), &s); err != nil {
 			t.Fatalf("bad line %q: %v", line, err)
@@ -135,6 +137,15 @@ func TestSocketsAgreesWithSS(t *testing.T) {
 		}
 		if s.State != k.state || s.Source != "sock_diag" {
 			t.Errorf("%s: state %s (source %s), ss says %s", key, s.State, s.Source, k.state)
+		}
+		// Go sets SO_REUSEADDR on listeners, not on dialled sockets; the
+		// server's sockets (and their TIME_WAITs) inherit the listener's.
+		server := s.Sport == port
+		switch {
+		case s.ReuseAddr == nil || s.ReusePort == nil:
+			t.Errorf("%s: reuse options unknown", key)
+		case *s.ReuseAddr != server || *s.ReusePort:
+			t.Errorf("%s: reuseaddr %v reuseport %v, want %v and false", key, *s.ReuseAddr, *s.ReusePort, server)
 		}
 		switch {
 		case k.pid != 0 && (s.OwnerPID == nil || *s.OwnerPID != k.pid):

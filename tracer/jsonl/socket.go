@@ -42,7 +42,18 @@ func AppendSocket(b []byte, s *table.Socket, now time.Time) []byte {
 	if s.State == tracer.StateTimeWait {
 		b = appendInt(b, "remaining_ms", s.Remaining(now).Milliseconds())
 	}
+	b = appendReuse(b, s.Reuse)
 	b = append(b, `,"source":"`...)
 	b = append(b, s.Source...)
 	return append(b, "\"}\n"...)
+}
+
+// appendReuse appends "reuseaddr" and "reuseport": booleans, or null when
+// the options could not be read.
+func appendReuse(b []byte, r tracer.Reuse) []byte {
+	if !r.Known() {
+		return append(b, `,"reuseaddr":null,"reuseport":null`...)
+	}
+	b = strconv.AppendBool(append(b, `,"reuseaddr":`...), r&tracer.ReuseAddr != 0)
+	return strconv.AppendBool(append(b, `,"reuseport":`...), r&tracer.ReusePort != 0)
 }

@@ -143,7 +143,27 @@ func (s *Session) init() error {
 		}
 	}
 	s.resolveOwners()
+	s.initialReuse()
 	return nil
+}
+
+// initialReuse reads the address-reuse options of the sockets the initial
+// snapshot found; sockets that change state later carry theirs in the stream.
+func (s *Session) initialReuse() {
+	r, err := tracer.OpenReuseReader()
+	if err != nil {
+		s.log.Warn("SO_REUSEADDR/SO_REUSEPORT of existing sockets unknown", "err", err)
+		return
+	}
+	defer r.Close()
+	for _, n := range s.nsList {
+		if s.cfg.Tracer.Filter.NetNS != 0 && n.inode != s.cfg.Tracer.Filter.NetNS {
+			continue
+		}
+		if err := readReuse(r, s.tab, n.fd); err != nil {
+			s.log.Warn("SO_REUSEADDR/SO_REUSEPORT of existing sockets", "netns", n.inode, "err", err)
+		}
+	}
 }
 
 // Table is the session's socket table.

@@ -127,7 +127,8 @@ func serverClosesFirst(t *testing.T, l net.Listener) {
 
 // TIME_WAIT sockets made before the session starts come from its snapshot
 // with their timers, which agree with ss; the owner of a pre-existing
-// listener is found through /proc.
+// listener is found through /proc; the SO_REUSEADDR of both through the
+// socket iterator.
 func TestPreexistingSockets(t *testing.T) {
 	tracertest.Require(t)
 	port := freePort(t)
@@ -171,10 +172,17 @@ func TestPreexistingSockets(t *testing.T) {
 		if s.Remaining(now) > 59*time.Second || s.Source != "sock_diag" || !s.Confirmed {
 			t.Errorf("TIME_WAIT %+v: want a confirmed snapshot entry with less than 59 s left", s)
 		}
+		// Go's listeners set SO_REUSEADDR; accepted sockets, and the
+		// TIME_WAITs they leave, inherit it (read by the iterator).
+		if s.Reuse != tracer.ReuseKnown|tracer.ReuseAddr {
+			t.Errorf("TIME_WAIT to %v: reuse %v, want addr", s.Dst, s.Reuse)
+		}
 	}
 	ls, _ := r.s.Table().Sockets(table.Query{Ports: []uint16{port}, States: []tracer.State{tracer.StateListen}}, now)
 	if len(ls) != 1 || int(ls[0].Owner) != os.Getpid() || ls[0].Inode == 0 {
 		t.Errorf("listener %+v: want owner %d (the test) found through /proc", ls, os.Getpid())
+	} else if ls[0].Reuse != tracer.ReuseKnown|tracer.ReuseAddr {
+		t.Errorf("listener: reuse %v, want addr", ls[0].Reuse)
 	}
 }
 

@@ -11,7 +11,10 @@ import (
 	"github.com/twtrace/twtrace/tracer/table"
 )
 
-const wState = 12
+const (
+	wState = 12
+	wReuse = 10 // "addr,port"
+)
 
 // SocketsHeader is the header line of WriteSockets.
 func SocketsHeader() string {
@@ -20,11 +23,14 @@ func SocketsHeader() string {
 	b = pad(b, "REMOTE", wAddr)
 	b = pad(b, "OWNER", wOwner)
 	b = pad(b, "TIMER", 9)
+	b = pad(b, "REUSE", wReuse)
 	return string(append(b, "SK"...))
 }
 
 // WriteSockets writes sockets as `ss -tanp -o` would, with owners and
-// TIME_WAIT countdowns, then one summary line.
+// TIME_WAIT countdowns, then one summary line. REUSE is the socket's
+// SO_REUSEADDR/SO_REUSEPORT ("addr", "port", "addr,port", "-" for neither,
+// "?" when they could not be read).
 func WriteSockets(w io.Writer, socks []table.Socket, now time.Time, color bool) error {
 	b := append([]byte(SocketsHeader()), '\n')
 	var counts [16]int
@@ -58,6 +64,7 @@ func WriteSockets(w io.Writer, socks []table.Socket, now time.Time, color bool) 
 			timer = strconv.FormatFloat(s.Remaining(now).Seconds(), 'f', 1, 64) + "s"
 		}
 		b = pad(b, timer, 9)
+		b = pad(b, s.Reuse.String(), wReuse)
 		b = strconv.AppendUint(b, s.Cookie, 16)
 		if color && tw {
 			b = append(b, ansiOff...)

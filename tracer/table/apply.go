@@ -84,6 +84,9 @@ func (t *Table) applyState(ev *tracer.Event, out []tracer.Event) []tracer.Event 
 	if ev.OwnerKnown() {
 		e.owner, e.comm = ev.Owner, ev.OwnerComm
 	}
+	if ev.SockReuse.Known() {
+		e.reuse = ev.SockReuse
+	}
 	if e.touched < now {
 		e.touched = now
 	}

@@ -261,6 +261,28 @@ func (t *Table) ResolveOwners(find func(inode uint32) (pid uint32, comm tracer.C
 	return found
 }
 
+// SocketReuse is one socket's address-reuse options, as a BPF iterator
+// reads them (tracer.ReuseReader).
+type SocketReuse struct {
+	Cookie uint64
+	Reuse  tracer.Reuse
+}
+
+// SetReuse records sockets' address-reuse options; sockets the table does
+// not hold are ignored. It returns how many it recorded.
+func (t *Table) SetReuse(rs []SocketReuse) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, r := range rs {
+		if i := t.lookup(r.Cookie); i >= 0 {
+			t.slots.at(i).reuse = r.Reuse
+			n++
+		}
+	}
+	return n
+}
+
 // Unresolved counts open sockets with neither owner nor inode: ones the
 // stream showed without an owner (they predate the tracer). A full dump
 // gives their inodes, and /proc then their owners.

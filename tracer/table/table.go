@@ -115,6 +115,7 @@ type entry struct {
 	source   uint8
 	flags    uint8
 	nsteps   uint8
+	reuse    tracer.Reuse // SO_REUSEADDR/SO_REUSEPORT, when read
 	steps    [TimelineLen]step
 }
 

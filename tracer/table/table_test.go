@@ -357,3 +357,39 @@ func TestEvictionSparesSmallGroups(t *testing.T) {
 		t.Errorf("evicted %d", st.Evicted)
 	}
 }
+
+// A socket's reuse options come from its state events or from the iterator
+// (SetReuse); an event that does not know them (a replayed capture) keeps
+// what the table knows.
+func TestReuseOptions(t *testing.T) {
+	tab := New(Config{})
+	l := st(0, 0x10, "0.0.0.0:8080", "0.0.0.0:0", tracer.StateClose, tracer.StateListen, 7)
+	l.SockReuse = tracer.ReuseKnown | tracer.ReuseAddr
+	old := st(0, 0x11, "0.0.0.0:9090", "0.0.0.0:0", tracer.StateClose, tracer.StateListen, 7) // from a capture
+	tab.ApplyBatch([]tracer.Event{l, old}, nil)
+	now := at(2)
+	get := func(cookie uint64) tracer.Reuse {
+		s, ok := tab.Socket(cookie, now)
+		if !ok {
+			t.Fatalf("socket %x missing", cookie)
+		}
+		return s.Reuse
+	}
+	if r := get(0x10); r != tracer.ReuseKnown|tracer.ReuseAddr {
+		t.Errorf("from its event: %v, want addr", r)
+	}
+	if r := get(0x11); r.Known() {
+		t.Errorf("from a capture: %v, want unknown", r)
+	}
+	if n := tab.SetReuse([]SocketReuse{{0x11, tracer.ReuseKnown | tracer.ReusePort}, {0x99, tracer.ReuseKnown}}); n != 1 {
+		t.Errorf("SetReuse recorded %d, want 1 (0x99 is not in the table)", n)
+	}
+	if r := get(0x11); r != tracer.ReuseKnown|tracer.ReusePort {
+		t.Errorf("from the iterator: %v, want port", r)
+	}
+	again := st(1, 0x11, "0.0.0.0:9090", "0.0.0.0:0", tracer.StateListen, tracer.StateClose, 7)
+	tab.ApplyBatch([]tracer.Event{again}, nil)
+	if r := get(0x11); r != tracer.ReuseKnown|tracer.ReusePort {
+		t.Errorf("after an event without options: %v, want port kept", r)
+	}
+}

@@ -25,6 +25,7 @@ type Socket struct {
 	Confirmed bool      // TIME_WAIT: the kernel's table has it (sock_diag)
 	Closed    time.Time // when it closed; zero while open
 	Source    string    // "trace", "sock_diag" or "sock_diag+trace"
+	Reuse     tracer.Reuse
 	Timeline  []Step
 }
 
@@ -199,7 +200,7 @@ func (e *entry) view(now time.Time, timeline bool) Socket {
 		Cookie: e.cookie, Family: e.family, Src: src, Dst: dst, NetNS: e.netns, Inode: e.inode,
 		State: e.state, Since: unixTime(e.since), Owner: e.owner, OwnerComm: e.comm,
 		Expires: unixTime(e.expires), Confirmed: e.flags&flagTWConfirmed != 0,
-		Closed: unixTime(e.closed), Source: sourceName(e.source),
+		Closed: unixTime(e.closed), Source: sourceName(e.source), Reuse: e.reuse,
 	}
 	if e.state != tracer.StateTimeWait {
 		s.Expires = time.Time{}

@@ -1,0 +1,141 @@
+package tracer
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"unsafe"
+
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/twtrace/twtrace/tracer/internal/nsthread"
+)
+
+// Reuse is a socket's address-reuse options: SO_REUSEADDR and SO_REUSEPORT.
+// They decide whether a bind() beside the socket succeeds (DESIGN.md), and
+// sock_diag does not report them.
+type Reuse uint8
+
+const (
+	ReuseKnown Reuse = 1 << iota // the other bits are valid
+	ReuseAddr                    // SO_REUSEADDR (sk_reuse is SK_CAN_REUSE)
+	ReusePort                    // SO_REUSEPORT
+)
+
+// Known says whether the options were read.
+func (r Reuse) Known() bool { return r&ReuseKnown != 0 }
+
+// String is "?" when unknown, else "addr", "port", "addr,port" or "-".
+func (r Reuse) String() string {
+	switch {
+	case !r.Known():
+		return "?"
+	case r&(ReuseAddr|ReusePort) == ReuseAddr|ReusePort:
+		return "addr,port"
+	case r&ReuseAddr != 0:
+		return "addr"
+	case r&ReusePort != 0:
+		return "port"
+	}
+	return "-"
+}
+
+const reuseRecordLen = int(unsafe.Sizeof(sockiterTwSockReuse{}))
+
+// ReuseReader reads the address-reuse options of every TCP socket of a
+// network namespace through a BPF iterator (iter/tcp). It needs the same
+// privileges as tracing.
+type ReuseReader struct {
+	objs sockiterObjects
+	it   *link.Iter
+}
+
+// OpenReuseReader loads and attaches the iterator program.
+func OpenReuseReader() (*ReuseReader, error) {
+	r := &ReuseReader{}
+	if err := loadSockiterObjects(&r.objs, nil); err != nil {
+		return nil, fmt.Errorf("load the socket iterator: %w", err)
+	}
+	it, err := link.AttachIter(link.IterOptions{Program: r.objs.SockReuse})
+	if err != nil {
+		r.objs.Close()
+		return nil, fmt.Errorf("attach the socket iterator: %w", err)
+	}
+	r.it = it
+	return r, nil
+}
+
+// Read calls fn for every TCP socket of a network namespace: the one netnsFD
+// refers to, or, with netnsFD < 0, the caller's. A socket made or closed
+// during the walk may be missed; none is reported twice.
+func (r *ReuseReader) Read(netnsFD int, fn func(cookie uint64, reuse Reuse)) error {
+	if netnsFD < 0 {
+		return r.read(fn)
+	}
+	// The iterator walks the namespace of the thread that opens it.
+	var rc io.ReadCloser
+	err := nsthread.Run(func() error {
+		if err := unix.Setns(netnsFD, unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("enter the network namespace: %w", err)
+		}
+		var err error
+		rc, err = r.it.Open()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("open the socket iterator: %w", err)
+	}
+	defer rc.Close()
+	return readReuse(rc, fn)
+}
+
+func (r *ReuseReader) read(fn func(uint64, Reuse)) error {
+	rc, err := r.it.Open()
+	if err != nil {
+		return fmt.Errorf("open the socket iterator: %w", err)
+	}
+	defer rc.Close()
+	return readReuse(rc, fn)
+}
+
+// readReuse decodes the iterator's records: fixed-size, little-endian
+// tw_sock_reuse structs, never split across reads by the kernel but read
+// whole here regardless.
+func readReuse(in io.Reader, fn func(uint64, Reuse)) error {
+	br := bufio.NewReaderSize(in, 64*reuseRecordLen)
+	var rec [reuseRecordLen]byte
+	for {
+		_, err := io.ReadFull(br, rec[:])
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return fmt.Errorf("socket iterator: a record cut short")
+		case err != nil:
+			return fmt.Errorf("read the socket iterator: %w", err)
+		}
+		fn(binary.LittleEndian.Uint64(rec[0:8]), decodeReuse(rec[9], rec[10]))
+	}
+}
+
+// decodeReuse turns sk_reuse and sk_reuseport into a Reuse. sk_reuse is
+// SK_CAN_REUSE (1) after SO_REUSEADDR; SK_FORCE_REUSE (2) is the kernel's own
+// (never set by a socket option) and allows reuse as well.
+func decodeReuse(skReuse, skReusePort uint8) Reuse {
+	r := ReuseKnown
+	if skReuse != 0 {
+		r |= ReuseAddr
+	}
+	if skReusePort != 0 {
+		r |= ReusePort
+	}
+	return r
+}
+
+// Close detaches and unloads the iterator.
+func (r *ReuseReader) Close() error {
+	return errors.Join(r.it.Close(), r.objs.Close())
+}
