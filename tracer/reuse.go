@@ -57,6 +57,9 @@ type ReuseReader struct {
 func OpenReuseReader() (*ReuseReader, error) {
 	r := &ReuseReader{}
 	if err := loadSockiterObjects(&r.objs, nil); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			return nil, fmt.Errorf("the socket iterator needs CAP_BPF and CAP_PERFMON (run as root): %w", unix.EPERM)
+		}
 		return nil, fmt.Errorf("load the socket iterator: %w", err)
 	}
 	it, err := link.AttachIter(link.IterOptions{Program: r.objs.SockReuse})

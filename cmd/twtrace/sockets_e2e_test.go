@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -165,5 +166,46 @@ func TestSocketsAgreesWithSS(t *testing.T) {
 		} else if k.pid != os.Getpid() {
 			t.Errorf("%s: ss owner %d, want the test", key, k.pid)
 		}
+	}
+}
+
+// Without privileges `sockets` still lists what sock_diag shows, with the
+// reuse options unknown ("?") and one line on stderr naming what is missing.
+func TestSocketsUnprivileged(t *testing.T) {
+	tracertest.Require(t) // root, to drop to nobody
+	dir, err := os.MkdirTemp("", "twtrace-unpriv-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := dir + "/twtrace"
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+
+	cmd := exec.Command(bin, "sockets", "--port", strconv.Itoa(port))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	cmd.Dir = dir
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("twtrace sockets as nobody: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "REUSE unknown (?): the socket iterator needs CAP_BPF and CAP_PERFMON") {
+		t.Errorf("stderr %q: want one line naming the missing capabilities", stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[0], "REUSE") ||
+		!regexp.MustCompile(`^LISTEN\s+127\.0\.0\.1:`+strconv.Itoa(port)+`\s+0\.0\.0\.0:\*\s+-\s+\?\s+[0-9a-f]+$`).MatchString(lines[1]) {
+		t.Errorf("as nobody:\n%s\nwant the listener, owner and reuse unknown", stdout.String())
 	}
 }
