@@ -25,11 +25,19 @@ int sock_reuse(struct bpf_iter__tcp *ctx)
 
 	if (!skc)
 		return 0; /* the end of the walk */
+	/*
+	 * A request socket (a SYN not yet accepted) never has the options set:
+	 * its sock_common is not filled from the listener's. A TIME_WAIT socket
+	 * copies them from the socket it came from (inet_twsk_alloc).
+	 */
+	if (skc->skc_state == TCP_NEW_SYN_RECV)
+		return 0;
 	rec.cookie = bpf_get_socket_cookie(skc);
 	rec.state = skc->skc_state;
-	/* TIME_WAIT and request sockets share sock_common: same fields. */
-	rec.reuse = BPF_CORE_READ_BITFIELD(skc, skc_reuse);
-	rec.reuseport = BPF_CORE_READ_BITFIELD(skc, skc_reuseport);
+	if (BPF_CORE_READ_BITFIELD(skc, skc_reuse))
+		rec.flags |= TW_F_REUSEADDR;
+	if (BPF_CORE_READ_BITFIELD(skc, skc_reuseport))
+		rec.flags |= TW_F_REUSEPORT;
 	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
 	return 0;
 }

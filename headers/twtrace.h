@@ -118,10 +118,9 @@ struct tw_counters {
  */
 struct tw_sock_reuse {
 	__u64 cookie;
-	__u8 state;     /* TCP state; TCP_NEW_SYN_RECV (12) for a request socket */
-	__u8 reuse;     /* sk_reuse: SK_CAN_REUSE (1) after SO_REUSEADDR */
-	__u8 reuseport; /* sk_reuseport: 1 after SO_REUSEPORT */
-	__u8 _pad[5];
+	__u8 state;     /* TCP state */
+	__u8 flags;     /* TW_F_REUSEADDR, TW_F_REUSEPORT, as in tw_head.flags */
+	__u8 _pad[6];
 };
 
 #endif /* TWTRACE_H */

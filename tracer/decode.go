@@ -118,7 +118,8 @@ func decodeState(r *rawStateEvent, clock Clock, ev *Event) {
 	}
 }
 
-// reuseOf reads TW_F_REUSEADDR and TW_F_REUSEPORT of a state event.
+// reuseOf reads TW_F_REUSEADDR and TW_F_REUSEPORT: of a state event's head,
+// or of a socket iterator record.
 func reuseOf(flags uint8) Reuse {
 	r := ReuseKnown
 	if flags&flagReuseAddr != 0 {

@@ -26,6 +26,9 @@ func putHead(b []byte, kind, flags uint8, family uint16, pid, tid, netns uint32,
 }
 
 func TestABISizes(t *testing.T) {
+	if got := len(sockstateTwCounters{}.V); got != statMax {
+		t.Errorf("tw_counters has %d counters, tracer/stats.go names %d", got, statMax)
+	}
 	if got := unsafe.Sizeof(rawStateEvent{}); got != 128 {
 		t.Errorf("tw_state_event is %d bytes, headers/twtrace.h says 128", got)
 	}

@@ -71,32 +71,23 @@ func OpenReuseReader() (*ReuseReader, error) {
 	return r, nil
 }
 
-// Read calls fn for every TCP socket of a network namespace: the one netnsFD
-// refers to, or, with netnsFD < 0, the caller's. A socket made or closed
-// during the walk may be missed; none is reported twice.
+// Read calls fn for every TCP socket of a network namespace (request
+// sockets aside: they have no options yet): the one netnsFD refers to, or,
+// with netnsFD < 0, the caller's. A socket made or closed during the walk may
+// be missed; none is reported twice.
 func (r *ReuseReader) Read(netnsFD int, fn func(cookie uint64, reuse Reuse)) error {
-	if netnsFD < 0 {
-		return r.read(fn)
-	}
 	// The iterator walks the namespace of the thread that opens it.
 	var rc io.ReadCloser
-	err := nsthread.Run(func() error {
-		if err := unix.Setns(netnsFD, unix.CLONE_NEWNET); err != nil {
-			return fmt.Errorf("enter the network namespace: %w", err)
-		}
-		var err error
+	open := func() (err error) {
 		rc, err = r.it.Open()
 		return err
-	})
-	if err != nil {
-		return fmt.Errorf("open the socket iterator: %w", err)
 	}
-	defer rc.Close()
-	return readReuse(rc, fn)
-}
-
-func (r *ReuseReader) read(fn func(uint64, Reuse)) error {
-	rc, err := r.it.Open()
+	var err error
+	if netnsFD < 0 {
+		err = open()
+	} else {
+		err = nsthread.InNetNS(netnsFD, open)
+	}
 	if err != nil {
 		return fmt.Errorf("open the socket iterator: %w", err)
 	}
@@ -105,10 +96,10 @@ func (r *ReuseReader) read(fn func(uint64, Reuse)) error {
 }
 
 // readReuse decodes the iterator's records: fixed-size, little-endian
-// tw_sock_reuse structs, never split across reads by the kernel but read
-// whole here regardless.
+// tw_sock_reuse structs. Each read(2) returns as many whole records as fit
+// and resumes the kernel's walk, so the buffer is large.
 func readReuse(in io.Reader, fn func(uint64, Reuse)) error {
-	br := bufio.NewReaderSize(in, 64*reuseRecordLen)
+	br := bufio.NewReaderSize(in, 64<<10)
 	var rec [reuseRecordLen]byte
 	for {
 		_, err := io.ReadFull(br, rec[:])
@@ -120,22 +111,8 @@ func readReuse(in io.Reader, fn func(uint64, Reuse)) error {
 		case err != nil:
 			return fmt.Errorf("read the socket iterator: %w", err)
 		}
-		fn(binary.LittleEndian.Uint64(rec[0:8]), decodeReuse(rec[9], rec[10]))
+		fn(binary.LittleEndian.Uint64(rec[0:8]), reuseOf(rec[9]))
 	}
-}
-
-// decodeReuse turns sk_reuse and sk_reuseport into a Reuse. sk_reuse is
-// SK_CAN_REUSE (1) after SO_REUSEADDR; SK_FORCE_REUSE (2) is the kernel's own
-// (never set by a socket option) and allows reuse as well.
-func decodeReuse(skReuse, skReusePort uint8) Reuse {
-	r := ReuseKnown
-	if skReuse != 0 {
-		r |= ReuseAddr
-	}
-	if skReusePort != 0 {
-		r |= ReusePort
-	}
-	return r
 }
 
 // Close detaches and unloads the iterator.

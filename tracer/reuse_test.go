@@ -34,8 +34,8 @@ func TestReuseString(t *testing.T) {
 func TestReadReuseRecords(t *testing.T) {
 	var b bytes.Buffer
 	for _, rec := range []sockiterTwSockReuse{
-		{Cookie: 7, State: uint8(StateListen), Reuse: 1},
-		{Cookie: 8, State: uint8(StateTimeWait), Reuse: 2, Reuseport: 1},
+		{Cookie: 7, State: uint8(StateListen), Flags: flagReuseAddr},
+		{Cookie: 8, State: uint8(StateTimeWait), Flags: flagReuseAddr | flagReusePort},
 		{Cookie: 9, State: uint8(StateEstablished)},
 	} {
 		if err := binary.Write(&b, binary.LittleEndian, &rec); err != nil {

@@ -14,12 +14,11 @@ import (
 )
 
 type sockiterTwSockReuse struct {
-	_         structs.HostLayout
-	Cookie    uint64
-	State     uint8
-	Reuse     uint8
-	Reuseport uint8
-	Pad       [5]uint8
+	_      structs.HostLayout
+	Cookie uint64
+	State  uint8
+	Flags  uint8
+	Pad    [6]uint8
 }
 
 // Names of all BPF objects in the ELF.

@@ -58,9 +58,10 @@ func (t *Tracer) Stats() (KernelStats, error) {
 	var s KernelStats
 	var perCPU []sockstateTwCounters
 	fields := [statMax]*uint64{
-		&s.StateSeen, &s.StateFiltered, &s.StateEmitted,
-		&s.SysSeen, &s.SysFiltered, &s.SysEmitted,
-		&s.Lost, &s.SockMapFull, &s.OtherProto, &s.InflightFull, &s.SysLost,
+		statStateSeen: &s.StateSeen, statStateFiltered: &s.StateFiltered, statStateEmitted: &s.StateEmitted,
+		statSysSeen: &s.SysSeen, statSysFiltered: &s.SysFiltered, statSysEmitted: &s.SysEmitted,
+		statLost: &s.Lost, statSockMapFull: &s.SockMapFull, statOtherProto: &s.OtherProto,
+		statInflightFull: &s.InflightFull, statSysLost: &s.SysLost,
 	}
 	if err := t.state.Stats.Lookup(uint32(0), &perCPU); err != nil {
 		return s, fmt.Errorf("read counters: %w", err)

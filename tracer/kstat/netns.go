@@ -1,10 +1,6 @@
 package kstat
 
 import (
-	"fmt"
-
-	"golang.org/x/sys/unix"
-
 	"github.com/twtrace/twtrace/tracer/internal/nsthread"
 )
 
@@ -16,10 +12,7 @@ import (
 // The thread is discarded afterwards (see package nsthread), so that it
 // never runs unrelated goroutines inside the namespace.
 func InNetNS(nsFD int, fn func(*Reader) error) error {
-	return nsthread.Run(func() error {
-		if err := unix.Setns(nsFD, unix.CLONE_NEWNET); err != nil {
-			return fmt.Errorf("join network namespace: %w", err)
-		}
+	return nsthread.InNetNS(nsFD, func() error {
 		// NewReader reads /proc/thread-self/net, this thread's namespace;
 		// /proc/sys/net follows the reading thread already.
 		r, err := NewReader("/proc")

@@ -90,12 +90,7 @@ func (n *NetNS) Inode() uint32 { return uint32(n.inode) }
 // Do runs fn on an OS thread inside the namespace: sockets it creates belong
 // to the namespace, and /proc/sys/net is the namespace's.
 func (n *NetNS) Do(fn func() error) error {
-	return nsthread.Run(func() error {
-		if err := unix.Setns(n.fd, unix.CLONE_NEWNET); err != nil {
-			return fmt.Errorf("setns: %w", err)
-		}
-		return fn()
-	})
+	return nsthread.InNetNS(n.fd, fn)
 }
 
 // Sysctl writes a sysctl of the namespace, e.g. "net/ipv4/tcp_tw_reuse".

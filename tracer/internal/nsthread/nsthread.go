@@ -10,6 +10,7 @@
 package nsthread
 
 import (
+	"fmt"
 	"runtime"
 
 	"golang.org/x/sys/unix"
@@ -37,4 +38,17 @@ func Run(fn func() error) error {
 		runtime.UnlockOSThread()
 	}()
 	return <-errc
+}
+
+// InNetNS calls fn on a fresh thread (as Run) that has joined the network
+// namespace nsFD refers to: sockets fn creates, sock_diag and BPF iterators
+// it opens, and /proc/thread-self/net all belong to that namespace. Joining
+// needs CAP_SYS_ADMIN.
+func InNetNS(nsFD int, fn func() error) error {
+	return Run(func() error {
+		if err := unix.Setns(nsFD, unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("join network namespace: %w", err)
+		}
+		return fn()
+	})
 }
