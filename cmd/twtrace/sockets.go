@@ -51,6 +51,9 @@ func runSockets(o *socketsOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if st := tab.Stats(); st.Untracked > 0 {
+		fmt.Fprintf(stderr, "twtrace: %d more sockets not listed: a listing holds at most %d\n", st.Untracked, st.Sockets)
+	}
 	if err := live.ReadReuse(tab, -1); err != nil {
 		fmt.Fprintf(stderr, "twtrace: REUSE unknown (?): %v\n", err)
 	}

@@ -6,9 +6,9 @@
 // for no extensions (no TCP_INFO), and decodes each reply into one reused
 // Socket: the cost per socket is a few bytes of parsing, never an allocation.
 //
-// The package stands alone (it must not import package tracer, which imports
-// it): it has its own small types and its own decoder of struct inet_diag_msg
-// from linux/inet_diag.h.
+// The package stands alone (it imports nothing of twtrace's, and none of the
+// BPF objects): it has its own small types and its own decoder of struct
+// inet_diag_msg from linux/inet_diag.h.
 package sockdiag
 
 import (

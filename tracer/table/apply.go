@@ -12,7 +12,6 @@ type PortCounters struct {
 	Binds          uint64 // bind() calls to the port
 	BindFailures   uint64 // ... that failed (EADDRINUSE mostly)
 	ListenFailures uint64
-	ConnectErrors  uint64 // connect() failures towards the port
 	TimeWaitEnters uint64 // TIME_WAIT enters the stream showed
 }
 
@@ -41,6 +40,9 @@ func (t *Table) apply(ev *tracer.Event, out []tracer.Event) []tracer.Event {
 	case tracer.KindTimeWait:
 		t.applyTimeWait(ev)
 	case tracer.KindBind:
+		// A bind() to port 0 asks for an ephemeral port: its failures
+		// (EADDRINUSE when the range is exhausted) land on port 0, the row
+		// of the namespace's ephemeral sockets.
 		c := t.counters(ev.NetNS, ev.Src.Port())
 		c.Binds++
 		if ev.Ret < 0 {
@@ -48,8 +50,6 @@ func (t *Table) apply(ev *tracer.Event, out []tracer.Event) []tracer.Event {
 		}
 	case tracer.KindListen:
 		t.counters(ev.NetNS, ev.Src.Port()).ListenFailures++
-	case tracer.KindConnect:
-		t.counters(ev.NetNS, ev.Dst.Port()).ConnectErrors++
 	case tracer.KindLost:
 		t.stats.Lost += ev.Lost
 	}

@@ -14,7 +14,7 @@ const evictSample = 8
 func (t *Table) evictOne(now int64) {
 	type rank struct {
 		closed bool
-		group  int32 // size of the entry's group at the last Tick
+		group  int32 // size of the entry's group now (kept by joinGroup/leaveGroup)
 		tw     bool
 		key    int64 // closed: when; TIME_WAIT: expiry; else last touched
 	}

@@ -193,8 +193,9 @@ func New(cfg Config) *Table {
 	}
 }
 
-// twBuckets sizes the TIME_WAIT filter: at the default cap a bucket in
-// seven holds an entry; 4 bytes each, 1 MiB.
+// twBuckets sizes the TIME_WAIT filter: 4 bytes each, 1 MiB. With the
+// table at its default cap and every entry in TIME_WAIT, about two buckets in
+// five hold one; with fewer TIME_WAIT entries, proportionally fewer.
 const twBuckets = 1 << 18
 
 // cacheLen sizes the lookup cache: a connection's events arrive within a
