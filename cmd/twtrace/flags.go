@@ -21,17 +21,30 @@ type filterFlags struct {
 	ipv6   bool
 }
 
-func (f *filterFlags) register(fs *pflag.FlagSet) { f.registerWhere(fs, " (in kernel)") }
+// register registers the filters of a trace (trace, record, bare twtrace).
+func (f *filterFlags) register(fs *pflag.FlagSet) { f.registerEvents(fs, " (in kernel)") }
 
 // registerReplay registers the filters for a capture: nothing is in kernel.
-func (f *filterFlags) registerReplay(fs *pflag.FlagSet) { f.registerWhere(fs, "") }
+func (f *filterFlags) registerReplay(fs *pflag.FlagSet) { f.registerEvents(fs, "") }
 
-func (f *filterFlags) registerWhere(fs *pflag.FlagSet, kernel string) {
-	fs.StringSliceVar(&f.ports, "port", nil, "only sockets with this local or remote `port` (repeatable)"+kernel)
-	fs.Uint32Var(&f.pid, "pid", 0, "only this process, as owner or running task"+kernel)
+// registerSnapshot registers the filters of a listing of sockets (sockets):
+// they select sockets, not events, and apply in twtrace.
+func (f *filterFlags) registerSnapshot(fs *pflag.FlagSet) {
+	f.registerSockets(fs, "", "only sockets this process owns",
+		"only sockets in this TCP `state` (repeatable)")
+}
+
+func (f *filterFlags) registerEvents(fs *pflag.FlagSet, kernel string) {
+	f.registerSockets(fs, kernel, "only this process, as owner or running task"+kernel,
+		"only transitions into or out of this TCP `state` (repeatable)")
 	fs.StringVar(&f.comm, "comm", "", "only this task `name`, as owner or running task")
-	fs.StringSliceVar(&f.states, "state", nil, "only transitions into or out of this TCP `state` (repeatable)")
 	fs.Uint32Var(&f.netns, "netns", 0, "only this network namespace `inode` (see: ls -L -i /proc/PID/ns/net)")
+}
+
+func (f *filterFlags) registerSockets(fs *pflag.FlagSet, kernel, pid, state string) {
+	fs.StringSliceVar(&f.ports, "port", nil, "only sockets with this local or remote `port` (repeatable)"+kernel)
+	fs.Uint32Var(&f.pid, "pid", 0, pid)
+	fs.StringSliceVar(&f.states, "state", nil, state)
 	fs.BoolVarP(&f.ipv4, "ipv4", "4", false, "only IPv4"+kernel)
 	fs.BoolVarP(&f.ipv6, "ipv6", "6", false, "only IPv6"+kernel)
 }

@@ -112,13 +112,14 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 listen() failure from the kernel, through eBPF tracepoints.
 
 With no subcommand, on a terminal it shows the live view: ports, sockets
-with TIME_WAIT countdowns, the event log, remote endpoints. Piped, it
-streams events as 'twtrace trace' does.`,
+with TIME_WAIT countdowns, the event log, remote endpoints. Piped, or with
+--json or --count, it streams events as 'twtrace trace' does.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if opts.headless || isTerminal(stdout) {
+			// --json and --count ask for the stream, even on a terminal.
+			if opts.headless || (isTerminal(stdout) && !opts.json && opts.count == 0) {
 				return runUI(cmd.Context(), opts, stdout, stderr)
 			}
 			return runTrace(cmd.Context(), opts, stdout, stderr)

@@ -33,6 +33,7 @@ func TestBadUsageExits2(t *testing.T) {
 		{[]string{"trace", "--no-such-flag"}, "unknown flag"},
 		{[]string{"trace", "extra"}, "unknown command"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"--headless", "-v"}, "use --log-file"},
 		{[]string{"trace", "--duration", "soon"}, "invalid argument"},
 		{[]string{"trace", "--port", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17"}, "at most 16 ports"},
 	} {

@@ -50,18 +50,9 @@ event written before the error and is a readable capture.`,
 		},
 	}
 	fs := cmd.Flags()
-	o.trace.filters.register(fs)
+	o.trace.registerSession(fs)
 	fs.StringVarP(&o.output, "output", "o", "", "write the capture to `FILE` (required; .zst: compressed)")
 	fs.BoolVar(&o.force, "force", false, "replace FILE if it exists")
-	fs.DurationVar(&o.trace.duration, "duration", 0, "stop after this long (e.g. 30s, 5m)")
-	fs.StringVar(&o.trace.ringSize, "ring-size", "4M", "BPF ring buffer `size` (power of two, e.g. 1M, 16M)")
-	fs.DurationVar(&o.trace.wakeup, "wakeup", tracer.DefaultWakeupEvery,
-		"longest time an event waits in the ring buffer; 0 wakes the reader for every event (costs kernel CPU)")
-	fs.StringVar(&o.trace.readyFile, "ready-file", "", "create this file once the programs are attached")
-	fs.BoolVarP(&o.trace.verbose, "verbose", "v", false, "log diagnostics to stderr")
-	fs.StringVar(&o.trace.statsFile, "stats-file", "", "write what the run delivered and the kernel counted, as JSON, at the end")
-	_ = fs.MarkHidden("ready-file")
-	_ = fs.MarkHidden("stats-file")
 	return cmd
 }
 
@@ -125,15 +116,9 @@ func runRecord(ctx context.Context, o *recordOptions, filters map[string][]strin
 		ctx, cancel = context.WithTimeout(ctx, o.trace.duration)
 		defer cancel()
 	}
-	var lost uint64
 	tally := newCounter()
 	err = sess.Run(ctx, func(batch []tracer.Event) error {
 		tally.add(batch)
-		for i := range batch {
-			if batch[i].Kind == tracer.KindLost {
-				lost += batch[i].Lost
-			}
-		}
 		// Called at every idle poll too, empty: the writer ends a
 		// compressed frame when a second has passed.
 		return w.Write(batch)
@@ -148,7 +133,7 @@ func runRecord(ctx context.Context, o *recordOptions, filters map[string][]strin
 		return err
 	}
 	fmt.Fprintf(stderr, "twtrace: recorded %d events (%d lost) in %s to %s\n",
-		w.Events(), lost, byteSize(w.Bytes()), o.output)
+		w.Events(), tally.s.LostReported, byteSize(w.Bytes()), o.output)
 	return nil
 }
 

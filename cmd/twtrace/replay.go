@@ -10,6 +10,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -115,7 +116,8 @@ func runReplay(ctx context.Context, o *replayOptions, path string, stdout, stder
 // bad input file: exit code 2.
 func badCapture(err error) error {
 	var fe *capture.FormatError
-	if errors.As(err, &fe) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+	if errors.As(err, &fe) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) ||
+		errors.Is(err, syscall.EISDIR) {
 		return inputError{err}
 	}
 	return err

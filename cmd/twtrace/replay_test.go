@@ -137,6 +137,7 @@ func TestReplayUsage(t *testing.T) {
 		{[]string{"replay", "--speed", "-1", path}, "--speed -1"},
 		{[]string{"replay", "--port", "0", path}, `--port "0"`},
 		{[]string{"replay", filepath.Join(t.TempDir(), "missing.jsonl")}, "no such file or directory"},
+		{[]string{"replay", t.TempDir()}, "is a directory"},
 	} {
 		code, _, stderr := runCLI(tc.args...)
 		if code != exitUsage || !strings.Contains(stderr, tc.want) {

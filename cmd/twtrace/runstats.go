@@ -42,16 +42,18 @@ type tableStats struct {
 	Evicted  uint64 `json:"evicted"`
 }
 
-// counter tallies what a run delivers.
-type counter struct{ s runStats }
-
-func newCounter() *counter {
-	return &counter{s: runStats{Delivered: map[string]uint64{}}}
+// counter tallies what a run delivers: by kind into an array, per event,
+// and into runStats's map only when it is written.
+type counter struct {
+	s      runStats
+	byKind [256]uint64
 }
+
+func newCounter() *counter { return &counter{} }
 
 func (c *counter) add(batch []tracer.Event) {
 	for i := range batch {
-		c.s.Delivered[batch[i].Kind.String()]++
+		c.byKind[uint8(batch[i].Kind)]++
 		if batch[i].Kind == tracer.KindLost {
 			c.s.LostReported += batch[i].Lost
 		}
@@ -71,6 +73,12 @@ func (c *counter) write(path string, sess *live.Session) error {
 	for name, p := range ks.Programs {
 		c.s.Kernel.Programs[name] = programStats{
 			RunCount: p.RunCount, RunTimeNS: uint64(p.RunTime.Nanoseconds()), RecursionMisses: p.RecursionMisses,
+		}
+	}
+	c.s.Delivered = map[string]uint64{}
+	for k, n := range c.byKind {
+		if n > 0 {
+			c.s.Delivered[tracer.Kind(k).String()] = n
 		}
 	}
 	ts := sess.Table().Stats()

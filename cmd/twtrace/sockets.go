@@ -34,7 +34,7 @@ run as root to see every process).`,
 			return runSockets(o, stdout, stderr)
 		},
 	}
-	o.filters.register(cmd.Flags())
+	o.filters.registerSnapshot(cmd.Flags())
 	cmd.Flags().BoolVar(&o.json, "json", false, "write one JSON object per socket (schema in DESIGN.md)")
 	return cmd
 }
@@ -43,9 +43,6 @@ func runSockets(o *socketsOptions, stdout, stderr io.Writer) error {
 	flt, err := o.filters.filter()
 	if err != nil {
 		return err
-	}
-	if flt.NetNS != 0 || flt.Comm != "" {
-		return usagef("sockets: --netns and --comm are not supported here; use --pid for an owner")
 	}
 	tab, err := live.Snapshot("/proc", -1, &flt)
 	if err != nil {

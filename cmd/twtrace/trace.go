@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
 	"github.com/twtrace/twtrace/tracer"
@@ -35,19 +36,25 @@ type traceOptions struct {
 
 func (o *traceOptions) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
-	o.filters.register(fs)
+	o.registerSession(fs)
 	fs.BoolVar(&o.json, "json", false, "write JSON Lines (schema in DESIGN.md) instead of text columns")
-	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (e.g. 30s, 5m)")
 	fs.IntVar(&o.count, "count", 0, "stop after this many events")
+	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write a Go CPU profile of twtrace itself to this file")
+	_ = fs.MarkHidden("cpuprofile")
+}
+
+// registerSession registers the flags of a tracing session, which trace and
+// record share: filters, how long, the ring buffer, diagnostics.
+func (o *traceOptions) registerSession(fs *pflag.FlagSet) {
+	o.filters.register(fs)
+	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (e.g. 30s, 5m)")
 	fs.StringVar(&o.ringSize, "ring-size", "4M", "BPF ring buffer `size` (power of two, e.g. 1M, 16M)")
 	fs.DurationVar(&o.wakeup, "wakeup", tracer.DefaultWakeupEvery,
 		"longest time an event waits in the ring buffer; 0 wakes the reader for every event (costs kernel CPU)")
 	fs.StringVar(&o.readyFile, "ready-file", "", "create this file once the programs are attached")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log diagnostics to stderr")
-	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write a Go CPU profile of twtrace itself to this file")
-	_ = fs.MarkHidden("ready-file")
 	fs.StringVar(&o.statsFile, "stats-file", "", "write what the run delivered and the kernel counted, as JSON, at the end")
-	_ = fs.MarkHidden("cpuprofile")
+	_ = fs.MarkHidden("ready-file")
 	_ = fs.MarkHidden("stats-file")
 }
 

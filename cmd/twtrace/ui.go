@@ -25,6 +25,9 @@ import (
 // without a terminal, for the overhead benchmark). Diagnostics go to
 // --log-file: the terminal belongs to the UI.
 func runUI(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) error {
+	if o.verbose {
+		return usagef("-v logs to stderr, which the live view covers: use --log-file FILE")
+	}
 	logger := slog.New(slog.DiscardHandler)
 	if o.logFile != "" {
 		f, err := os.OpenFile(o.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
