@@ -25,7 +25,7 @@ const (
 	exitFeature = 3
 )
 
-// usageError marks bad flags, arguments or input files: exit code 2.
+// usageError marks bad flags or arguments: exit code 2.
 type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }

@@ -56,10 +56,13 @@ func Decode(line []byte, ev *tracer.Event) error {
 		st store
 	)
 	if !scanFlat(line, &r, &st) {
-		r = record{}
-		if err := json.Unmarshal(line, &r); err != nil {
+		// A record of its own: one passed to encoding/json escapes to the
+		// heap, and r stays on the stack for the fast path.
+		slow := new(record)
+		if err := json.Unmarshal(line, slow); err != nil {
 			return fmt.Errorf("not a JSON object: %w", err)
 		}
+		r = *slow
 	}
 	kind, ok := tracer.ParseKind(r.Kind)
 	if !ok {
@@ -76,7 +79,8 @@ func Decode(line []byte, ev *tracer.Event) error {
 		return fmt.Errorf(`bad "ts": %w`, err)
 	}
 	*ev = tracer.Event{Kind: kind, Time: ts.UTC()}
-	d := decoder{r: &r, ev: ev}
+	err = nil // d's first failure; kept out of d, which would take r to the heap with it
+	d := decoder{r: &r, ev: ev, err: &err}
 	switch kind {
 	case tracer.KindState:
 		d.state()
@@ -112,18 +116,18 @@ func Decode(line []byte, ev *tracer.Event) error {
 			ev.Lost = *r.Count
 		}
 	}
-	return d.err
+	return err
 }
 
 type decoder struct {
 	r   *record
 	ev  *tracer.Event
-	err error
+	err *error // the first failure
 }
 
 func (d *decoder) fail(format string, args ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf(format, args...)
+	if *d.err == nil {
+		*d.err = fmt.Errorf(format, args...)
 	}
 }
 

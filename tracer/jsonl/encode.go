@@ -72,7 +72,7 @@ func (enc *Encoder) Append(b []byte, ev *tracer.Event) []byte {
 		}
 		b = appendEndpoints(b, ev)
 		b = appendInt(b, "remaining_ms", ev.Remaining.Milliseconds())
-		b = appendOwner(b, ev)
+		b = appendOwner(b, ev.Owner, &ev.OwnerComm)
 		b = appendInt(b, "netns", int64(ev.NetNS))
 		b = append(b, `,"source":"`...)
 		b = append(b, ev.Source.String()...)
@@ -98,21 +98,22 @@ func appendState(b []byte, ev *tracer.Event) []byte {
 		b = append(b, "null"...)
 	}
 	b = appendTask(b, ev)
-	b = appendOwner(b, ev)
+	b = appendOwner(b, ev.Owner, &ev.OwnerComm)
 	if ev.Reset {
 		b = append(b, `,"reset":true`...)
 	}
 	return appendInt(b, "netns", int64(ev.NetNS))
 }
 
-func appendOwner(b []byte, ev *tracer.Event) []byte {
+// appendOwner appends "owner_pid" and "owner_comm": null for pid 0, unknown.
+func appendOwner(b []byte, pid uint32, comm *tracer.Comm) []byte {
 	b = append(b, `,"owner_pid":`...)
-	if !ev.OwnerKnown() {
+	if pid == 0 {
 		return append(b, `null,"owner_comm":null`...)
 	}
-	b = appendUint(b, uint64(ev.Owner))
+	b = appendUint(b, uint64(pid))
 	b = append(b, `,"owner_comm":`...)
-	return appendString(b, ev.OwnerComm[:])
+	return appendString(b, comm[:])
 }
 
 // appendMillis writes microseconds as milliseconds with up to three

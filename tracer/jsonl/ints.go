@@ -32,7 +32,7 @@ func appendUint(b []byte, v uint64) []byte {
 	return append(b, buf[i:]...)
 }
 
-// appendInt appends v in decimal.
+// appendIntDec appends v in decimal.
 func appendIntDec(b []byte, v int64) []byte {
 	if v < 0 {
 		return appendUint(append(b, '-'), uint64(-v))
@@ -42,12 +42,11 @@ func appendIntDec(b []byte, v int64) []byte {
 
 // appendHex appends v in lower-case hexadecimal without leading zeros.
 func appendHex(b []byte, v uint64) []byte {
-	const hexDigits = "0123456789abcdef"
 	var buf [16]byte
 	i := len(buf)
 	for {
 		i--
-		buf[i] = hexDigits[v&0xf]
+		buf[i] = hex[v&0xf]
 		v >>= 4
 		if v == 0 {
 			break

@@ -23,14 +23,7 @@ func AppendSocket(b []byte, s *table.Socket, now time.Time) []byte {
 	b = appendInt(b, "netns", int64(s.NetNS))
 	b = appendInt(b, "inode", int64(s.Inode))
 	b = appendCookie(b, s.Cookie)
-	b = append(b, `,"owner_pid":`...)
-	if s.Owner != 0 {
-		b = strconv.AppendUint(b, uint64(s.Owner), 10)
-		b = append(b, `,"owner_comm":`...)
-		b = appendString(b, s.OwnerComm[:])
-	} else {
-		b = append(b, `null,"owner_comm":null`...)
-	}
+	b = appendOwner(b, s.Owner, &s.OwnerComm)
 	b = append(b, `,"since":`...)
 	if s.Since.IsZero() {
 		b = append(b, "null"...)

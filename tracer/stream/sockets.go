@@ -50,15 +50,7 @@ func WriteSockets(w io.Writer, socks []table.Socket, now time.Time, color bool) 
 		b = pad(b, s.State.String(), wState)
 		b = padAddr(b, s.Src, wAddr)
 		b = padAddr(b, s.Dst, wAddr)
-		if s.Owner != 0 {
-			start := len(b)
-			b = strconv.AppendUint(b, uint64(s.Owner), 10)
-			b = append(b, ' ')
-			b = appendComm(b, &s.OwnerComm)
-			b = padTo(b, start, wOwner)
-		} else {
-			b = pad(b, "-", wOwner)
-		}
+		b = padOwner(b, s.Owner, &s.OwnerComm)
 		timer := ""
 		if tw {
 			timer = strconv.FormatFloat(s.Remaining(now).Seconds(), 'f', 1, 64) + "s"

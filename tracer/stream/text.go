@@ -111,20 +111,12 @@ func (t *Text) appendLine(b []byte, ev *tracer.Event) []byte {
 	}
 	switch {
 	case ev.OwnerKnown():
-		s := len(b)
-		b = strconv.AppendUint(b, uint64(ev.Owner), 10)
-		b = append(b, ' ')
-		b = appendComm(b, &ev.OwnerComm)
-		b = padTo(b, s, wOwner)
+		b = padOwner(b, ev.Owner, &ev.OwnerComm)
 	case ev.Kind == tracer.KindBind || ev.Kind == tracer.KindConnect || ev.Kind == tracer.KindListen:
 		// A syscall runs in its process: the task is the owner.
-		s := len(b)
-		b = strconv.AppendUint(b, uint64(ev.PID), 10)
-		b = append(b, ' ')
-		b = appendComm(b, &ev.Comm)
-		b = padTo(b, s, wOwner)
+		b = padOwner(b, ev.PID, &ev.Comm)
 	default:
-		b = pad(b, "-", wOwner)
+		b = padOwner(b, 0, nil)
 	}
 
 	switch ev.Kind {
@@ -275,4 +267,16 @@ func padAddr(b []byte, ap netip.AddrPort, w int) []byte {
 		b = append(b, ":*"...)
 	}
 	return padTo(b, start, w)
+}
+
+// padOwner appends the OWNER column: "pid comm", or "-" for pid 0.
+func padOwner(b []byte, pid uint32, comm *tracer.Comm) []byte {
+	if pid == 0 {
+		return pad(b, "-", wOwner)
+	}
+	s := len(b)
+	b = strconv.AppendUint(b, uint64(pid), 10)
+	b = append(b, ' ')
+	b = appendComm(b, comm)
+	return padTo(b, s, wOwner)
 }
