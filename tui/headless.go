@@ -8,15 +8,12 @@ import (
 	tea "charm.land/bubbletea/v2"
 )
 
-// headlessRefresh: the headless loop queries the table once a second, as
-// the program does under load (its queries are spaced by their own cost).
-const headlessRefresh = time.Second
-
 // Headless drives the UI's model without a terminal, as the program would on
-// a 120x40 one: at every tick it collects the feed's events, renders a frame
-// (and throws it away), and once a second queries the table for the view
-// shown. It measures what the UI costs the traced host (twbench); it
-// returns when ctx ends or the feed stops, with the feed's error if it failed.
+// a 120x40 one: at every tick it collects the feed's events, runs the table
+// query the model asks for (on the model's own schedule: every tick, or less
+// often when queries are slow), and renders a frame (and throws it away). It
+// measures what the UI costs the traced host (twbench); it returns when ctx
+// ends or the feed stops, with the feed's error if it failed.
 func Headless(parent context.Context, feed Feed, opts Options) error {
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancel(parent)
@@ -25,7 +22,6 @@ func Headless(parent context.Context, feed Feed, opts Options) error {
 	m = step(m, tea.WindowSizeMsg{Width: 120, Height: 40})
 	tick := time.NewTicker(opts.Tick)
 	defer tick.Stop()
-	lastRefresh := time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -41,9 +37,9 @@ func Headless(parent context.Context, feed Feed, opts Options) error {
 				cancel()
 				return wait()
 			}
-			if now.Sub(lastRefresh) >= headlessRefresh {
-				lastRefresh = now
-				m = m.Refresh()
+			if m.refresh.inFlight {
+				// The query the program would run as a command, here, in line.
+				m.onSnapshot(takeSnapshot(m.tab, m.refresh.req, m.kernelSource()))
 			}
 			_ = m.View()
 		}

@@ -234,13 +234,9 @@ func headless(t testing.TB, w, h int) Model {
 	f := newSampleFeed()
 	f.tab.ApplyBatch(f.events, nil)
 	m := NewModel(f.tab, testOptions())
-	m = update(m, tea.WindowSizeMsg{Width: w, Height: h})
-	m = update(m, EventsMsg(f.events))
+	m = step(m, tea.WindowSizeMsg{Width: w, Height: h})
+	m = step(m, EventsMsg(f.events))
 	return m.Refresh()
 }
 
 // update is Update for a Model, without the commands.
-func update(m Model, msg tea.Msg) Model {
-	mm, _ := m.Update(msg)
-	return mm.(Model)
-}

@@ -42,6 +42,7 @@ type refreshState struct {
 	started  time.Time
 	cost     time.Duration
 	counters time.Time // the last reading of the kernel's counters
+	req      request   // the query in flight (Headless runs it itself)
 }
 
 // request describes one query.
@@ -99,7 +100,7 @@ func (m *Model) maybeRefresh() tea.Cmd {
 		return nil
 	}
 	req := m.request()
-	r.inFlight, r.asked, r.started = true, req.gen, time.Now()
+	r.inFlight, r.asked, r.started, r.req = true, req.gen, time.Now(), req
 	if req.counters {
 		r.counters = r.started
 	}

@@ -101,7 +101,7 @@ func TestFeedStopShows(t *testing.T) {
 	m := headless(t, 100, 30)
 	m.pending = newPending(10)
 	m.pending.finish(errors.New("tracer detached"))
-	m = update(m, tickMsg(testNow))
+	m = step(m, tickMsg(testNow))
 	requireLine(t, stripView(m), "feed stopped: tracer detached", "09:30:17")
 }
 

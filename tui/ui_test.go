@@ -203,7 +203,7 @@ func TestNoColour(t *testing.T) {
 // own output (before the terminal's profile downsamples it).
 func TestColours(t *testing.T) {
 	m := headless(t, 100, 30)
-	m = update(m, keyMsg("3"))
+	m = step(m, keyMsg("3"))
 	view := m.View().Content
 	red := regexp.MustCompile(`\x1b\[[0-9;]*31m`)
 	for _, want := range []string{"EADDRINUSE", "LOST 17", "EADDRNOTAVAIL"} {

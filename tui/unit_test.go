@@ -75,7 +75,7 @@ func TestPendingConcurrent(t *testing.T) {
 func TestSkippedEventsShow(t *testing.T) {
 	m := headless(t, 100, 30)
 	m.addEvents(events(3), 1234)
-	m = update(m, keyMsg("3"))
+	m = step(m, keyMsg("3"))
 	screen := stripView(m)
 	requireLine(t, screen, "1234 events not shown here: the UI fell behind")
 	requireLine(t, screen, "UI skipped 1234")
@@ -111,7 +111,7 @@ func TestRingBound(t *testing.T) {
 func TestModelLogIsBounded(t *testing.T) {
 	m := headless(t, 100, 30)
 	for range 5 {
-		m = update(m, EventsMsg(events(1500)))
+		m = step(m, EventsMsg(events(1500)))
 	}
 	if n := m.events.ring.len(); n != DefaultLogSize {
 		t.Errorf("log holds %d events, want %d", n, DefaultLogSize)
@@ -219,13 +219,13 @@ func TestParseFilter(t *testing.T) {
 func TestBadFilterStays(t *testing.T) {
 	m := headless(t, 100, 30)
 	for _, k := range []string{"/", "n", "o", "p", "e", "enter"} {
-		m = update(m, keyMsg(k))
+		m = step(m, keyMsg(k))
 	}
 	if !m.filtering {
 		t.Fatal("a bad filter closed the filter line")
 	}
 	requireLine(t, stripView(m), `"nope" is neither a port`)
-	m = update(m, keyMsg("esc"))
+	m = step(m, keyMsg("esc"))
 	if m.filtering || !m.filter.empty() {
 		t.Error("esc did not cancel the filter line")
 	}
@@ -233,9 +233,9 @@ func TestBadFilterStays(t *testing.T) {
 
 func TestEventFilter(t *testing.T) {
 	m := headless(t, 100, 30)
-	m = update(m, keyMsg("3"))
+	m = step(m, keyMsg("3"))
 	for _, k := range []string{"/", "4", "4", "3", "enter"} {
-		m = update(m, keyMsg(k))
+		m = step(m, keyMsg(k))
 	}
 	screen := stripView(m)
 	requireLine(t, screen, "2 matching port 443")
@@ -250,18 +250,18 @@ func TestEventFilter(t *testing.T) {
 // under the cursor while new events push old ones out of the ring.
 func TestEventsScrollStopsFollowing(t *testing.T) {
 	m := headless(t, 100, 30)
-	m = update(m, keyMsg("3"))
-	m = update(m, keyMsg("up"))
-	m = update(m, keyMsg("up"))
+	m = step(m, keyMsg("3"))
+	m = step(m, keyMsg("up"))
+	m = step(m, keyMsg("up"))
 	if m.events.follow {
 		t.Fatal("still following after scrolling up")
 	}
 	sel := m.events.seqAt(m.events.grid.Cursor())
-	m = update(m, EventsMsg(events(DefaultLogSize-10)))
+	m = step(m, EventsMsg(events(DefaultLogSize-10)))
 	if got := m.events.seqAt(m.events.grid.Cursor()); got != sel {
 		t.Errorf("cursor on entry %d, want %d", got, sel)
 	}
-	m = update(m, keyMsg("end"))
+	m = step(m, keyMsg("end"))
 	if !m.events.follow {
 		t.Error("end did not resume following")
 	}

@@ -6,7 +6,8 @@
 // `make bench` runs it; docs/performance.md explains the method.
 //
 // It must run as root on an otherwise idle machine. It changes one sysctl,
-// kernel.bpf_stats_enabled, during its last pass only, and restores it.
+// kernel.bpf_stats_enabled, during the fixed-rate pass and the per-program
+// run that ends it, and restores it.
 package main
 
 import (
@@ -89,11 +90,11 @@ func run(ctx context.Context, o *options, out io.Writer) error {
 		return err
 	}
 	if o.rate > 0 {
-		if err := fixedRate(ctx, o, configs, out, &res); err != nil {
+		if err := fixedRate(ctx, o, configs, counter, out, &res); err != nil {
 			return err
 		}
 	}
-	if err := programCost(ctx, o, configs, out, &res); err != nil {
+	if err := programCost(ctx, o, configs, counter, out, &res); err != nil {
 		return err
 	}
 	if o.jsonOut != "" {

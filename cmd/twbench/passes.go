@@ -143,19 +143,14 @@ func maxChurn(ctx context.Context, o *options, configs []config, counter *counte
 // fixedRate: the same load at a rate the machine sustains with room to
 // spare, so the cost per event can be read off: the tracer's own CPU, and
 // the extra CPU the rest of the machine (the kernel) spends.
-func fixedRate(ctx context.Context, o *options, configs []config, out io.Writer, res *results) error {
+func fixedRate(ctx context.Context, o *options, configs []config, counter *counter, out io.Writer, res *results) error {
 	fmt.Fprintf(out, "\n== fixed rate: %d connections/s (%d rounds)\n", o.rate, o.rounds)
 	var cs []config
 	for _, c := range configs {
-		if c.start == nil || c.name != "bpftrace printf" {
+		if c.name != "bpftrace printf" {
 			cs = append(cs, c)
 		}
 	}
-	counter, err := openCounter()
-	if err != nil {
-		return err
-	}
-	defer counter.Close()
 	// The programs' own run time, from the kernel's statistics: at a fixed
 	// rate the load's CPU varies more than tracing adds to it.
 	restore, err := enableBPFStats()
@@ -181,7 +176,7 @@ func fixedRate(ctx context.Context, o *options, configs []config, out io.Writer,
 // programCost: one maximum-churn run of `twtrace trace` with the kernel's
 // BPF statistics on, for each program's run time per invocation. The
 // statistics cost time themselves, so this run is not used for ratios.
-func programCost(ctx context.Context, o *options, configs []config, out io.Writer, res *results) error {
+func programCost(ctx context.Context, o *options, configs []config, counter *counter, out io.Writer, res *results) error {
 	var c *config
 	for i := range configs {
 		if configs[i].name == "trace --json" {
@@ -196,11 +191,6 @@ func programCost(ctx context.Context, o *options, configs []config, out io.Write
 		return err
 	}
 	defer restore()
-	counter, err := openCounter()
-	if err != nil {
-		return err
-	}
-	defer counter.Close()
 	s, err := runOne(ctx, o, *c, counter, 0, o.duration)
 	if err != nil {
 		return err
