@@ -149,6 +149,23 @@ func (c Comm) String() string {
 	return string(c[:])
 }
 
+// AppendPrintable appends the name with control bytes replaced by '?': a
+// task can name itself anything, escape sequences included, and those must
+// not reach a terminal.
+func (c *Comm) AppendPrintable(b []byte) []byte {
+	for _, ch := range c {
+		switch {
+		case ch == 0:
+			return b
+		case ch < 0x20 || ch == 0x7f:
+			b = append(b, '?')
+		default:
+			b = append(b, ch)
+		}
+	}
+	return b
+}
+
 // MakeComm truncates s to a Comm.
 func MakeComm(s string) Comm {
 	var c Comm

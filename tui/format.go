@@ -32,23 +32,10 @@ func fmtAddr(ap netip.AddrPort) string {
 	return ap.Addr().String() + ":*"
 }
 
-// fmtComm returns a task name with control bytes replaced: a process can
-// name itself anything, escape sequences included, and those must not reach
-// the terminal the UI draws on.
+// fmtComm returns a task name safe for the terminal the UI draws on.
 func fmtComm(c *tracer.Comm) string {
 	var b [len(tracer.Comm{})]byte
-	n := 0
-	for _, ch := range c {
-		if ch == 0 {
-			break
-		}
-		if ch < 0x20 || ch == 0x7f {
-			ch = '?'
-		}
-		b[n] = ch
-		n++
-	}
-	return string(b[:n])
+	return string(c.AppendPrintable(b[:0]))
 }
 
 // fmtOwner is "pid comm", or "-" when unknown.

@@ -106,7 +106,7 @@ func (t *Text) appendLine(b []byte, ev *tracer.Event) []byte {
 	} else {
 		b = padNum(b, uint64(ev.PID), wPID)
 		s := len(b)
-		b = appendComm(b, &ev.Comm)
+		b = ev.Comm.AppendPrintable(b)
 		b = padTo(b, s, wComm)
 	}
 	switch {
@@ -187,22 +187,6 @@ func appendSyscall(b []byte, ev *tracer.Event) []byte {
 	return b
 }
 
-// appendComm appends a task name with control bytes replaced: a process
-// can name itself anything, including terminal escape sequences.
-func appendComm(b []byte, c *tracer.Comm) []byte {
-	for _, ch := range c {
-		switch {
-		case ch == 0:
-			return b
-		case ch < 0x20 || ch == 0x7f:
-			b = append(b, '?')
-		default:
-			b = append(b, ch)
-		}
-	}
-	return b
-}
-
 func upper(k tracer.Kind) string {
 	switch k {
 	case tracer.KindBind:
@@ -277,6 +261,6 @@ func padOwner(b []byte, pid uint32, comm *tracer.Comm) []byte {
 	s := len(b)
 	b = strconv.AppendUint(b, uint64(pid), 10)
 	b = append(b, ' ')
-	b = appendComm(b, comm)
+	b = comm.AppendPrintable(b)
 	return padTo(b, s, wOwner)
 }
