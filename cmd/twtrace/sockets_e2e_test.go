@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -207,5 +209,71 @@ func TestSocketsUnprivileged(t *testing.T) {
 	if len(lines) != 3 || !strings.Contains(lines[0], "REUSE") ||
 		!regexp.MustCompile(`^LISTEN\s+127\.0\.0\.1:`+strconv.Itoa(port)+`\s+0\.0\.0\.0:\*\s+-\s+\?\s+[0-9a-f]+$`).MatchString(lines[1]) {
 		t.Errorf("as nobody:\n%s\nwant the listener, owner and reuse unknown", stdout.String())
+	}
+}
+
+// The owner of a socket in a container shows its container id, found through
+// /proc/PID/cgroup as for docker's systemd driver (docker-<id>.scope): a
+// helper process is moved into such a cgroup of the name=systemd hierarchy
+// (no controllers: nothing is limited), which is removed afterwards.
+func TestSocketsShowContainer(t *testing.T) {
+	tracertest.Require(t)
+	hier := "/sys/fs/cgroup/systemd" // cgroup v1, as on these machines
+	if _, err := os.Stat(filepath.Join(hier, "cgroup.procs")); err != nil {
+		hier = "/sys/fs/cgroup" // a cgroup v2 host
+		if _, err := os.Stat(filepath.Join(hier, "cgroup.procs")); err != nil {
+			tracertest.Unavailable(t, fmt.Errorf("no writable cgroup hierarchy: %w", err))
+		}
+	}
+	const id = "4f1c2e3d5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d"
+	dir := filepath.Join(hier, "docker-"+id+".scope")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		tracertest.Unavailable(t, err)
+	}
+	defer os.Remove(dir) // after the helper exits (deferred first, runs last)
+
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), listenHelperEnv+"=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer stdin.Close()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	port, perr := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || perr != nil {
+		t.Fatalf("helper: %q %v", line, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+		t.Fatalf("move the helper into %s: %v", dir, err)
+	}
+
+	code, out, stderr := runCLI("sockets", "--port", strconv.Itoa(port), "--json")
+	if code != 0 {
+		t.Fatalf("twtrace sockets: exit %d: %s", code, stderr)
+	}
+	var s struct {
+		State     string `json:"state"`
+		OwnerPID  int    `json:"owner_pid"`
+		Container string `json:"container"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &s); err != nil {
+		t.Fatalf("%q: %v", out, err)
+	}
+	if s.State != "LISTEN" || s.OwnerPID != cmd.Process.Pid || s.Container != id {
+		t.Errorf("sockets --json: %s; want the helper's LISTEN with container %s", out, id)
+	}
+	_, text, _ := runCLI("sockets", "--port", strconv.Itoa(port))
+	lines := strings.Split(text, "\n")
+	if !strings.Contains(lines[0], "CONTAINER") || !strings.Contains(lines[1], " "+id[:12]+" ") {
+		t.Errorf("sockets:\n%s\nwant a CONTAINER column with %s", text, id[:12])
 	}
 }

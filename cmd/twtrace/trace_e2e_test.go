@@ -25,9 +25,24 @@ import (
 	"github.com/twtrace/twtrace/tracer/tracertest"
 )
 
-const bindHelperEnv = "TWTRACE_CLI_TEST_BIND"
+const (
+	bindHelperEnv   = "TWTRACE_CLI_TEST_BIND"
+	listenHelperEnv = "TWTRACE_CLI_TEST_LISTEN"
+)
 
 func TestMain(m *testing.M) {
+	if os.Getenv(listenHelperEnv) != "" {
+		// Child process: a listener on loopback; prints its port, then
+		// holds it until stdin closes.
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		fmt.Println(l.Addr().(*net.TCPAddr).Port)
+		io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}
 	if port := os.Getenv(bindHelperEnv); port != "" {
 		// Child process: one plain bind() to the port, then exit.
 		p, _ := strconv.Atoi(port)

@@ -24,6 +24,10 @@ func AppendSocket(b []byte, s *table.Socket, now time.Time) []byte {
 	b = appendInt(b, "inode", int64(s.Inode))
 	b = appendCookie(b, s.Cookie)
 	b = appendOwner(b, s.Owner, &s.OwnerComm)
+	if s.Container != "" {
+		b = append(b, `,"container":`...)
+		b = appendString(b, []byte(s.Container))
+	}
 	b = append(b, `,"since":`...)
 	if s.Since.IsZero() {
 		b = append(b, "null"...)

@@ -141,11 +141,18 @@ func resolveOwners(tab *table.Table, res *owner.Resolver) {
 		return
 	}
 	found := res.LookupAll(inodes)
+	containers := map[uint32]string{}
 	tab.ResolveOwners(func(inode uint32) (uint32, tracer.Comm, bool) {
 		ps := found[inode]
 		if len(ps) == 0 {
 			return 0, tracer.Comm{}, false
 		}
+		if ps[0].Container != "" {
+			containers[ps[0].PID] = ps[0].Container
+		}
 		return ps[0].PID, tracer.MakeComm(ps[0].Comm), true
 	})
+	if len(containers) > 0 {
+		tab.SetContainers(containers)
+	}
 }

@@ -1,8 +1,10 @@
 package stream
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,27 +14,37 @@ import (
 )
 
 const (
-	wState = 12
-	wReuse = 10 // "addr,port"
+	wState     = 12
+	wReuse     = 10 // "addr,port"
+	wContainer = 14
 )
 
-// SocketsHeader is the header line of WriteSockets.
-func SocketsHeader() string {
+// shortID is a container id's first 12 digits.
+func shortID(id string) string { return id[:min(len(id), 12)] }
+
+// socketsHeader is the header line of WriteSockets; the CONTAINER column
+// only when a socket has one.
+func socketsHeader(containers bool) []byte {
 	b := pad(nil, "STATE", wState)
 	b = pad(b, "LOCAL", wAddr)
 	b = pad(b, "REMOTE", wAddr)
 	b = pad(b, "OWNER", wOwner)
+	if containers {
+		b = pad(b, "CONTAINER", wContainer)
+	}
 	b = pad(b, "TIMER", 9)
 	b = pad(b, "REUSE", wReuse)
-	return string(append(b, "SK"...))
+	return append(b, "SK\n"...)
 }
 
 // WriteSockets writes sockets as `ss -tanp -o` would, with owners and
-// TIME_WAIT countdowns, then one summary line. REUSE is the socket's
-// SO_REUSEADDR/SO_REUSEPORT ("addr", "port", "addr,port", "-" for neither,
-// "?" when they could not be read).
+// TIME_WAIT countdowns, then one summary line. CONTAINER is the owner's
+// container id, short (12 digits) as docker and crictl print it. REUSE is
+// the socket's SO_REUSEADDR/SO_REUSEPORT ("addr", "port", "addr,port", "-"
+// for neither, "?" when they could not be read).
 func WriteSockets(w io.Writer, socks []table.Socket, now time.Time, color bool) error {
-	b := append([]byte(SocketsHeader()), '\n')
+	containers := slices.ContainsFunc(socks, func(s table.Socket) bool { return s.Container != "" })
+	b := socketsHeader(containers)
 	var counts [16]int
 	var last time.Time
 	for i := range socks {
@@ -51,6 +63,9 @@ func WriteSockets(w io.Writer, socks []table.Socket, now time.Time, color bool) 
 		b = padAddr(b, s.Src, wAddr)
 		b = padAddr(b, s.Dst, wAddr)
 		b = padOwner(b, s.Owner, &s.OwnerComm)
+		if containers {
+			b = pad(b, cmp.Or(shortID(s.Container), "-"), wContainer)
+		}
 		timer := ""
 		if tw {
 			timer = strconv.FormatFloat(s.Remaining(now).Seconds(), 'f', 1, 64) + "s"

@@ -261,6 +261,23 @@ func (t *Table) ResolveOwners(find func(inode uint32) (pid uint32, comm tracer.C
 	return found
 }
 
+// maxContainers bounds the owner → container map: past it, it starts anew
+// (owners that exited leave entries behind).
+const maxContainers = 1 << 14
+
+// SetContainers records the container of owners, by pid, as /proc showed
+// them (owner.Process.Container); sockets of those owners show it.
+func (t *Table) SetContainers(byPID map[uint32]string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.containers == nil || len(t.containers)+len(byPID) > maxContainers {
+		t.containers = make(map[uint32]string, len(byPID))
+	}
+	for pid, id := range byPID {
+		t.containers[pid] = id
+	}
+}
+
 // SocketReuse is one socket's address-reuse options, as a BPF iterator
 // reads them (tracer.ReuseReader).
 type SocketReuse struct {

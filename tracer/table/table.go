@@ -162,7 +162,8 @@ type Table struct {
 	lastPort *PortCounters
 
 	gen        uint32
-	reconciled map[uint32]int64 // namespace → Unix ns of its last complete dump
+	reconciled map[uint32]int64  // namespace → Unix ns of its last complete dump
+	containers map[uint32]string // owner pid → container id, from /proc (SetContainers)
 	rng        uint64
 	stats      Stats
 }

@@ -393,3 +393,32 @@ func TestReuseOptions(t *testing.T) {
 		t.Errorf("after an event without options: %v, want port kept", r)
 	}
 }
+
+// An owner's container, from /proc, shows on its sockets; the map of them
+// starts anew past its bound instead of growing.
+func TestContainers(t *testing.T) {
+	tab := New(Config{})
+	tab.ApplyBatch([]tracer.Event{
+		st(0, 0x10, "0.0.0.0:8080", "0.0.0.0:0", tracer.StateClose, tracer.StateListen, 7),
+		st(0, 0x11, "0.0.0.0:9090", "0.0.0.0:0", tracer.StateClose, tracer.StateListen, 8),
+	}, nil)
+	tab.SetContainers(map[uint32]string{7: "abc"})
+	now := at(1)
+	if s, _ := tab.Socket(0x10, now); s.Container != "abc" {
+		t.Errorf("owner 7's socket: container %q, want abc", s.Container)
+	}
+	if s, _ := tab.Socket(0x11, now); s.Container != "" {
+		t.Errorf("owner 8's socket: container %q, want none", s.Container)
+	}
+	if socks, _ := tab.Sockets(Query{Ports: []uint16{8080}}, now); len(socks) != 1 || socks[0].Container != "abc" {
+		t.Errorf("Sockets: %+v, want the container", socks)
+	}
+	big := make(map[uint32]string, maxContainers)
+	for pid := range uint32(maxContainers) {
+		big[pid+100] = "x"
+	}
+	tab.SetContainers(big)
+	if n := len(tab.containers); n != maxContainers {
+		t.Errorf("after overflowing: %d entries, want %d (started anew)", n, maxContainers)
+	}
+}

@@ -26,6 +26,7 @@ type Socket struct {
 	Closed    time.Time // when it closed; zero while open
 	Source    string    // "trace", "sock_diag" or "sock_diag+trace"
 	Reuse     tracer.Reuse
+	Container string // the owner's container id, when /proc showed one (SetContainers)
 	Timeline  []Step
 }
 
@@ -105,7 +106,7 @@ func (t *Table) Sockets(q Query, now time.Time) ([]Socket, int) {
 	slices.SortFunc(idx, func(a, b int32) int { return compareEntries(t.slots.at(a), t.slots.at(b)) })
 	out := make([]Socket, len(idx))
 	for k, i := range idx {
-		out[k] = t.slots.at(i).view(now, false)
+		out[k] = t.view(t.slots.at(i), now, false)
 	}
 	return out, matched
 }
@@ -184,7 +185,16 @@ func (t *Table) Socket(cookie uint64, now time.Time) (Socket, bool) {
 	if i < 0 {
 		return Socket{}, false
 	}
-	return t.slots.at(i).view(now, true), true
+	return t.view(t.slots.at(i), now, true), true
+}
+
+// view is e.view with the owner's container.
+func (t *Table) view(e *entry, now time.Time, timeline bool) Socket {
+	s := e.view(now, timeline)
+	if s.Owner != 0 {
+		s.Container = t.containers[s.Owner]
+	}
+	return s
 }
 
 func unixTime(ns int64) time.Time {
