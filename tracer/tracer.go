@@ -244,8 +244,9 @@ func (t *Tracer) Warnings() []string { return t.warnings }
 
 // Run reads events until ctx is done or fn fails, handing them to fn in
 // batches. fn must not keep the slice: it is reused. fn is also called with
-// an empty batch at every poll interval without events, so that a consumer
-// can do periodic work on the same goroutine. When ctx is done, Run
+// an empty batch whenever a poll interval ends with the ring buffer drained
+// (at least once per interval when idle), so that a consumer can do periodic
+// work on the same goroutine. When ctx is done, Run
 // detaches the programs, delivers what is still in the ring buffer and the
 // final loss count, and returns nil.
 func (t *Tracer) Run(ctx context.Context, fn func([]Event) error) error {
