@@ -33,7 +33,7 @@ test-unit:
 	TWTRACE_REQUIRE_BPF= $(GO) test -count=1 -short ./...
 
 generate:
-	BPF2GO_CC=$(CLANG) BPF2GO_STRIP=llvm-strip-14 $(GO) generate ./tracer/... ./cmd/twbench/...
+	BPF2GO_CC=$(CLANG) BPF2GO_STRIP=llvm-strip-14 $(GO) generate ./tracer/... ./internal/cmd/twbench/...
 
 # Fails when the committed BPF objects differ from what the sources generate.
 check-generate: generate
@@ -47,9 +47,12 @@ headers:
 # alone and under each tracer, side by side, then the Go micro-benchmarks.
 # BENCHARGS passes flags to twbench (e.g. BENCHARGS="--rounds 3").
 BENCHARGS ?=
-bench: build
-	$(GO) build -trimpath -o bin/twchurn ./cmd/twchurn
-	$(GO) build -trimpath -o bin/twbench ./cmd/twbench
+# It drives the developer build of twtrace (-tags twtracedev), the product
+# plus the flags that report what a run delivered.
+bench:
+	$(GO) build -trimpath -tags twtracedev -o bin/twtrace-dev ./cmd/twtrace
+	$(GO) build -trimpath -o bin/twchurn ./internal/cmd/twchurn
+	$(GO) build -trimpath -o bin/twbench ./internal/cmd/twbench
 	./bin/twbench $(BENCHARGS)
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./tracer/... ./tui/...
 

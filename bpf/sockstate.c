@@ -33,10 +33,17 @@ struct {
 	__type(value, struct sockinfo);
 } socks SEC(".maps");
 
-/* Make bpf2go generate the Go types of the event ABI. */
+/*
+ * Make bpf2go generate the Go types of the event ABI, its enums included:
+ * Go never types a kind, a flag, a counter index or a limit by hand.
+ */
 const struct tw_state_event *unused_state_event __attribute__((unused));
 const struct tw_config *unused_config __attribute__((unused));
 const struct tw_counters *unused_counters __attribute__((unused));
+const enum tw_kind *unused_kind __attribute__((unused));
+const enum tw_flag *unused_flag __attribute__((unused));
+const enum tw_stat *unused_stat __attribute__((unused));
+const enum tw_limit *unused_limit __attribute__((unused));
 
 /* Transitions that only ever run in the context of the socket's process. */
 static __always_inline bool process_context(int old, int new)

@@ -10,8 +10,11 @@
 #ifndef TWTRACE_H
 #define TWTRACE_H
 
-#define TW_COMM_LEN 16
-#define TW_MAX_PORTS 16
+/* Sizes of the ABI's arrays: an enum, so that bpf2go generates them for Go. */
+enum tw_limit {
+	TW_COMM_LEN = 16,  /* TASK_COMM_LEN */
+	TW_MAX_PORTS = 16, /* ports the in-kernel filter holds */
+};
 
 /* Event kinds: the first byte of every record in the ring buffer. */
 enum tw_kind {
@@ -95,7 +98,7 @@ enum tw_stat {
 	TW_STAT_STATE_SEEN = 0,     /* TCP transitions the program ran for */
 	TW_STAT_STATE_FILTERED = 1, /* dropped by the filters, never written */
 	TW_STAT_STATE_EMITTED = 2,  /* written to the ring buffer */
-	TW_STAT_SYS_SEEN = 3,       /* bind/connect/listen exits with a pending entry */
+	TW_STAT_SYS_SEEN = 3,       /* bind/connect/listen results on TCP/MPTCP sockets */
 	TW_STAT_SYS_FILTERED = 4,
 	TW_STAT_SYS_EMITTED = 5,
 	TW_STAT_LOST = 6,           /* ring buffer full: a state event could not be reserved */

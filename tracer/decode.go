@@ -7,17 +7,34 @@ import (
 	"structs"
 	"time"
 	"unsafe"
+
+	"github.com/twtrace/twtrace/tracer/event"
 )
 
-// Flags of tw_head.flags (enum tw_flag in headers/twtrace.h).
+// Flags of tw_head.flags, generated from enum tw_flag in headers/twtrace.h.
 const (
-	flagOldKnown   = 1 << 0
-	flagOwnerKnown = 1 << 1
-	flagReuseAddr  = 1 << 2
-	flagReusePort  = 1 << 3
-	flagSockKnown  = 1 << 4
-	flagSkErr      = 1 << 5
+	flagOldKnown   = uint8(sockstateTwFlagTW_F_OLD_KNOWN)
+	flagOwnerKnown = uint8(sockstateTwFlagTW_F_OWNER_KNOWN)
+	flagReuseAddr  = uint8(sockstateTwFlagTW_F_REUSEADDR)
+	flagReusePort  = uint8(sockstateTwFlagTW_F_REUSEPORT)
+	flagSockKnown  = uint8(sockstateTwFlagTW_F_SOCK_KNOWN)
+	flagSkErr      = uint8(sockstateTwFlagTW_F_SK_ERR)
 )
+
+// kindFromABI maps the kernel's event kinds (enum tw_kind) to the stream's.
+func kindFromABI(k uint8) (event.Kind, bool) {
+	switch sockstateTwKind(k) {
+	case sockstateTwKindTW_KIND_STATE:
+		return event.KindState, true
+	case sockstateTwKindTW_KIND_BIND:
+		return event.KindBind, true
+	case sockstateTwKindTW_KIND_CONNECT:
+		return event.KindConnect, true
+	case sockstateTwKindTW_KIND_LISTEN:
+		return event.KindListen, true
+	}
+	return 0, false
+}
 
 // The generated types of the event ABI. The ring buffer hands out little-endian
 // bytes laid out exactly like them, so a record is read in place.
@@ -51,23 +68,25 @@ func (c Clock) Time(mono uint64) time.Time {
 }
 
 // Decode fills ev from one ring buffer record. It does not allocate.
-func Decode(raw []byte, clock Clock, ev *Event) error {
+func Decode(raw []byte, clock Clock, ev *event.Event) error {
 	if len(raw) == 0 {
 		return ErrShortRecord
 	}
-	switch Kind(raw[0]) {
-	case KindState:
+	kind, ok := kindFromABI(raw[0])
+	switch {
+	case !ok:
+		return fmt.Errorf("unknown event kind %d", raw[0])
+	case kind == event.KindState:
 		if len(raw) < sizeofStateEvent {
 			return fmt.Errorf("state event: %w (%d bytes)", ErrShortRecord, len(raw))
 		}
 		decodeState((*rawStateEvent)(unsafe.Pointer(&raw[0])), clock, ev)
-	case KindBind, KindConnect, KindListen:
-		if len(raw) < sizeofSysEvent {
-			return fmt.Errorf("%s event: %w (%d bytes)", Kind(raw[0]), ErrShortRecord, len(raw))
-		}
-		decodeSys((*rawSysEvent)(unsafe.Pointer(&raw[0])), clock, ev)
+		ev.Kind = kind
 	default:
-		return fmt.Errorf("unknown event kind %d", raw[0])
+		if len(raw) < sizeofSysEvent {
+			return fmt.Errorf("%s event: %w (%d bytes)", kind, ErrShortRecord, len(raw))
+		}
+		decodeSys((*rawSysEvent)(unsafe.Pointer(&raw[0])), kind, clock, ev)
 	}
 	return nil
 }
@@ -87,25 +106,24 @@ type rawHead = struct {
 }
 
 // decodeHead starts an event from the head every record has.
-func decodeHead(h *rawHead, clock Clock, ev *Event) {
-	*ev = Event{
-		Kind:     Kind(h.Kind),
+func decodeHead(h *rawHead, clock Clock, ev *event.Event) {
+	*ev = event.Event{
 		Time:     clock.Time(h.TsNs),
 		PID:      h.Pid,
 		TID:      h.Tid,
 		Comm:     commOf(&h.Comm),
 		CgroupID: h.CgroupId,
 		NetNS:    h.Netns,
-		Family:   Family(h.Family),
+		Family:   event.Family(h.Family),
 	}
 }
 
-func decodeState(r *rawStateEvent, clock Clock, ev *Event) {
+func decodeState(r *rawStateEvent, clock Clock, ev *event.Event) {
 	decodeHead(&r.H, clock, ev)
 	ev.Src = netip.AddrPortFrom(addrOf(ev.Family, &r.Saddr), r.Sport)
 	ev.Dst = netip.AddrPortFrom(addrOf(ev.Family, &r.Daddr), r.Dport)
 	ev.Cookie = r.Cookie
-	ev.Old, ev.New = State(r.Oldstate), State(r.Newstate)
+	ev.Old, ev.New = event.State(r.Oldstate), event.State(r.Newstate)
 	ev.Reset = r.H.Flags&flagSkErr != 0
 	ev.SockReuse = reuseOf(r.H.Flags)
 	if r.H.Flags&flagOldKnown != 0 {
@@ -120,63 +138,38 @@ func decodeState(r *rawStateEvent, clock Clock, ev *Event) {
 
 // reuseOf reads TW_F_REUSEADDR and TW_F_REUSEPORT: of a state event's head,
 // or of a socket iterator record.
-func reuseOf(flags uint8) Reuse {
-	r := ReuseKnown
+func reuseOf(flags uint8) event.Reuse {
+	r := event.ReuseKnown
 	if flags&flagReuseAddr != 0 {
-		r |= ReuseAddr
+		r |= event.ReuseAddr
 	}
 	if flags&flagReusePort != 0 {
-		r |= ReusePort
+		r |= event.ReusePort
 	}
 	return r
 }
 
-func decodeSys(r *rawSysEvent, clock Clock, ev *Event) {
+func decodeSys(r *rawSysEvent, kind event.Kind, clock Clock, ev *event.Event) {
 	decodeHead(&r.H, clock, ev)
+	ev.Kind = kind
 	ev.FD, ev.Ret = r.Fd, r.Ret
 	ev.ReuseAddr = r.H.Flags&flagReuseAddr != 0
 	ev.ReusePort = r.H.Flags&flagReusePort != 0
 	ap := netip.AddrPortFrom(addrOf(ev.Family, &r.Addr), r.Port)
-	if ev.Kind == KindConnect {
+	if ev.Kind == event.KindConnect {
 		ev.Dst = ap
 	} else {
 		ev.Src = ap
 	}
 }
 
-func addrOf(f Family, b *[16]uint8) netip.Addr {
-	if f == FamilyIPv4 {
+func addrOf(f event.Family, b *[16]uint8) netip.Addr {
+	if f == event.FamilyIPv4 {
 		return netip.AddrFrom4([4]byte(b[:4]))
 	}
 	return netip.AddrFrom16(*b)
 }
 
-func commOf(c *[16]int8) Comm {
-	return *(*Comm)(unsafe.Pointer(c))
-}
-
-// InferTimeWait returns the TIME_WAIT enter that a state event implies, if any.
-// The kernel hands the 4-tuple to an inet_timewait_sock without reporting it:
-// the full socket of the active closer goes FIN_WAIT2→CLOSE or CLOSING→CLOSE.
-// A reset on the way (sk_err set) means no TIME_WAIT follows.
-func InferTimeWait(st *Event, tw *Event) bool {
-	if st.Kind != KindState || st.New != StateClose || st.Reset ||
-		(st.Old != StateFinWait2 && st.Old != StateClosing) {
-		return false
-	}
-	*tw = Event{
-		Kind:      KindTimeWait,
-		Time:      st.Time,
-		NetNS:     st.NetNS,
-		Family:    st.Family,
-		Src:       st.Src,
-		Dst:       st.Dst,
-		Cookie:    st.Cookie,
-		Owner:     st.Owner,
-		OwnerComm: st.OwnerComm,
-		TimeWait:  TimeWaitEnter,
-		Remaining: TimeWaitLen,
-		Source:    SourceInferred,
-	}
-	return true
+func commOf(c *[16]int8) event.Comm {
+	return *(*event.Comm)(unsafe.Pointer(c))
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/twtrace/twtrace/tracer/event"
 )
 
 // The offsets below are written from headers/twtrace.h, independently of the
@@ -26,7 +28,7 @@ func putHead(b []byte, kind, flags uint8, family uint16, pid, tid, netns uint32,
 }
 
 func TestABISizes(t *testing.T) {
-	if got := len(sockstateTwCounters{}.V); got != statMax {
+	if got := len(sockstateTwCounters{}.V); got != int(statMax) {
 		t.Errorf("tw_counters has %d counters, tracer/stats.go names %d", got, statMax)
 	}
 	if got := unsafe.Sizeof(rawStateEvent{}); got != 128 {
@@ -53,19 +55,19 @@ func TestDecodeStateIPv4(t *testing.T) {
 	le.PutUint32(b[104:], 4120)           // owner_pid
 	copy(b[112:], "nginx-master")         // owner_comm
 
-	var ev Event
+	var ev event.Event
 	if err := Decode(b, testClock, &ev); err != nil {
 		t.Fatal(err)
 	}
-	want := Event{
-		Kind: KindState, Time: time.Date(2026, 11, 25, 10, 0, 1, 500_000_000, time.UTC),
-		PID: 4121, TID: 4122, Comm: MakeComm("nginx"), CgroupID: 77, NetNS: 4026531840,
-		Family: FamilyIPv4,
+	want := event.Event{
+		Kind: event.KindState, Time: time.Date(2026, 11, 25, 10, 0, 1, 500_000_000, time.UTC),
+		PID: 4121, TID: 4122, Comm: event.MakeComm("nginx"), CgroupID: 77, NetNS: 4026531840,
+		Family: event.FamilyIPv4,
 		Src:    netip.MustParseAddrPort("10.0.0.1:8080"), Dst: netip.MustParseAddrPort("192.168.1.20:51234"),
-		Cookie: 0x1f3a, Old: StateEstablished, New: StateFinWait1,
+		Cookie: 0x1f3a, Old: event.StateEstablished, New: event.StateFinWait1,
 		OldDur: 12_345_678 * time.Nanosecond, OldKnown: true,
-		Owner: 4120, OwnerComm: MakeComm("nginx-master"),
-		SockReuse: ReuseKnown | ReuseAddr,
+		Owner: 4120, OwnerComm: event.MakeComm("nginx-master"),
+		SockReuse: event.ReuseKnown | event.ReuseAddr,
 	}
 	if ev != want {
 		t.Errorf("decoded\n %+v\nwant\n %+v", ev, want)
@@ -83,15 +85,15 @@ func TestDecodeStateIPv6UnknownOwner(t *testing.T) {
 	le.PutUint16(b[98:], 40000)
 	b[100], b[101] = 5, 7 // FIN_WAIT2 -> CLOSE
 	le.PutUint32(b[104:], 1234)
-	var ev Event
+	var ev event.Event
 	if err := Decode(b, testClock, &ev); err != nil {
 		t.Fatal(err)
 	}
-	if ev.Family != FamilyIPv6 || ev.Src != netip.MustParseAddrPort("[::1]:443") ||
+	if ev.Family != event.FamilyIPv6 || ev.Src != netip.MustParseAddrPort("[::1]:443") ||
 		ev.Dst != netip.MustParseAddrPort("[2001:db8::7]:40000") {
 		t.Errorf("endpoints %v %v %v", ev.Family, ev.Src, ev.Dst)
 	}
-	if ev.OldKnown || ev.OldDur != 0 || ev.OwnerKnown() || ev.Owner != 0 || !ev.Reset || ev.SockReuse != ReuseKnown|ReusePort {
+	if ev.OldKnown || ev.OldDur != 0 || ev.OwnerKnown() || ev.Owner != 0 || !ev.Reset || ev.SockReuse != event.ReuseKnown|event.ReusePort {
 		t.Errorf("flags not honoured: %+v", ev)
 	}
 	if ev.Comm.String() != "swapper/0" {
@@ -109,24 +111,24 @@ func TestDecodeSyscalls(t *testing.T) {
 		port   uint16
 		ret    int32
 		flags  uint8
-		check  func(t *testing.T, ev *Event)
+		check  func(t *testing.T, ev *event.Event)
 	}{
-		{"bind refused", 2, 2, "127.0.0.1", 9090, -98, flagSockKnown, func(t *testing.T, ev *Event) {
+		{"bind refused", 2, 2, "127.0.0.1", 9090, -98, flagSockKnown, func(t *testing.T, ev *event.Event) {
 			if ev.Src != netip.MustParseAddrPort("127.0.0.1:9090") || ev.Errno() != "EADDRINUSE" || ev.ReuseAddr || ev.ReusePort {
 				t.Errorf("%+v", ev)
 			}
 		}},
-		{"bind reuse flags", 2, 10, "::", 9090, 0, flagSockKnown | flagReuseAddr | flagReusePort, func(t *testing.T, ev *Event) {
+		{"bind reuse flags", 2, 10, "::", 9090, 0, flagSockKnown | flagReuseAddr | flagReusePort, func(t *testing.T, ev *event.Event) {
 			if ev.Src != netip.MustParseAddrPort("[::]:9090") || ev.Errno() != "" || !ev.ReuseAddr || !ev.ReusePort {
 				t.Errorf("%+v", ev)
 			}
 		}},
-		{"connect", 3, 2, "10.1.2.3", 5432, -99, flagSockKnown, func(t *testing.T, ev *Event) {
+		{"connect", 3, 2, "10.1.2.3", 5432, -99, flagSockKnown, func(t *testing.T, ev *event.Event) {
 			if ev.Dst != netip.MustParseAddrPort("10.1.2.3:5432") || ev.Src.IsValid() || ev.Errno() != "EADDRNOTAVAIL" || ev.Port() != 5432 {
 				t.Errorf("%+v", ev)
 			}
 		}},
-		{"listen", 4, 2, "0.0.0.0", 80, -98, flagSockKnown, func(t *testing.T, ev *Event) {
+		{"listen", 4, 2, "0.0.0.0", 80, -98, flagSockKnown, func(t *testing.T, ev *event.Event) {
 			if ev.Port() != 80 || ev.Errno() != "EADDRINUSE" {
 				t.Errorf("%+v", ev)
 			}
@@ -139,11 +141,11 @@ func TestDecodeSyscalls(t *testing.T) {
 			le.PutUint32(b[64:], uint32(tc.ret))
 			le.PutUint32(b[68:], 7) // fd
 			le.PutUint16(b[72:], tc.port)
-			var ev Event
+			var ev event.Event
 			if err := Decode(b, testClock, &ev); err != nil {
 				t.Fatal(err)
 			}
-			if ev.Kind != Kind(tc.kind) || ev.PID != 300 || ev.FD != 7 || ev.Ret != tc.ret || ev.NetNS != 9 ||
+			if ev.Kind != event.Kind(tc.kind) || ev.PID != 300 || ev.FD != 7 || ev.Ret != tc.ret || ev.NetNS != 9 ||
 				ev.Comm.String() != "server" || !ev.Time.Equal(testClock.Time(2_000_000_000)) {
 				t.Errorf("head: %+v", ev)
 			}
@@ -162,12 +164,12 @@ func TestDecodeRejectsBadRecords(t *testing.T) {
 		{"short bind", append([]byte{2}, make([]byte, 40)...)},
 		{"unknown kind", append([]byte{42}, make([]byte, 200)...)},
 	} {
-		var ev Event
+		var ev event.Event
 		if err := Decode(tc.raw, testClock, &ev); err == nil {
 			t.Errorf("%s: decoded without error", tc.name)
 		}
 	}
-	var ev Event
+	var ev event.Event
 	if err := Decode([]byte{1, 0}, testClock, &ev); !errors.Is(err, ErrShortRecord) {
 		t.Errorf("short record error %v, want ErrShortRecord", err)
 	}
@@ -176,40 +178,9 @@ func TestDecodeRejectsBadRecords(t *testing.T) {
 func TestDecodeDoesNotAllocate(t *testing.T) {
 	b := make([]byte, 128)
 	putHead(b, 1, flagOwnerKnown, 2, 1, 1, 1, 1, 1, "x")
-	var ev Event
+	var ev event.Event
 	if n := testing.AllocsPerRun(100, func() { _ = Decode(b, testClock, &ev) }); n != 0 {
 		t.Errorf("Decode allocates %v times per event", n)
-	}
-}
-
-func TestInferTimeWait(t *testing.T) {
-	base := Event{Kind: KindState, New: StateClose, Cookie: 5, Family: FamilyIPv4,
-		Src: netip.MustParseAddrPort("127.0.0.1:80"), Dst: netip.MustParseAddrPort("127.0.0.1:5000"), NetNS: 3}
-	for _, tc := range []struct {
-		old   State
-		reset bool
-		want  bool
-	}{
-		{StateFinWait2, false, true},
-		{StateClosing, false, true},
-		{StateFinWait2, true, false}, // reset: no TIME_WAIT
-		{StateLastAck, false, false}, // the passive closer has none
-		{StateSynSent, false, false},
-		{StateListen, false, false},
-		{StateEstablished, false, false},
-	} {
-		st := base
-		st.Old, st.Reset = tc.old, tc.reset
-		var tw Event
-		got := InferTimeWait(&st, &tw)
-		if got != tc.want {
-			t.Errorf("%v->CLOSE reset=%v: inferred %v, want %v", tc.old, tc.reset, got, tc.want)
-			continue
-		}
-		if got && (tw.Kind != KindTimeWait || tw.TimeWait != TimeWaitEnter || tw.Source != SourceInferred ||
-			tw.Remaining != 60*time.Second || tw.Src != st.Src || tw.Dst != st.Dst || tw.Cookie != 5 || tw.NetNS != 3) {
-			t.Errorf("inferred %+v", tw)
-		}
 	}
 }
 
@@ -228,12 +199,12 @@ func BenchmarkDecode(b *testing.B) {
 	raw[100], raw[101] = 5, 7 // FIN_WAIT2 -> CLOSE: the inference runs too
 	le.PutUint32(raw[104:], 4120)
 	copy(raw[112:], "nginx")
-	var ev, tw Event
+	var ev, tw event.Event
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := Decode(raw, testClock, &ev); err != nil {
 			b.Fatal(err)
 		}
-		InferTimeWait(&ev, &tw)
+		event.InferTimeWait(&ev, &tw)
 	}
 }

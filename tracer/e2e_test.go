@@ -21,23 +21,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
-	"github.com/twtrace/twtrace/tracer/tracertest"
+	"github.com/twtrace/twtrace/internal/tracertest"
 )
 
 // run is a tracer running in the background for one test.
 type run struct {
 	t    *Tracer
 	mu   sync.Mutex
-	evs  []Event
+	evs  []event.Event
 	stop context.CancelFunc
 	done chan error
 }
 
-func startTracer(t *testing.T, flt Filter) *run {
+func startTracer(t *testing.T, flt event.Filter) *run {
 	t.Helper()
 	tracertest.Require(t)
 	tracertest.LockBPF(t)
@@ -55,7 +57,7 @@ func startTracer(t *testing.T, flt Filter) *run {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &run{t: tr, stop: cancel, done: make(chan error, 1)}
 	go func() {
-		r.done <- tr.Run(ctx, func(b []Event) error {
+		r.done <- tr.Run(ctx, func(b []event.Event) error {
 			r.mu.Lock()
 			r.evs = append(r.evs, b...)
 			r.mu.Unlock()
@@ -70,7 +72,7 @@ func startTracer(t *testing.T, flt Filter) *run {
 }
 
 // finish stops the tracer and returns every event it delivered.
-func (r *run) finish(t *testing.T) []Event {
+func (r *run) finish(t *testing.T) []event.Event {
 	t.Helper()
 	if r.stop != nil {
 		r.stop()
@@ -90,7 +92,7 @@ func (r *run) finish(t *testing.T) []Event {
 }
 
 // waitFor polls until cond holds for the events so far (bounded: 5 s).
-func (r *run) waitFor(t *testing.T, what string, cond func([]Event) bool) {
+func (r *run) waitFor(t *testing.T, what string, cond func([]event.Event) bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
@@ -116,15 +118,15 @@ func freePort(t *testing.T, network, addr string) uint16 {
 	return uint16(l.Addr().(*net.TCPAddr).Port)
 }
 
-type transition struct{ old, new State }
+type transition struct{ old, new event.State }
 
 func (tr transition) String() string { return tr.old.String() + "->" + tr.new.String() }
 
 // sequences groups state transitions by socket cookie, in order.
-func sequences(evs []Event) map[uint64][]transition {
+func sequences(evs []event.Event) map[uint64][]transition {
 	m := map[uint64][]transition{}
 	for _, e := range evs {
-		if e.Kind == KindState {
+		if e.Kind == event.KindState {
 			m[e.Cookie] = append(m[e.Cookie], transition{e.Old, e.New})
 		}
 	}
@@ -197,18 +199,18 @@ func cookieOf(t *testing.T, c syscall.Conn) uint64 {
 func TestTransitionsServerClosesFirst(t *testing.T) {
 	for _, tc := range []struct {
 		name, network, host string
-		family              Family
+		family              event.Family
 	}{
-		{"ipv4", "tcp4", "127.0.0.1", FamilyIPv4},
-		{"ipv6", "tcp6", "::1", FamilyIPv6},
+		{"ipv4", "tcp4", "127.0.0.1", event.FamilyIPv4},
+		{"ipv6", "tcp6", "::1", event.FamilyIPv6},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			port := freePort(t, tc.network, tc.host)
-			r := startTracer(t, Filter{Ports: []uint16{port}})
+			r := startTracer(t, event.Filter{Ports: []uint16{port}})
 			lc, cc, ac := exchange(t, tc.network, tc.host, port)
-			r.waitFor(t, "the client's LAST_ACK->CLOSE", func(evs []Event) bool {
+			r.waitFor(t, "the client's LAST_ACK->CLOSE", func(evs []event.Event) bool {
 				s := sequences(evs)[cc]
-				return len(s) > 0 && s[len(s)-1].new == StateClose
+				return len(s) > 0 && s[len(s)-1].new == event.StateClose
 			})
 			evs := r.finish(t)
 			seqs := sequences(evs)
@@ -217,15 +219,15 @@ func TestTransitionsServerClosesFirst(t *testing.T) {
 				cookie uint64
 				seq    []transition
 			}{
-				"listener": {lc, []transition{{StateClose, StateListen}, {StateListen, StateClose}}},
+				"listener": {lc, []transition{{event.StateClose, event.StateListen}, {event.StateListen, event.StateClose}}},
 				"client": {cc, []transition{
-					{StateClose, StateSynSent}, {StateSynSent, StateEstablished},
-					{StateEstablished, StateCloseWait}, {StateCloseWait, StateLastAck},
-					{StateLastAck, StateClose}}},
+					{event.StateClose, event.StateSynSent}, {event.StateSynSent, event.StateEstablished},
+					{event.StateEstablished, event.StateCloseWait}, {event.StateCloseWait, event.StateLastAck},
+					{event.StateLastAck, event.StateClose}}},
 				"accepted": {ac, []transition{
-					{StateListen, StateSynRecv}, {StateSynRecv, StateEstablished},
-					{StateEstablished, StateFinWait1}, {StateFinWait1, StateFinWait2},
-					{StateFinWait2, StateClose}}},
+					{event.StateListen, event.StateSynRecv}, {event.StateSynRecv, event.StateEstablished},
+					{event.StateEstablished, event.StateFinWait1}, {event.StateFinWait1, event.StateFinWait2},
+					{event.StateFinWait2, event.StateClose}}},
 			}
 			for name, w := range want {
 				if got := seqs[w.cookie]; !slices.Equal(got, w.seq) {
@@ -238,10 +240,10 @@ func TestTransitionsServerClosesFirst(t *testing.T) {
 
 			pid := uint32(os.Getpid())
 			ip := netip.MustParseAddr(tc.host)
-			var tws []Event
+			var tws []event.Event
 			for _, e := range evs {
 				switch e.Kind {
-				case KindState:
+				case event.KindState:
 					if e.Owner != pid || e.OwnerComm.String() == "" {
 						t.Errorf("%s %v->%v: owner %d %q, want the test (pid %d)", kindOf(e, lc, cc, ac), e.Old, e.New, e.Owner, e.OwnerComm, pid)
 					}
@@ -251,19 +253,19 @@ func TestTransitionsServerClosesFirst(t *testing.T) {
 					checkEndpoints(t, e, ip, port, lc, cc)
 					// Go's listener has SO_REUSEADDR, its accepted socket
 					// inherits it, the dialled socket has neither option.
-					wantReuse := ReuseKnown | ReuseAddr
+					wantReuse := event.ReuseKnown | event.ReuseAddr
 					if e.Cookie == cc {
-						wantReuse = ReuseKnown
+						wantReuse = event.ReuseKnown
 					}
 					if e.SockReuse != wantReuse {
 						t.Errorf("%s %v->%v: reuse %v, want %v", kindOf(e, lc, cc, ac), e.Old, e.New, e.SockReuse, wantReuse)
 					}
 					// Only a socket's first transition has no known time in the old state.
-					first := e.Old == StateClose || (e.Old == StateListen && e.New == StateSynRecv)
+					first := e.Old == event.StateClose || (e.Old == event.StateListen && e.New == event.StateSynRecv)
 					if e.OldKnown == first {
 						t.Errorf("%s %v->%v: old state duration known = %v", kindOf(e, lc, cc, ac), e.Old, e.New, e.OldKnown)
 					}
-				case KindTimeWait:
+				case event.KindTimeWait:
 					tws = append(tws, e)
 				}
 			}
@@ -271,7 +273,7 @@ func TestTransitionsServerClosesFirst(t *testing.T) {
 				t.Fatalf("timewait events: %d, want 1 (the accepted socket's)", len(tws))
 			}
 			tw := tws[0]
-			if tw.TimeWait != TimeWaitEnter || tw.Source != SourceInferred || tw.Remaining != 60*time.Second ||
+			if tw.TimeWait != event.TimeWaitEnter || tw.Source != event.SourceInferred || tw.Remaining != 60*time.Second ||
 				tw.Cookie != ac || tw.Src != netip.AddrPortFrom(ip, port) || tw.Dst.Port() == 0 {
 				t.Errorf("timewait event %+v: want an inferred enter of the accepted socket with 60 s", tw)
 			}
@@ -279,7 +281,7 @@ func TestTransitionsServerClosesFirst(t *testing.T) {
 	}
 }
 
-func kindOf(e Event, lc, cc, ac uint64) string {
+func kindOf(e event.Event, lc, cc, ac uint64) string {
 	switch e.Cookie {
 	case lc:
 		return "listener"
@@ -293,7 +295,7 @@ func kindOf(e Event, lc, cc, ac uint64) string {
 
 // checkEndpoints verifies ports: the client's source port is 0 only at
 // CLOSE->SYN_SENT (DESIGN.md), the server's sockets are on port.
-func checkEndpoints(t *testing.T, e Event, ip netip.Addr, port uint16, lc, cc uint64) {
+func checkEndpoints(t *testing.T, e event.Event, ip netip.Addr, port uint16, lc, cc uint64) {
 	t.Helper()
 	if e.Src.Addr() != ip {
 		t.Errorf("%v->%v: source address %v, want %v", e.Old, e.New, e.Src.Addr(), ip)
@@ -307,7 +309,7 @@ func checkEndpoints(t *testing.T, e Event, ip netip.Addr, port uint16, lc, cc ui
 		if e.Dst != netip.AddrPortFrom(ip, port) {
 			t.Errorf("client %v->%v: destination %v, want %v", e.Old, e.New, e.Dst, netip.AddrPortFrom(ip, port))
 		}
-		if (e.Src.Port() == 0) != (e.New == StateSynSent) {
+		if (e.Src.Port() == 0) != (e.New == event.StateSynSent) {
 			t.Errorf("client %v->%v: source port %d", e.Old, e.New, e.Src.Port())
 		}
 	default:
@@ -388,7 +390,7 @@ func timeWaitOn(t *testing.T, host string, port uint16) {
 func TestBindOnTimeWaitPort(t *testing.T) {
 	const host = "127.0.0.1"
 	port := freePort(t, "tcp4", host)
-	r := startTracer(t, Filter{Ports: []uint16{port}})
+	r := startTracer(t, event.Filter{Ports: []uint16{port}})
 	timeWaitOn(t, host, port)
 	ip := netip.MustParseAddr(host)
 
@@ -419,8 +421,8 @@ func TestBindOnTimeWaitPort(t *testing.T) {
 		children[mode] = cmd.Process.Pid
 	}
 
-	r.waitFor(t, "five bind events", func(evs []Event) bool { return count(evs, KindBind) >= 5 })
-	binds := filterKind(r.finish(t), KindBind)
+	r.waitFor(t, "five bind events", func(evs []event.Event) bool { return count(evs, event.KindBind) >= 5 })
+	binds := filterKind(r.finish(t), event.KindBind)
 	if len(binds) != 5 {
 		t.Fatalf("bind events: %d, want 5: %+v", len(binds), binds)
 	}
@@ -444,7 +446,7 @@ func TestBindOnTimeWaitPort(t *testing.T) {
 	for i, w := range wants {
 		b := binds[i]
 		if int(b.PID) != w.pid || b.ReuseAddr != w.reuseaddr || b.Errno() != w.errno ||
-			b.Src != netip.AddrPortFrom(ip, port) || b.Family != FamilyIPv4 || b.ReusePort || b.NetNS == 0 ||
+			b.Src != netip.AddrPortFrom(ip, port) || b.Family != event.FamilyIPv4 || b.ReusePort || b.NetNS == 0 ||
 			(w.fd >= 0 && int(b.FD) != w.fd) {
 			t.Errorf("bind %d: pid %d fd %d %v reuseaddr=%v reuseport=%v errno %q; want pid %d fd %d reuseaddr=%v errno %q",
 				i, b.PID, b.FD, b.Src, b.ReuseAddr, b.ReusePort, b.Errno(), w.pid, w.fd, w.reuseaddr, w.errno)
@@ -455,10 +457,10 @@ func TestBindOnTimeWaitPort(t *testing.T) {
 	}
 }
 
-func count(evs []Event, k Kind) int { return len(filterKind(evs, k)) }
+func count(evs []event.Event, k event.Kind) int { return len(filterKind(evs, k)) }
 
-func filterKind(evs []Event, k Kind) []Event {
-	var out []Event
+func filterKind(evs []event.Event, k event.Kind) []event.Event {
+	var out []event.Event
 	for _, e := range evs {
 		if e.Kind == k {
 			out = append(out, e)
@@ -474,7 +476,7 @@ func TestPortFilterInKernel(t *testing.T) {
 	const host = "127.0.0.1"
 	port := freePort(t, "tcp4", host)
 	other := freePort(t, "tcp4", host)
-	r := startTracer(t, Filter{Ports: []uint16{port}})
+	r := startTracer(t, event.Filter{Ports: []uint16{port}})
 	before, err := r.t.Stats()
 	if err != nil {
 		t.Fatal(err)
@@ -485,9 +487,9 @@ func TestPortFilterInKernel(t *testing.T) {
 	}
 	exchange(t, "tcp4", host, port)
 	_, cc, _ := exchange(t, "tcp4", host, port)
-	r.waitFor(t, "the last client's close", func(evs []Event) bool {
+	r.waitFor(t, "the last client's close", func(evs []event.Event) bool {
 		s := sequences(evs)[cc]
-		return len(s) > 0 && s[len(s)-1].new == StateClose
+		return len(s) > 0 && s[len(s)-1].new == event.StateClose
 	})
 	evs := r.finish(t)
 	after, err := r.t.Stats()
@@ -495,11 +497,11 @@ func TestPortFilterInKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range evs {
-		if e.Kind == KindState && e.Src.Port() != port && e.Dst.Port() != port {
+		if e.Kind == event.KindState && e.Src.Port() != port && e.Dst.Port() != port {
 			t.Errorf("event for another port got through: %v -> %v", e.Src, e.Dst)
 		}
 	}
-	states := uint64(count(evs, KindState))
+	states := uint64(count(evs, event.KindState))
 	if states != 2*12 {
 		t.Errorf("delivered %d state events, want 24 (two exchanges of 12 transitions)", states)
 	}
@@ -522,7 +524,7 @@ func TestConnectAddrNotAvail(t *testing.T) {
 		t.Fatal(err)
 	}
 	const port = 5555
-	r := startTracer(t, Filter{Ports: []uint16{port}})
+	r := startTracer(t, event.Filter{Ports: []uint16{port}})
 	var fds []int
 	defer func() {
 		for _, fd := range fds {
@@ -563,16 +565,16 @@ func TestConnectAddrNotAvail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.waitFor(t, "a connect event", func(evs []Event) bool { return count(evs, KindConnect) > 0 })
+	r.waitFor(t, "a connect event", func(evs []event.Event) bool { return count(evs, event.KindConnect) > 0 })
 	evs := r.finish(t)
-	cs := filterKind(evs, KindConnect)
+	cs := filterKind(evs, event.KindConnect)
 	if len(cs) != 1 {
 		t.Fatalf("connect events: %d, want 1: %+v", len(cs), cs)
 	}
 	c := cs[0]
 	if c.Errno() != "EADDRNOTAVAIL" || c.Ret != -int32(unix.EADDRNOTAVAIL) || int(c.PID) != os.Getpid() ||
 		c.Dst != netip.MustParseAddrPort("127.0.0.1:5555") || c.NetNS != ns.Inode() || int(c.FD) != failedFD ||
-		c.Family != FamilyIPv4 {
+		c.Family != event.FamilyIPv4 {
 		t.Errorf("connect event %+v: want EADDRNOTAVAIL to 127.0.0.1:5555 from pid %d fd %d in netns %d",
 			c, os.Getpid(), failedFD, ns.Inode())
 	}
@@ -583,14 +585,14 @@ func TestConnectAddrNotAvail(t *testing.T) {
 	}
 	var failed []transition
 	for _, e := range evs {
-		if e.Kind == KindState && e.Cookie == cookie {
+		if e.Kind == event.KindState && e.Cookie == cookie {
 			failed = append(failed, transition{e.Old, e.New})
 			if e.Src.Port() != 0 || e.NetNS != ns.Inode() {
 				t.Errorf("failed connect %v->%v: source %v netns %d", e.Old, e.New, e.Src, e.NetNS)
 			}
 		}
 	}
-	if want := []transition{{StateClose, StateSynSent}, {StateSynSent, StateClose}}; !slices.Equal(failed, want) {
+	if want := []transition{{event.StateClose, event.StateSynSent}, {event.StateSynSent, event.StateClose}}; !slices.Equal(failed, want) {
 		t.Errorf("failed connect transitions %v, want %v", failed, want)
 	}
 }
@@ -601,7 +603,7 @@ func TestConnectAddrNotAvail(t *testing.T) {
 func TestMPTCPListener(t *testing.T) {
 	const host = "127.0.0.1"
 	port := freePort(t, "tcp4", host)
-	r := startTracer(t, Filter{Ports: []uint16{port}})
+	r := startTracer(t, event.Filter{Ports: []uint16{port}})
 	var lc net.ListenConfig
 	lc.SetMultipathTCP(true)
 	l, err := lc.Listen(context.Background(), "tcp4", net.JoinHostPort(host, strconv.Itoa(int(port))))
@@ -619,24 +621,24 @@ func TestMPTCPListener(t *testing.T) {
 		tracertest.Unavailable(t, fmt.Errorf("the listener's protocol is %d, not MPTCP: is net.mptcp.enabled 0?", proto))
 	}
 	l.Close()
-	r.waitFor(t, "LISTEN->CLOSE", func(evs []Event) bool {
+	r.waitFor(t, "LISTEN->CLOSE", func(evs []event.Event) bool {
 		for _, e := range evs {
-			if e.Kind == KindState && e.Old == StateListen && e.New == StateClose {
+			if e.Kind == event.KindState && e.Old == event.StateListen && e.New == event.StateClose {
 				return true
 			}
 		}
 		return false
 	})
 	evs := r.finish(t)
-	binds := filterKind(evs, KindBind)
+	binds := filterKind(evs, event.KindBind)
 	if len(binds) != 1 || binds[0].Src.Port() != port || !binds[0].ReuseAddr || binds[0].Ret != 0 {
 		t.Errorf("bind events %+v: want one successful bind to %d with SO_REUSEADDR", binds, port)
 	}
 	var seq []transition
-	for _, e := range filterKind(evs, KindState) {
+	for _, e := range filterKind(evs, event.KindState) {
 		seq = append(seq, transition{e.Old, e.New})
 	}
-	if want := []transition{{StateClose, StateListen}, {StateListen, StateClose}}; !slices.Equal(seq, want) {
+	if want := []transition{{event.StateClose, event.StateListen}, {event.StateListen, event.StateClose}}; !slices.Equal(seq, want) {
 		t.Errorf("transitions %v, want %v", seq, want)
 	}
 }
@@ -644,7 +646,7 @@ func TestMPTCPListener(t *testing.T) {
 // TestCloseDetachesEverything checks that no program or link of twtrace
 // remains in the kernel after Close.
 func TestCloseDetachesEverything(t *testing.T) {
-	r := startTracer(t, Filter{})
+	r := startTracer(t, event.Filter{})
 	var progIDs []ebpf.ProgramID
 	for name, p := range r.t.progs {
 		info, err := p.Info()

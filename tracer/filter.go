@@ -2,92 +2,25 @@ package tracer
 
 import (
 	"fmt"
-	"slices"
+
+	"github.com/twtrace/twtrace/tracer/event"
 )
 
-// MaxPorts is how many --port values the kernel-side filter holds.
-const MaxPorts = 16
+// MaxPorts is how many ports the in-kernel filter holds (TW_MAX_PORTS).
+const MaxPorts = int(sockstateTwLimitTW_MAX_PORTS)
 
-// Filter selects events. Ports, PID and Family are applied in the kernel
-// (a filtered-out event is never written to the ring buffer); Comm, States
-// and NetNS in user space. Match applies all of them, so a replayed capture
-// is filtered exactly like a live trace.
-type Filter struct {
-	Ports  []uint16 // local or remote port
-	PID    uint32   // the attributed owner or the running task
-	Comm   string   // the owner's or the running task's name
-	States []State  // state events entering or leaving one of these; timewait events for TIME_WAIT
-	NetNS  uint32   // network namespace inode
-	Family Family   // 0: both
-}
-
-// Validate reports a filter the kernel side cannot hold.
-func (f *Filter) Validate() error {
-	if len(f.Ports) > MaxPorts {
-		return fmt.Errorf("at most %d ports can be filtered, got %d", MaxPorts, len(f.Ports))
-	}
-	if f.Family != 0 && f.Family != FamilyIPv4 && f.Family != FamilyIPv6 {
-		return fmt.Errorf("unknown address family %d", f.Family)
-	}
-	return nil
-}
-
-// Empty reports whether the filter selects everything.
-func (f *Filter) Empty() bool {
-	return len(f.Ports) == 0 && f.PID == 0 && f.Comm == "" && len(f.States) == 0 &&
-		f.NetNS == 0 && f.Family == 0
-}
-
-// Match reports whether ev passes every part of the filter. Lost and header
-// records always pass: loss is never hidden.
-func (f *Filter) Match(ev *Event) bool {
-	if ev.Kind == KindLost || ev.Kind == KindHeader {
-		return true
-	}
-	if f.Family != 0 && ev.Family != f.Family {
-		return false
-	}
-	if f.NetNS != 0 && ev.NetNS != f.NetNS {
-		return false
-	}
-	if len(f.Ports) > 0 && !f.matchPort(ev) {
-		return false
-	}
-	if f.PID != 0 && ev.PID != f.PID && ev.Owner != f.PID {
-		return false
-	}
-	if f.Comm != "" {
-		if c := MakeComm(f.Comm); ev.Comm != c && ev.OwnerComm != c {
-			return false
-		}
-	}
-	if len(f.States) > 0 {
-		switch ev.Kind {
-		case KindState:
-			return slices.Contains(f.States, ev.Old) || slices.Contains(f.States, ev.New)
-		case KindTimeWait:
-			return slices.Contains(f.States, StateTimeWait)
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-func (f *Filter) matchPort(ev *Event) bool {
-	for _, p := range f.Ports {
-		if ev.Src.Port() == p || ev.Dst.Port() == p {
-			return true
-		}
-	}
-	return false
-}
-
-// kernelConfig is the part of the filter set in the BPF programs' .rodata.
-func (f *Filter) kernelConfig() sockstateTwConfig {
+// kernelConfig is the part of a filter that the BPF programs apply, set in
+// their .rodata before loading: ports, pid and family.
+func kernelConfig(f *event.Filter) (sockstateTwConfig, error) {
 	var c sockstateTwConfig
+	if len(f.Ports) > MaxPorts {
+		return c, fmt.Errorf("at most %d ports can be filtered in the kernel, got %d", MaxPorts, len(f.Ports))
+	}
+	if err := f.Validate(); err != nil {
+		return c, err
+	}
 	c.Nports = uint32(copy(c.Ports[:], f.Ports))
 	c.Pid = f.PID
 	c.Family = uint16(f.Family)
-	return c
+	return c, nil
 }

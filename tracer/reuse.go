@@ -8,40 +8,13 @@ import (
 	"io"
 	"unsafe"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
-	"github.com/twtrace/twtrace/tracer/internal/nsthread"
+	"github.com/twtrace/twtrace/internal/nsthread"
 )
-
-// Reuse is a socket's address-reuse options: SO_REUSEADDR and SO_REUSEPORT.
-// They decide whether a bind() beside the socket succeeds (DESIGN.md), and
-// sock_diag does not report them.
-type Reuse uint8
-
-const (
-	ReuseKnown Reuse = 1 << iota // the other bits are valid
-	ReuseAddr                    // SO_REUSEADDR (sk_reuse is SK_CAN_REUSE)
-	ReusePort                    // SO_REUSEPORT
-)
-
-// Known says whether the options were read.
-func (r Reuse) Known() bool { return r&ReuseKnown != 0 }
-
-// String is "?" when unknown, else "addr", "port", "addr,port" or "-".
-func (r Reuse) String() string {
-	switch {
-	case !r.Known():
-		return "?"
-	case r&(ReuseAddr|ReusePort) == ReuseAddr|ReusePort:
-		return "addr,port"
-	case r&ReuseAddr != 0:
-		return "addr"
-	case r&ReusePort != 0:
-		return "port"
-	}
-	return "-"
-}
 
 const reuseRecordLen = int(unsafe.Sizeof(sockiterTwSockReuse{}))
 
@@ -75,7 +48,7 @@ func OpenReuseReader() (*ReuseReader, error) {
 // sockets aside: they have no options yet): the one netnsFD refers to, or,
 // with netnsFD < 0, the caller's. A socket made or closed during the walk may
 // be missed; none is reported twice.
-func (r *ReuseReader) Read(netnsFD int, fn func(cookie uint64, reuse Reuse)) error {
+func (r *ReuseReader) Read(netnsFD int, fn func(cookie uint64, reuse event.Reuse)) error {
 	// The iterator walks the namespace of the thread that opens it.
 	var rc io.ReadCloser
 	open := func() (err error) {
@@ -98,7 +71,7 @@ func (r *ReuseReader) Read(netnsFD int, fn func(cookie uint64, reuse Reuse)) err
 // readReuse decodes the iterator's records: fixed-size, little-endian
 // tw_sock_reuse structs. Each read(2) returns as many whole records as fit
 // and resumes the kernel's walk, so the buffer is large.
-func readReuse(in io.Reader, fn func(uint64, Reuse)) error {
+func readReuse(in io.Reader, fn func(uint64, event.Reuse)) error {
 	br := bufio.NewReaderSize(in, 64<<10)
 	var rec [reuseRecordLen]byte
 	for {

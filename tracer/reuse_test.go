@@ -9,45 +9,32 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
-	"github.com/twtrace/twtrace/tracer/tracertest"
+	"github.com/twtrace/twtrace/internal/tracertest"
 )
-
-func TestReuseString(t *testing.T) {
-	for r, want := range map[Reuse]string{
-		0:                                  "?",
-		ReuseAddr:                          "?", // not known: the bits mean nothing
-		ReuseKnown:                         "-",
-		ReuseKnown | ReuseAddr:             "addr",
-		ReuseKnown | ReusePort:             "port",
-		ReuseKnown | ReuseAddr | ReusePort: "addr,port",
-	} {
-		if got := r.String(); got != want {
-			t.Errorf("%#x: %q, want %q", uint8(r), got, want)
-		}
-	}
-}
 
 func TestReadReuseRecords(t *testing.T) {
 	var b bytes.Buffer
 	for _, rec := range []sockiterTwSockReuse{
-		{Cookie: 7, State: uint8(StateListen), Flags: flagReuseAddr},
-		{Cookie: 8, State: uint8(StateTimeWait), Flags: flagReuseAddr | flagReusePort},
-		{Cookie: 9, State: uint8(StateEstablished)},
+		{Cookie: 7, State: uint8(event.StateListen), Flags: flagReuseAddr},
+		{Cookie: 8, State: uint8(event.StateTimeWait), Flags: flagReuseAddr | flagReusePort},
+		{Cookie: 9, State: uint8(event.StateEstablished)},
 	} {
 		if err := binary.Write(&b, binary.LittleEndian, &rec); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got := map[uint64]Reuse{}
+	got := map[uint64]event.Reuse{}
 	whole := b.Bytes()
-	if err := readReuse(bytes.NewReader(whole), func(c uint64, r Reuse) { got[c] = r }); err != nil {
+	if err := readReuse(bytes.NewReader(whole), func(c uint64, r event.Reuse) { got[c] = r }); err != nil {
 		t.Fatal(err)
 	}
-	want := map[uint64]Reuse{7: ReuseKnown | ReuseAddr, 8: ReuseKnown | ReuseAddr | ReusePort, 9: ReuseKnown}
+	want := map[uint64]event.Reuse{7: event.ReuseKnown | event.ReuseAddr, 8: event.ReuseKnown | event.ReuseAddr | event.ReusePort, 9: event.ReuseKnown}
 	if len(got) != len(want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
@@ -56,7 +43,7 @@ func TestReadReuseRecords(t *testing.T) {
 			t.Errorf("cookie %d: %v, want %v", c, got[c], r)
 		}
 	}
-	err := readReuse(bytes.NewReader(whole[:len(whole)-3]), func(uint64, Reuse) {})
+	err := readReuse(bytes.NewReader(whole[:len(whole)-3]), func(uint64, event.Reuse) {})
 	if err == nil || !strings.Contains(err.Error(), "cut short") {
 		t.Errorf("truncated: %v, want a record cut short", err)
 	}
@@ -106,10 +93,10 @@ func listenOpts(reuseaddr, reuseport bool) (fd int, port int, cookie uint64, err
 	return fd, sa.(*unix.SockaddrInet4).Port, cookie, nil
 }
 
-func readAllReuse(t *testing.T, r *ReuseReader, netnsFD int) map[uint64]Reuse {
+func readAllReuse(t *testing.T, r *ReuseReader, netnsFD int) map[uint64]event.Reuse {
 	t.Helper()
-	got := map[uint64]Reuse{}
-	if err := r.Read(netnsFD, func(c uint64, re Reuse) {
+	got := map[uint64]event.Reuse{}
+	if err := r.Read(netnsFD, func(c uint64, re event.Reuse) {
 		if _, dup := got[c]; dup {
 			t.Errorf("cookie %d reported twice", c)
 		}
@@ -157,12 +144,12 @@ func TestReuseReaderReadsOptions(t *testing.T) {
 	c.Read(buf) // EOF once the FIN arrived
 	c.Close()
 
-	want := map[uint64]Reuse{
-		plain:    ReuseKnown,
-		addr:     ReuseKnown | ReuseAddr,
-		port:     ReuseKnown | ReusePort,
-		both:     ReuseKnown | ReuseAddr | ReusePort,
-		accepted: ReuseKnown | ReuseAddr,
+	want := map[uint64]event.Reuse{
+		plain:    event.ReuseKnown,
+		addr:     event.ReuseKnown | event.ReuseAddr,
+		port:     event.ReuseKnown | event.ReusePort,
+		both:     event.ReuseKnown | event.ReuseAddr | event.ReusePort,
+		accepted: event.ReuseKnown | event.ReuseAddr,
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -204,7 +191,7 @@ func TestReuseReaderNamespaces(t *testing.T) {
 	}
 	defer unix.Close(insideFD)
 	got := readAllReuse(t, r, ns.FD())
-	if got[inside] != ReuseKnown|ReusePort {
+	if got[inside] != event.ReuseKnown|event.ReusePort {
 		t.Errorf("namespace's listener: %v, want port", got[inside])
 	}
 	if _, ok := got[host]; ok || len(got) != 1 {

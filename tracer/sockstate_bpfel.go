@@ -39,6 +39,50 @@ type sockstateTwCounters struct {
 	V [11]uint64
 }
 
+type sockstateTwFlag uint32
+
+const (
+	sockstateTwFlagTW_F_OLD_KNOWN   sockstateTwFlag = 1
+	sockstateTwFlagTW_F_OWNER_KNOWN sockstateTwFlag = 2
+	sockstateTwFlagTW_F_REUSEADDR   sockstateTwFlag = 4
+	sockstateTwFlagTW_F_REUSEPORT   sockstateTwFlag = 8
+	sockstateTwFlagTW_F_SOCK_KNOWN  sockstateTwFlag = 16
+	sockstateTwFlagTW_F_SK_ERR      sockstateTwFlag = 32
+)
+
+type sockstateTwKind uint32
+
+const (
+	sockstateTwKindTW_KIND_STATE   sockstateTwKind = 1
+	sockstateTwKindTW_KIND_BIND    sockstateTwKind = 2
+	sockstateTwKindTW_KIND_CONNECT sockstateTwKind = 3
+	sockstateTwKindTW_KIND_LISTEN  sockstateTwKind = 4
+)
+
+type sockstateTwLimit uint32
+
+const (
+	sockstateTwLimitTW_COMM_LEN  sockstateTwLimit = 16
+	sockstateTwLimitTW_MAX_PORTS sockstateTwLimit = 16
+)
+
+type sockstateTwStat uint32
+
+const (
+	sockstateTwStatTW_STAT_STATE_SEEN     sockstateTwStat = 0
+	sockstateTwStatTW_STAT_STATE_FILTERED sockstateTwStat = 1
+	sockstateTwStatTW_STAT_STATE_EMITTED  sockstateTwStat = 2
+	sockstateTwStatTW_STAT_SYS_SEEN       sockstateTwStat = 3
+	sockstateTwStatTW_STAT_SYS_FILTERED   sockstateTwStat = 4
+	sockstateTwStatTW_STAT_SYS_EMITTED    sockstateTwStat = 5
+	sockstateTwStatTW_STAT_LOST           sockstateTwStat = 6
+	sockstateTwStatTW_STAT_SOCKMAP_FULL   sockstateTwStat = 7
+	sockstateTwStatTW_STAT_OTHER_PROTO    sockstateTwStat = 8
+	sockstateTwStatTW_STAT_INFLIGHT_FULL  sockstateTwStat = 9
+	sockstateTwStatTW_STAT_SYS_LOST       sockstateTwStat = 10
+	sockstateTwStatTW_STAT_MAX            sockstateTwStat = 11
+)
+
 type sockstateTwStateEvent struct {
 	_ structs.HostLayout
 	H struct {
@@ -78,6 +122,10 @@ const (
 	sockstateVarCfg               = "cfg"
 	sockstateVarUnusedConfig      = "unused_config"
 	sockstateVarUnusedCounters    = "unused_counters"
+	sockstateVarUnusedFlag        = "unused_flag"
+	sockstateVarUnusedKind        = "unused_kind"
+	sockstateVarUnusedLimit       = "unused_limit"
+	sockstateVarUnusedStat        = "unused_stat"
 	sockstateVarUnusedStateEvent  = "unused_state_event"
 )
 
@@ -142,6 +190,10 @@ type sockstateVariableSpecs struct {
 	Cfg              *ebpf.VariableSpec `ebpf:"cfg"`
 	UnusedConfig     *ebpf.VariableSpec `ebpf:"unused_config"`
 	UnusedCounters   *ebpf.VariableSpec `ebpf:"unused_counters"`
+	UnusedFlag       *ebpf.VariableSpec `ebpf:"unused_flag"`
+	UnusedKind       *ebpf.VariableSpec `ebpf:"unused_kind"`
+	UnusedLimit      *ebpf.VariableSpec `ebpf:"unused_limit"`
+	UnusedStat       *ebpf.VariableSpec `ebpf:"unused_stat"`
 	UnusedStateEvent *ebpf.VariableSpec `ebpf:"unused_state_event"`
 }
 
@@ -185,6 +237,10 @@ type sockstateVariables struct {
 	Cfg              *ebpf.Variable `ebpf:"cfg"`
 	UnusedConfig     *ebpf.Variable `ebpf:"unused_config"`
 	UnusedCounters   *ebpf.Variable `ebpf:"unused_counters"`
+	UnusedFlag       *ebpf.Variable `ebpf:"unused_flag"`
+	UnusedKind       *ebpf.Variable `ebpf:"unused_kind"`
+	UnusedLimit      *ebpf.Variable `ebpf:"unused_limit"`
+	UnusedStat       *ebpf.Variable `ebpf:"unused_stat"`
 	UnusedStateEvent *ebpf.Variable `ebpf:"unused_state_event"`
 }
 

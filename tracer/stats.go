@@ -7,20 +7,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Indexes of the kernel's per-CPU counters (enum tw_stat in headers/twtrace.h).
+// Indexes of the kernel's per-CPU counters, generated from enum tw_stat in
+// headers/twtrace.h: reordering the enum cannot mislabel a counter.
 const (
-	statStateSeen = iota
-	statStateFiltered
-	statStateEmitted
-	statSysSeen
-	statSysFiltered
-	statSysEmitted
-	statLost
-	statSockMapFull
-	statOtherProto
-	statInflightFull
-	statSysLost
-	statMax
+	statStateSeen     = sockstateTwStatTW_STAT_STATE_SEEN
+	statStateFiltered = sockstateTwStatTW_STAT_STATE_FILTERED
+	statStateEmitted  = sockstateTwStatTW_STAT_STATE_EMITTED
+	statSysSeen       = sockstateTwStatTW_STAT_SYS_SEEN
+	statSysFiltered   = sockstateTwStatTW_STAT_SYS_FILTERED
+	statSysEmitted    = sockstateTwStatTW_STAT_SYS_EMITTED
+	statLost          = sockstateTwStatTW_STAT_LOST
+	statSockMapFull   = sockstateTwStatTW_STAT_SOCKMAP_FULL
+	statOtherProto    = sockstateTwStatTW_STAT_OTHER_PROTO
+	statInflightFull  = sockstateTwStatTW_STAT_INFLIGHT_FULL
+	statSysLost       = sockstateTwStatTW_STAT_SYS_LOST
+	statMax           = sockstateTwStatTW_STAT_MAX
 )
 
 // KernelStats are the counters the BPF programs keep, summed over CPUs, and
@@ -53,23 +54,28 @@ type ProgramStats struct {
 	RecursionMisses uint64
 }
 
-// Stats reads the counters.
-func (t *Tracer) Stats() (KernelStats, error) {
-	var s KernelStats
-	var perCPU []sockstateTwCounters
+// add sums one CPU's counters into s, each by its index in enum tw_stat.
+func (s *KernelStats) add(c *sockstateTwCounters) {
 	fields := [statMax]*uint64{
 		statStateSeen: &s.StateSeen, statStateFiltered: &s.StateFiltered, statStateEmitted: &s.StateEmitted,
 		statSysSeen: &s.SysSeen, statSysFiltered: &s.SysFiltered, statSysEmitted: &s.SysEmitted,
 		statLost: &s.Lost, statSockMapFull: &s.SockMapFull, statOtherProto: &s.OtherProto,
 		statInflightFull: &s.InflightFull, statSysLost: &s.SysLost,
 	}
+	for i, f := range fields {
+		*f += c.V[i]
+	}
+}
+
+// Stats reads the counters.
+func (t *Tracer) Stats() (KernelStats, error) {
+	var s KernelStats
+	var perCPU []sockstateTwCounters
 	if err := t.state.Stats.Lookup(uint32(0), &perCPU); err != nil {
 		return s, fmt.Errorf("read counters: %w", err)
 	}
 	for _, c := range perCPU {
-		for i, f := range fields {
-			*f += c.V[i]
-		}
+		s.add(&c)
 	}
 	s.Programs = make(map[string]ProgramStats, len(t.progs))
 	for name, p := range t.progs {

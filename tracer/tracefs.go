@@ -6,7 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/twtrace/twtrace/tracer/internal/nsthread"
+	"github.com/twtrace/twtrace/internal/nsthread"
 )
 
 // Classic tracepoints (syscalls:sys_enter_bind, ...) are attached through

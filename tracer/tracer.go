@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
@@ -16,7 +18,7 @@ import (
 
 // Config configures a Tracer.
 type Config struct {
-	Filter Filter
+	Filter event.Filter
 
 	// RingSize is the size of the BPF ring buffer in bytes, a power of two
 	// and a multiple of the page size. 0 means DefaultRingSize.
@@ -32,8 +34,13 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultRingSize holds about 37 000 state events.
+// DefaultRingSize holds about 30 800 state events (128 bytes each, plus the
+// ring buffer's 8-byte record header).
 const DefaultRingSize = 4 << 20
+
+// MaxRingSize bounds the ring buffer: its memory is the kernel's, locked,
+// and 256 MiB already hold two million state events.
+const MaxRingSize = 256 << 20
 
 // DefaultWakeupEvery bounds how long an event waits in the ring buffer.
 const DefaultWakeupEvery = 50 * time.Millisecond
@@ -55,7 +62,7 @@ type Tracer struct {
 	links    []link.Link
 	reader   *ringbuf.Reader
 	progs    map[string]*ebpf.Program
-	batch    []Event
+	batch    []event.Event
 	lostSeen uint64 // ring-buffer-full plus recursion misses already reported
 	lastLost time.Time
 	warnings []string
@@ -65,7 +72,7 @@ type Tracer struct {
 // attaches them and opens the ring buffer. Errors that mean "this kernel or
 // this process cannot" are *FeatureError.
 func Open(cfg Config) (*Tracer, error) {
-	if err := cfg.Filter.Validate(); err != nil {
+	if _, err := kernelConfig(&cfg.Filter); err != nil {
 		return nil, err
 	}
 	if err := CheckFeatures(ThisHost()); err != nil {
@@ -74,14 +81,14 @@ func Open(cfg Config) (*Tracer, error) {
 	if cfg.RingSize == 0 {
 		cfg.RingSize = DefaultRingSize
 	}
-	if err := validRingSize(cfg.RingSize); err != nil {
+	if err := CheckRingSize(cfg.RingSize); err != nil {
 		return nil, err
 	}
 	t := &Tracer{
 		cfg:   cfg,
 		log:   cfg.Logger,
 		progs: map[string]*ebpf.Program{},
-		batch: make([]Event, 0, maxBatch+1),
+		batch: make([]event.Event, 0, maxBatch+1),
 	}
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
@@ -105,16 +112,21 @@ func Open(cfg Config) (*Tracer, error) {
 	return t, nil
 }
 
-func validRingSize(n int) error {
+// CheckRingSize reports a ring buffer size the kernel would refuse, or that
+// would take more of its memory than tracing is worth.
+func CheckRingSize(n int) error {
 	page := os.Getpagesize()
-	if n < page || n&(n-1) != 0 {
-		return fmt.Errorf("ring buffer size %d: must be a power of two of at least %d bytes", n, page)
+	switch {
+	case n < page || n&(n-1) != 0:
+		return fmt.Errorf("the ring buffer size must be a power of two of at least %d bytes (4K, 1M, 16M, ...)", page)
+	case n > MaxRingSize:
+		return fmt.Errorf("the ring buffer size can be at most %dM: the kernel locks its memory", MaxRingSize>>20)
 	}
 	return nil
 }
 
 func (t *Tracer) kernelConfig() sockstateTwConfig {
-	c := t.cfg.Filter.kernelConfig()
+	c, _ := kernelConfig(&t.cfg.Filter) // checked by Open
 	if t.cfg.WakeupEvery > 0 {
 		c.BatchWakeup = 1
 		c.WakeupBytes = uint32(t.cfg.RingSize / 4)
@@ -249,7 +261,7 @@ func (t *Tracer) Warnings() []string { return t.warnings }
 // work on the same goroutine. When ctx is done, Run
 // detaches the programs, delivers what is still in the ring buffer and the
 // final loss count, and returns nil.
-func (t *Tracer) Run(ctx context.Context, fn func([]Event) error) error {
+func (t *Tracer) Run(ctx context.Context, fn func([]event.Event) error) error {
 	stop := context.AfterFunc(ctx, func() { _ = t.reader.Flush() })
 	defer stop()
 
@@ -299,9 +311,9 @@ func (t *Tracer) add(raw []byte) {
 		t.batch = t.batch[:len(t.batch)-1]
 		return
 	}
-	if ev.Kind == KindState && ev.New == StateClose {
-		var tw Event
-		if InferTimeWait(ev, &tw) {
+	if ev.Kind == event.KindState && ev.New == event.StateClose {
+		var tw event.Event
+		if event.InferTimeWait(ev, &tw) {
 			t.batch = append(t.batch, tw)
 		}
 	}
@@ -311,11 +323,11 @@ func (t *Tracer) add(raw []byte) {
 // reported loss since the last check (every lostCheckEvery: the check costs
 // a syscall per program). An idle flush (the poll interval passed) calls fn
 // even with nothing; the final one always checks for loss.
-func (t *Tracer) flush(fn func([]Event) error, idle, final bool) error {
+func (t *Tracer) flush(fn func([]event.Event) error, idle, final bool) error {
 	if now := time.Now(); final || now.Sub(t.lastLost) >= lostCheckEvery {
 		t.lastLost = now
 		if n := t.newLoss(); n > 0 {
-			t.batch = append(t.batch, Event{Kind: KindLost, Time: now.UTC(), Lost: n})
+			t.batch = append(t.batch, event.Event{Kind: event.KindLost, Time: now.UTC(), Lost: n})
 		}
 	}
 	if len(t.batch) == 0 && !idle {
@@ -345,7 +357,7 @@ func (t *Tracer) newLoss() uint64 {
 
 // shutdown detaches the programs, drains the ring buffer and delivers the
 // last batch with the final loss count.
-func (t *Tracer) shutdown(fn func([]Event) error, rec *ringbuf.Record) error {
+func (t *Tracer) shutdown(fn func([]event.Event) error, rec *ringbuf.Record) error {
 	t.detach()
 	t.reader.SetDeadline(time.Now())
 	for {

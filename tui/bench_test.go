@@ -5,9 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/twtrace/twtrace/tracer"
 	"github.com/twtrace/twtrace/tracer/table"
 )
 
@@ -25,32 +26,32 @@ func bigTable(tb testing.TB, now time.Time) *table.Table {
 		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), uint16(40000+i%20000))
 	}
 	snap := table.Snapshot{NetNS: initNetNS, Start: now, End: now, Complete: true, Initial: true}
-	add := func(st tracer.State, src, dst netip.AddrPort, left time.Duration) {
+	add := func(st event.State, src, dst netip.AddrPort, left time.Duration) {
 		snap.Sockets = append(snap.Sockets, table.KernelSocket{
-			Cookie: uint64(len(snap.Sockets) + 1), Family: tracer.FamilyIPv4, State: st,
+			Cookie: uint64(len(snap.Sockets) + 1), Family: event.FamilyIPv4, State: st,
 			Src: src, Dst: dst, Expires: left, Inode: uint32(len(snap.Sockets) + 1000),
 		})
 	}
-	add(tracer.StateListen, netip.AddrPortFrom(srv, 8080), netip.AddrPortFrom(netip.IPv4Unspecified(), 0), 0)
+	add(event.StateListen, netip.AddrPortFrom(srv, 8080), netip.AddrPortFrom(netip.IPv4Unspecified(), 0), 0)
 	for i := range 70000 {
-		add(tracer.StateTimeWait, netip.AddrPortFrom(srv, 8080), client(i), time.Duration(i%60000)*time.Millisecond)
+		add(event.StateTimeWait, netip.AddrPortFrom(srv, 8080), client(i), time.Duration(i%60000)*time.Millisecond)
 	}
 	for i := range 20000 {
-		add(tracer.StateTimeWait, netip.AddrPortFrom(srv, uint16(32768+i)), db, time.Duration(i%60000)*time.Millisecond)
+		add(event.StateTimeWait, netip.AddrPortFrom(srv, uint16(32768+i)), db, time.Duration(i%60000)*time.Millisecond)
 	}
 	for i := range 9000 {
-		add(tracer.StateEstablished, netip.AddrPortFrom(srv, 8080), client(70000+i), 0)
+		add(event.StateEstablished, netip.AddrPortFrom(srv, 8080), client(70000+i), 0)
 	}
 	for i := range 1000 {
 		if i < 100 {
-			add(tracer.StateListen, netip.AddrPortFrom(srv, uint16(9000+i)), netip.AddrPortFrom(netip.IPv4Unspecified(), 0), 0)
+			add(event.StateListen, netip.AddrPortFrom(srv, uint16(9000+i)), netip.AddrPortFrom(netip.IPv4Unspecified(), 0), 0)
 		} else {
-			add(tracer.StateCloseWait, netip.AddrPortFrom(srv, uint16(9000+i%100)), client(i), 0)
+			add(event.StateCloseWait, netip.AddrPortFrom(srv, uint16(9000+i%100)), client(i), 0)
 		}
 	}
 	tab.Load(&snap, nil)
-	tab.ResolveOwners(func(inode uint32) (uint32, tracer.Comm, bool) {
-		return 4000 + inode%7, tracer.MakeComm("worker"), true
+	tab.ResolveOwners(func(inode uint32) (uint32, event.Comm, bool) {
+		return 4000 + inode%7, event.MakeComm("worker"), true
 	})
 	tab.ApplyBatch(churn(5000, now), nil)
 	if n := tab.Len(); n < 100000 {
@@ -61,18 +62,18 @@ func bigTable(tb testing.TB, now time.Time) *table.Table {
 
 // churn is n events of short connections to port 8080: each opens,
 // establishes and closes (server first), as a load test would make them.
-func churn(n int, now time.Time) []tracer.Event {
-	evs := make([]tracer.Event, 0, n)
+func churn(n int, now time.Time) []event.Event {
+	evs := make([]event.Event, 0, n)
 	srv := netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), 8080)
-	steps := []tracer.State{tracer.StateSynRecv, tracer.StateEstablished, tracer.StateFinWait1, tracer.StateFinWait2, tracer.StateClose}
+	steps := []event.State{event.StateSynRecv, event.StateEstablished, event.StateFinWait1, event.StateFinWait2, event.StateClose}
 	for i := 0; len(evs) < n; i++ {
 		cli := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 3, byte(i >> 8), byte(i)}), uint16(20000+i%30000))
-		old := tracer.StateListen
+		old := event.StateListen
 		for _, st := range steps {
-			evs = append(evs, tracer.Event{
-				Kind: tracer.KindState, Time: now, PID: 4001, Comm: tracer.MakeComm("worker"),
-				NetNS: initNetNS, Family: tracer.FamilyIPv4, Src: srv, Dst: cli, Cookie: 1<<40 + uint64(i),
-				Old: old, New: st, Owner: 4001, OwnerComm: tracer.MakeComm("worker"),
+			evs = append(evs, event.Event{
+				Kind: event.KindState, Time: now, PID: 4001, Comm: event.MakeComm("worker"),
+				NetNS: initNetNS, Family: event.FamilyIPv4, Src: srv, Dst: cli, Cookie: 1<<40 + uint64(i),
+				Old: old, New: st, Owner: 4001, OwnerComm: event.MakeComm("worker"),
 			})
 			old = st
 		}

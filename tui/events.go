@@ -3,11 +3,12 @@ package tui
 import (
 	"strconv"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 
-	"github.com/twtrace/twtrace/tracer"
 	"github.com/twtrace/twtrace/tui/grid"
 )
 
@@ -60,7 +61,7 @@ func (v *eventsView) setSize(w, h int) {
 // ---------------------------------------------------------------- UPDATE
 
 // add appends a batch, and a gap entry for the events that were skipped.
-func (v *eventsView) add(evs []tracer.Event, skipped uint64) {
+func (v *eventsView) add(evs []event.Event, skipped uint64) {
 	v.ring.pushEvents(evs)
 	if skipped > 0 {
 		v.ring.push(&logEntry{skipped: skipped})
@@ -212,35 +213,35 @@ func (v *eventsView) row(i int, cells []grid.Cell) []grid.Cell {
 	ev := &e.ev
 	var rowStyle, evStyle *lipgloss.Style
 	switch {
-	case ev.Kind == tracer.KindLost || ev.Ret < 0:
+	case ev.Kind == event.KindLost || ev.Ret < 0:
 		rowStyle, evStyle = &st.Bad, &st.Bad
-	case ev.Kind == tracer.KindTimeWait:
-		evStyle = st.state(tracer.StateTimeWait)
-	case ev.Kind == tracer.KindState:
+	case ev.Kind == event.KindTimeWait:
+		evStyle = st.state(event.StateTimeWait)
+	case ev.Kind == event.KindState:
 		evStyle = st.state(ev.New)
 	}
 	cells = append(cells, grid.Cell{Text: fmtClock(ev.Time, v.ctx.loc), Style: rowStyle})
-	if ev.Kind == tracer.KindLost {
+	if ev.Kind == event.KindLost {
 		return append(cells, grid.Cell{Text: "!LOST " + itoa(ev.Lost) +
 			" events: the kernel could not deliver them", Style: rowStyle, Span: true})
 	}
 	task, owner := fmtOwner(ev.PID, &ev.Comm), "-"
 	switch {
-	case ev.Kind == tracer.KindTimeWait:
+	case ev.Kind == event.KindTimeWait:
 		task = "-" // a TIME_WAIT socket belongs to no task: the kernel holds it
 		if ev.OwnerKnown() {
 			owner = fmtOwner(ev.Owner, &ev.OwnerComm)
 		}
 	case ev.OwnerKnown():
 		owner = fmtOwner(ev.Owner, &ev.OwnerComm)
-	case ev.Kind != tracer.KindState:
+	case ev.Kind != event.KindState:
 		owner = task // a syscall runs in its process
 	}
 	local, remote := fmtAddr(ev.Src), fmtAddr(ev.Dst)
 	switch ev.Kind {
-	case tracer.KindBind, tracer.KindListen:
+	case event.KindBind, event.KindListen:
 		remote = ""
-	case tracer.KindConnect:
+	case event.KindConnect:
 		local = ""
 	}
 	return append(cells,
@@ -253,9 +254,9 @@ func (v *eventsView) row(i int, cells []grid.Cell) []grid.Cell {
 
 // eventText says what happened, with the detail that explains it: the time
 // spent in the old state, the time left, the socket options of a bind.
-func eventText(ev *tracer.Event) string {
+func eventText(ev *event.Event) string {
 	switch ev.Kind {
-	case tracer.KindState:
+	case event.KindState:
 		s := ev.Old.String() + " → " + ev.New.String()
 		if ev.OldKnown {
 			s += " " + fmtPrecise(ev.OldDur)
@@ -264,13 +265,13 @@ func eventText(ev *tracer.Event) string {
 			s += " reset"
 		}
 		return s
-	case tracer.KindTimeWait:
+	case event.KindTimeWait:
 		s := "TIME_WAIT " + ev.TimeWait.String()
-		if ev.TimeWait == tracer.TimeWaitEnter || ev.Remaining > 0 {
+		if ev.TimeWait == event.TimeWaitEnter || ev.Remaining > 0 {
 			s += " " + strconv.FormatFloat(ev.Remaining.Seconds(), 'f', 1, 64) + "s"
 		}
 		return s + " " + ev.Source.String()
-	case tracer.KindBind:
+	case event.KindBind:
 		// The socket options decide whether a bind() meets a conflict:
 		// say which were set, or that none was.
 		s := "bind ok"
@@ -286,7 +287,7 @@ func eventText(ev *tracer.Event) string {
 			return s + " reuseport"
 		}
 		return s + ", no reuseaddr"
-	case tracer.KindListen, tracer.KindConnect:
+	case event.KindListen, event.KindConnect:
 		return "!" + ev.Kind.String() + " " + ev.Errno()
 	}
 	return ev.Kind.String()

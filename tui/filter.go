@@ -6,7 +6,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"github.com/twtrace/twtrace/tracer/table"
 )
 
@@ -18,19 +19,19 @@ import (
 type filter struct {
 	text   string
 	ports  []uint16
-	states []tracer.State
+	states []event.State
 	pid    uint32
 	netns  uint32 // set by drilling down from a port of another namespace
 }
 
 // stateAliases are the names people type besides the kernel's.
-var stateAliases = map[string]tracer.State{
-	"TW": tracer.StateTimeWait, "TIMEWAIT": tracer.StateTimeWait,
-	"ESTAB": tracer.StateEstablished, "EST": tracer.StateEstablished,
-	"SYNSENT": tracer.StateSynSent, "SYNRECV": tracer.StateSynRecv,
-	"FINWAIT1": tracer.StateFinWait1, "FINWAIT2": tracer.StateFinWait2,
-	"CLOSEWAIT": tracer.StateCloseWait, "LASTACK": tracer.StateLastAck,
-	"CLOSED": tracer.StateClose,
+var stateAliases = map[string]event.State{
+	"TW": event.StateTimeWait, "TIMEWAIT": event.StateTimeWait,
+	"ESTAB": event.StateEstablished, "EST": event.StateEstablished,
+	"SYNSENT": event.StateSynSent, "SYNRECV": event.StateSynRecv,
+	"FINWAIT1": event.StateFinWait1, "FINWAIT2": event.StateFinWait2,
+	"CLOSEWAIT": event.StateCloseWait, "LASTACK": event.StateLastAck,
+	"CLOSED": event.StateClose,
 }
 
 // parseFilter reads what the user typed: numbers are ports, words are
@@ -51,7 +52,7 @@ func parseFilter(s string) (filter, error) {
 			continue
 		}
 		name := strings.ToUpper(strings.ReplaceAll(tok, "-", "_"))
-		st, ok := tracer.ParseState(name)
+		st, ok := event.ParseState(name)
 		if !ok {
 			st, ok = stateAliases[strings.ReplaceAll(name, "_", "")]
 		}
@@ -85,7 +86,7 @@ func (f *filter) matchPort(p *table.PortSummary) bool {
 	if len(f.ports) > 0 && !slices.Contains(f.ports, p.Port) {
 		return false
 	}
-	if len(f.states) > 0 && !slices.ContainsFunc(f.states, func(s tracer.State) bool { return p.States[s] > 0 }) {
+	if len(f.states) > 0 && !slices.ContainsFunc(f.states, func(s event.State) bool { return p.States[s] > 0 }) {
 		return false
 	}
 	if f.pid != 0 && !slices.ContainsFunc(p.Owners, func(o table.Owner) bool { return o.PID == f.pid }) {
@@ -102,8 +103,8 @@ func (f *filter) matchRemote(r *table.RemoteSummary) bool {
 		return false
 	}
 	if len(f.states) > 0 {
-		has := func(s tracer.State) bool {
-			return (s == tracer.StateTimeWait && r.TimeWait > 0) || (s == tracer.StateEstablished && r.Established > 0)
+		has := func(s event.State) bool {
+			return (s == event.StateTimeWait && r.TimeWait > 0) || (s == event.StateEstablished && r.Established > 0)
 		}
 		if !slices.ContainsFunc(f.states, has) {
 			return false
@@ -117,7 +118,7 @@ func (f *filter) matchRemote(r *table.RemoteSummary) bool {
 // owner. Lost events and gaps always show: loss is never filtered away.
 func (f *filter) matchEvent(e *logEntry) bool {
 	ev := &e.ev
-	if e.skipped > 0 || ev.Kind == tracer.KindLost {
+	if e.skipped > 0 || ev.Kind == event.KindLost {
 		return true
 	}
 	if f.netns != 0 && ev.NetNS != f.netns {
@@ -128,12 +129,12 @@ func (f *filter) matchEvent(e *logEntry) bool {
 	}
 	if len(f.states) > 0 {
 		switch ev.Kind {
-		case tracer.KindState:
+		case event.KindState:
 			if !slices.Contains(f.states, ev.Old) && !slices.Contains(f.states, ev.New) {
 				return false
 			}
-		case tracer.KindTimeWait:
-			if !slices.Contains(f.states, tracer.StateTimeWait) {
+		case event.KindTimeWait:
+			if !slices.Contains(f.states, event.StateTimeWait) {
 				return false
 			}
 		default:

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/event"
 )
 
 // ---------------------------------------------------------------- VIEW
@@ -33,13 +33,13 @@ func fmtAddr(ap netip.AddrPort) string {
 }
 
 // fmtComm returns a task name safe for the terminal the UI draws on.
-func fmtComm(c *tracer.Comm) string {
-	var b [len(tracer.Comm{})]byte
+func fmtComm(c *event.Comm) string {
+	var b [len(event.Comm{})]byte
 	return string(c.AppendPrintable(b[:0]))
 }
 
 // fmtOwner is "pid comm", or "-" when unknown.
-func fmtOwner(pid uint32, comm *tracer.Comm) string {
+func fmtOwner(pid uint32, comm *event.Comm) string {
 	if pid == 0 {
 		return "-"
 	}

@@ -9,13 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/colorprofile"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/teatest/v2"
 
-	"github.com/twtrace/twtrace/tracer"
-	"github.com/twtrace/twtrace/tracer/sample"
+	"github.com/twtrace/twtrace/internal/sample"
 	"github.com/twtrace/twtrace/tracer/table"
 )
 
@@ -28,24 +29,24 @@ var testNow = sample.Start.Add(17500 * time.Millisecond)
 // once, then whatever is sent on more, until the context ends.
 type testFeed struct {
 	tab    *table.Table
-	events []tracer.Event
-	more   chan []tracer.Event
+	events []event.Event
+	more   chan []event.Event
 }
 
 func newSampleFeed() *testFeed {
-	var evs []tracer.Event
+	var evs []event.Event
 	for _, ev := range sample.Events() {
 		if !ev.Time.After(testNow) {
 			evs = append(evs, ev)
 		}
 	}
-	return &testFeed{tab: table.New(table.Config{}), events: evs, more: make(chan []tracer.Event)}
+	return &testFeed{tab: table.New(table.Config{}), events: evs, more: make(chan []event.Event)}
 }
 
 func (f *testFeed) Table() *table.Table { return f.tab }
 
-func (f *testFeed) Run(ctx context.Context, fn func([]tracer.Event) error) error {
-	deliver := func(b []tracer.Event) error {
+func (f *testFeed) Run(ctx context.Context, fn func([]event.Event) error) error {
+	deliver := func(b []event.Event) error {
 		f.tab.ApplyBatch(b, nil)
 		return fn(b)
 	}

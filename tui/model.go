@@ -4,11 +4,12 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/twtrace/twtrace/tracer"
 	"github.com/twtrace/twtrace/tracer/kstat"
 	"github.com/twtrace/twtrace/tracer/table"
 )
@@ -18,7 +19,7 @@ import (
 // EventsMsg is a batch of events the feed has already applied to the
 // table. Run delivers events through its own buffer, once per tick; a
 // headless user (a benchmark, a test) sends EventsMsg to Update instead.
-type EventsMsg []tracer.Event
+type EventsMsg []event.Event
 
 // viewID names a view.
 type viewID int
@@ -54,8 +55,8 @@ type Model struct {
 	ctx  *uiContext
 	log  *slog.Logger
 
-	pending *pending       // the feed's side; nil when headless
-	spare   []tracer.Event // the buffer handed back to pending at each drain
+	pending *pending      // the feed's side; nil when headless
+	spare   []event.Event // the buffer handed back to pending at each drain
 
 	width, height int
 	active        viewID
@@ -188,7 +189,7 @@ func (m *Model) layout() {
 
 // addEvents takes a batch into the log and the counters. dropped events
 // came after the batch and were not kept: the log shows the gap.
-func (m *Model) addEvents(evs []tracer.Event, dropped uint64) {
+func (m *Model) addEvents(evs []event.Event, dropped uint64) {
 	n := uint64(len(evs)) + dropped
 	m.seen += n
 	if m.paused {

@@ -3,7 +3,7 @@ package tui
 import (
 	"sync"
 
-	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/event"
 )
 
 // ---------------------------------------------------------------- MODEL
@@ -19,7 +19,7 @@ import (
 // (the feed applies them before handing them over): only the log skips.
 type pending struct {
 	mu      sync.Mutex
-	buf     []tracer.Event
+	buf     []event.Event
 	limit   int
 	dropped uint64 // since the last drain
 	total   uint64 // every event offered, dropped included
@@ -28,11 +28,11 @@ type pending struct {
 }
 
 func newPending(limit int) *pending {
-	return &pending{limit: limit, buf: make([]tracer.Event, 0, min(limit, 1024))}
+	return &pending{limit: limit, buf: make([]event.Event, 0, min(limit, 1024))}
 }
 
 // add copies a batch in; it is the fn handed to Feed.Run.
-func (p *pending) add(batch []tracer.Event) error {
+func (p *pending) add(batch []event.Event) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.total += uint64(len(batch))
@@ -54,7 +54,7 @@ func (p *pending) finish(err error) {
 
 // drained is what one tick collects.
 type drained struct {
-	events  []tracer.Event
+	events  []event.Event
 	dropped uint64 // events that came after events and were not kept
 	total   uint64 // every event the feed ever delivered
 	done    bool
@@ -63,7 +63,7 @@ type drained struct {
 
 // drain takes the buffered events, handing spare (emptied) back to the
 // feed's side so that the two buffers alternate without allocating.
-func (p *pending) drain(spare []tracer.Event) drained {
+func (p *pending) drain(spare []event.Event) drained {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	d := drained{events: p.buf, dropped: p.dropped, total: p.total, done: p.done, err: p.err}

@@ -6,10 +6,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 
-	"github.com/twtrace/twtrace/tracer"
 	"github.com/twtrace/twtrace/tracer/table"
 	"github.com/twtrace/twtrace/tui/grid"
 )
@@ -206,7 +207,7 @@ func (v *portsView) setFilter(f *filter) {
 // ephemeral: a port of the local range with no listener and no failure.
 func (v *portsView) ephemeral(p *portRow) bool {
 	r := v.ctx.portRange
-	return int(p.Port) >= r[0] && int(p.Port) <= r[1] && p.States[tracer.StateListen] == 0 &&
+	return int(p.Port) >= r[0] && int(p.Port) <= r[1] && p.States[event.StateListen] == 0 &&
 		p.BindFailures+p.ListenFailures == 0
 }
 
@@ -272,15 +273,15 @@ func (v *portsView) row(i int, cells []grid.Cell) []grid.Cell {
 		}
 		cells = append(cells, grid.Cell{Text: ns})
 	}
-	listen, estab, tw := p.States[tracer.StateListen], p.States[tracer.StateEstablished], p.TimeWait
+	listen, estab, tw := p.States[event.StateListen], p.States[event.StateEstablished], p.TimeWait
 	cells = append(cells,
-		countCell(listen, st.state(tracer.StateListen)),
+		countCell(listen, st.state(event.StateListen)),
 		countCell(estab, nil),
-		countCell(tw, st.state(tracer.StateTimeWait)),
+		countCell(tw, st.state(event.StateTimeWait)),
 		countCell(p.Total()-listen-estab-tw, nil))
 	ends := grid.Cell{}
 	if tw > 0 && !p.LastExpiry.IsZero() {
-		ends = grid.Cell{Text: fmtCountdown(p.LastExpiry.Sub(v.ctx.now)), Style: st.state(tracer.StateTimeWait)}
+		ends = grid.Cell{Text: fmtCountdown(p.LastExpiry.Sub(v.ctx.now)), Style: st.state(event.StateTimeWait)}
 	}
 	fails := p.BindFailures + p.ListenFailures
 	failCell := grid.Cell{Text: itoa(fails)}

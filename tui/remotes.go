@@ -4,10 +4,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 
-	"github.com/twtrace/twtrace/tracer"
 	"github.com/twtrace/twtrace/tracer/table"
 	"github.com/twtrace/twtrace/tui/grid"
 )
@@ -128,7 +129,7 @@ func (v *remotesView) row(i int, cells []grid.Cell) []grid.Cell {
 	}
 	w := v.grid.ColumnWidth(len(cells) + 3)
 	return append(cells,
-		countCell(r.TimeWait, st.state(tracer.StateTimeWait)),
+		countCell(r.TimeWait, st.state(event.StateTimeWait)),
 		countCell(r.Established, nil),
 		grid.Cell{Text: itoa(r.Total)},
 		grid.Cell{Text: shareBar(share, w), Style: style})

@@ -1,13 +1,13 @@
 package tui
 
-import "github.com/twtrace/twtrace/tracer"
+import "github.com/twtrace/twtrace/tracer/event"
 
 // ---------------------------------------------------------------- MODEL
 
 // logEntry is one line of the event log: an event, or a gap where the UI
 // fell behind and skipped events (the table still has them).
 type logEntry struct {
-	ev      tracer.Event
+	ev      event.Event
 	skipped uint64 // a gap of this many events; ev is unset
 }
 
@@ -44,7 +44,7 @@ func (r *ring) push(e *logEntry) {
 
 // pushEvents appends a batch. Only the tail that the ring can hold is
 // copied: a 5 000-event batch into a 2 000-entry ring copies 2 000.
-func (r *ring) pushEvents(evs []tracer.Event) {
+func (r *ring) pushEvents(evs []event.Event) {
 	if skip := len(evs) - len(r.buf); skip > 0 {
 		r.total += uint64(skip)
 		evs = evs[skip:]

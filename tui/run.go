@@ -22,11 +22,12 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/colorprofile"
 	"golang.org/x/sys/unix"
 
-	"github.com/twtrace/twtrace/tracer"
 	"github.com/twtrace/twtrace/tracer/kstat"
 	"github.com/twtrace/twtrace/tracer/table"
 )
@@ -39,7 +40,7 @@ type Feed interface {
 	// each batch to it before handing the batch to fn.
 	Table() *table.Table
 	// Run delivers event batches to fn until ctx ends; fn must not keep the slice.
-	Run(ctx context.Context, fn func([]tracer.Event) error) error
+	Run(ctx context.Context, fn func([]event.Event) error) error
 }
 
 // Options configure the UI. The zero value works.
@@ -59,7 +60,7 @@ type Options struct {
 	// called off the UI goroutine, at most once a second.
 	Counters func() (kstat.Counters, error)
 	// Rates, when set, gives rates already computed elsewhere
-	// (live.Session.Rates) and is used instead of Counters.
+	// (session.Session.Rates) and is used instead of Counters.
 	Rates func() (kstat.Rates, bool)
 	// PortRange is net.ipv4.ip_local_port_range, against which the Remotes
 	// view measures exhaustion. Zero: the kernel's default, 32768-60999.

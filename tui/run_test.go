@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"github.com/twtrace/twtrace/tracer/kstat"
 	"github.com/twtrace/twtrace/tracer/table"
 )
@@ -16,11 +17,11 @@ import (
 // funcFeed is a feed made of a function.
 type funcFeed struct {
 	tab *table.Table
-	run func(ctx context.Context, fn func([]tracer.Event) error) error
+	run func(ctx context.Context, fn func([]event.Event) error) error
 }
 
 func (f funcFeed) Table() *table.Table { return f.tab }
-func (f funcFeed) Run(ctx context.Context, fn func([]tracer.Event) error) error {
+func (f funcFeed) Run(ctx context.Context, fn func([]event.Event) error) error {
 	return f.run(ctx, fn)
 }
 
@@ -70,7 +71,7 @@ func TestRunQuits(t *testing.T) {
 
 func TestRunReturnsTheFeedsError(t *testing.T) {
 	boom := errors.New("ring buffer: boom")
-	feed := funcFeed{table.New(table.Config{}), func(context.Context, func([]tracer.Event) error) error {
+	feed := funcFeed{table.New(table.Config{}), func(context.Context, func([]event.Event) error) error {
 		return boom
 	}}
 	in, done := runOn(context.Background(), feed)
@@ -83,7 +84,7 @@ func TestRunReturnsTheFeedsError(t *testing.T) {
 }
 
 func TestRunSurvivesAFeedPanic(t *testing.T) {
-	feed := funcFeed{table.New(table.Config{}), func(context.Context, func([]tracer.Event) error) error {
+	feed := funcFeed{table.New(table.Config{}), func(context.Context, func([]event.Event) error) error {
 		panic("decoder bug")
 	}}
 	in, done := runOn(context.Background(), feed)
@@ -165,4 +166,4 @@ type failingFeed struct {
 
 func (f failingFeed) Table() *table.Table { return f.tab }
 
-func (f failingFeed) Run(context.Context, func([]tracer.Event) error) error { return f.err }
+func (f failingFeed) Run(context.Context, func([]event.Event) error) error { return f.err }

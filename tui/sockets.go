@@ -3,10 +3,11 @@ package tui
 import (
 	"time"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 
-	"github.com/twtrace/twtrace/tracer"
 	"github.com/twtrace/twtrace/tracer/table"
 	"github.com/twtrace/twtrace/tui/grid"
 )
@@ -164,7 +165,7 @@ func (v *socketsView) row(i int, cells []grid.Cell) []grid.Cell {
 	switch {
 	case closed:
 		timer = grid.Cell{Text: "closed", Style: rowStyle}
-	case s.State == tracer.StateTimeWait && !s.Expires.IsZero():
+	case s.State == event.StateTimeWait && !s.Expires.IsZero():
 		timer = grid.Cell{Text: fmtCountdown(s.Expires.Sub(v.ctx.now)), Style: stateStyle}
 	}
 	cells = append(cells,

@@ -3,11 +3,12 @@ package tui
 import (
 	"image/color"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/textinput"
 	"charm.land/lipgloss/v2"
 
-	"github.com/twtrace/twtrace/tracer"
 	"github.com/twtrace/twtrace/tui/grid"
 )
 
@@ -47,7 +48,7 @@ type Styles struct {
 	Section   lipgloss.Style // headings in the socket detail
 	Bar       lipgloss.Style // timeline and exhaustion bars
 
-	// States, by tracer.State; nil entries render plain.
+	// States, by event.State; nil entries render plain.
 	States [16]*lipgloss.Style
 
 	Grid   grid.Styles
@@ -95,14 +96,14 @@ func NewStyles(t Theme) *Styles {
 	good := lipgloss.NewStyle().Foreground(t.Good)
 	warn := lipgloss.NewStyle().Foreground(t.Warn)
 	listen, tw := good.Bold(true), warn.Bold(true)
-	s.States[tracer.StateListen] = &listen
-	s.States[tracer.StateEstablished] = &good
-	s.States[tracer.StateTimeWait] = &tw
-	for _, st := range []tracer.State{tracer.StateFinWait1, tracer.StateFinWait2, tracer.StateClosing,
-		tracer.StateCloseWait, tracer.StateLastAck} {
+	s.States[event.StateListen] = &listen
+	s.States[event.StateEstablished] = &good
+	s.States[event.StateTimeWait] = &tw
+	for _, st := range []event.State{event.StateFinWait1, event.StateFinWait2, event.StateClosing,
+		event.StateCloseWait, event.StateLastAck} {
 		s.States[st] = &warn
 	}
-	s.States[tracer.StateClose] = &s.Muted
+	s.States[event.StateClose] = &s.Muted
 
 	s.Grid = grid.Styles{
 		Header:   lipgloss.NewStyle().Bold(true).Underline(true),
@@ -125,7 +126,7 @@ func NewStyles(t Theme) *Styles {
 }
 
 // state returns the style of a TCP state, nil when it has none.
-func (s *Styles) state(st tracer.State) *lipgloss.Style {
+func (s *Styles) state(st event.State) *lipgloss.Style {
 	if int(st) < len(s.States) {
 		return s.States[st]
 	}

@@ -5,10 +5,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
 
-	"github.com/twtrace/twtrace/tracer"
 	"github.com/twtrace/twtrace/tracer/table"
 )
 
@@ -33,7 +34,7 @@ func (v *socketsView) detailView() string {
 	}
 	now := v.ctx.now
 	title := st.paint(&st.ViewTitle, "Socket "+cookieName(s.Cookie)+" ") + st.paint(st.state(s.State), s.State.String())
-	if rem := s.Remaining(now); s.State == tracer.StateTimeWait && !s.Expires.IsZero() {
+	if rem := s.Remaining(now); s.State == event.StateTimeWait && !s.Expires.IsZero() {
 		title += st.paint(&st.Muted, " · ends in ") + st.paint(st.state(s.State), fmtCountdown(rem)) +
 			st.paint(&st.Muted, " (at "+fmtClock(s.Expires, v.ctx.loc)+")")
 	}
@@ -51,7 +52,7 @@ func (v *socketsView) detailView() string {
 		inode = itoa(s.Inode)
 	}
 	source := s.Source
-	if s.State == tracer.StateTimeWait {
+	if s.State == event.StateTimeWait {
 		if s.Confirmed {
 			source += ", TIME_WAIT confirmed by sock_diag"
 		} else {
@@ -102,7 +103,7 @@ func (v *socketsView) timelineLines(s *table.Socket) []string {
 			st.paint(&st.Bar, bar(dur))
 		if running {
 			line += st.paint(&st.Muted, " so far")
-			if step.State == tracer.StateTimeWait && !s.Expires.IsZero() {
+			if step.State == event.StateTimeWait && !s.Expires.IsZero() {
 				line += st.paint(&st.Muted, ", ") + st.paint(st.state(step.State), fmtCountdown(s.Remaining(v.ctx.now))) +
 					st.paint(&st.Muted, " left")
 			}
@@ -120,11 +121,11 @@ func blockHint(s *table.Socket) string {
 	}
 	port := itoa(s.Src.Port())
 	switch s.State {
-	case tracer.StateTimeWait:
+	case event.StateTimeWait:
 		return "While it lasts, a bind() to port " + port + " is refused with EADDRINUSE unless both this " +
 			"socket's original and the new one set SO_REUSEADDR (or both SO_REUSEPORT). " +
 			"tcp_tw_reuse does not help a bind(): it applies to connect() only."
-	case tracer.StateListen:
+	case event.StateListen:
 		return "A second listener on port " + port + " is refused with EADDRINUSE unless both set " +
 			"SO_REUSEPORT under the same effective user."
 	}
@@ -187,15 +188,15 @@ func fitLines(lines []string, w, h int) string {
 }
 
 // reuseText names a socket's address-reuse options for the detail view.
-func reuseText(r tracer.Reuse) string {
+func reuseText(r event.Reuse) string {
 	switch {
 	case !r.Known():
 		return "unknown (SO_REUSEADDR/SO_REUSEPORT not read)"
-	case r&(tracer.ReuseAddr|tracer.ReusePort) == 0:
+	case r&(event.ReuseAddr|event.ReusePort) == 0:
 		return "neither SO_REUSEADDR nor SO_REUSEPORT"
-	case r&tracer.ReuseAddr == 0:
+	case r&event.ReuseAddr == 0:
 		return "SO_REUSEPORT"
-	case r&tracer.ReusePort == 0:
+	case r&event.ReusePort == 0:
 		return "SO_REUSEADDR"
 	}
 	return "SO_REUSEADDR, SO_REUSEPORT"

@@ -6,12 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/exp/golden"
 	"github.com/charmbracelet/x/exp/teatest/v2"
 
-	"github.com/twtrace/twtrace/tracer"
-	"github.com/twtrace/twtrace/tracer/sample"
+	"github.com/twtrace/twtrace/internal/sample"
 )
 
 // The golden tests run the program on a fake 100x30 terminal with the ASCII
@@ -152,7 +153,7 @@ func TestResume(t *testing.T) {
 	waitFor(t, tm, "EADDRINUSE") // the log has the sample: the table gets it first
 	press(tm, "space")
 	waitFor(t, tm, "PAUSED")
-	f.more <- []tracer.Event{{Kind: tracer.KindLost, Time: testNow, Lost: 5}}
+	f.more <- []event.Event{{Kind: event.KindLost, Time: testNow, Lost: 5}}
 	waitFor(t, tm, "1 new")
 	press(tm, "space")
 	waitFor(t, tm, "following")

@@ -5,16 +5,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"github.com/charmbracelet/x/ansi"
 
-	"github.com/twtrace/twtrace/tracer"
-	"github.com/twtrace/twtrace/tracer/sample"
+	"github.com/twtrace/twtrace/internal/sample"
 )
 
-func events(n int) []tracer.Event {
-	evs := make([]tracer.Event, n)
+func events(n int) []event.Event {
+	evs := make([]event.Event, n)
 	for i := range evs {
-		evs[i] = tracer.Event{Kind: tracer.KindState, Cookie: uint64(i + 1)}
+		evs[i] = event.Event{Kind: event.KindState, Cookie: uint64(i + 1)}
 	}
 	return evs
 }
@@ -56,7 +57,7 @@ func TestPendingConcurrent(t *testing.T) {
 		}
 	})
 	var got, dropped uint64
-	var spare []tracer.Event
+	var spare []event.Event
 	for done := false; !done; {
 		wg.Wait() // not before the last drain below: the loop ends after it
 		d := p.drain(spare)

@@ -3,11 +3,11 @@ package tui
 import (
 	"strings"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
-
-	"github.com/twtrace/twtrace/tracer"
 )
 
 // ---------------------------------------------------------------- VIEW
@@ -109,7 +109,7 @@ func (m *Model) countersLine() string {
 	r, ok := m.evRate.get()
 	item("events/s", fmtRate(r, ok), nil)
 	item("sockets", itoa(s.Sockets), nil)
-	item("TIME_WAIT", itoa(s.TimeWait), st.state(tracer.StateTimeWait))
+	item("TIME_WAIT", itoa(s.TimeWait), st.state(event.StateTimeWait))
 	var bad *lipgloss.Style
 	if s.Lost > 0 {
 		bad = &st.Bad

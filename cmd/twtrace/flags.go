@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"github.com/spf13/pflag"
 
 	"github.com/twtrace/twtrace/tracer"
@@ -50,8 +52,8 @@ func (f *filterFlags) registerSockets(fs *pflag.FlagSet, kernel, pid, state stri
 }
 
 // filter validates the flags; its errors are usage errors.
-func (f *filterFlags) filter() (tracer.Filter, error) {
-	var flt tracer.Filter
+func (f *filterFlags) filter() (event.Filter, error) {
+	var flt event.Filter
 	for _, p := range f.ports {
 		n, err := strconv.ParseUint(strings.TrimSpace(p), 10, 16)
 		if err != nil || n == 0 {
@@ -63,7 +65,7 @@ func (f *filterFlags) filter() (tracer.Filter, error) {
 		return flt, usagef("--port: at most %d ports, got %d", tracer.MaxPorts, len(flt.Ports))
 	}
 	for _, s := range f.states {
-		st, ok := tracer.ParseState(strings.TrimSpace(s))
+		st, ok := event.ParseState(strings.TrimSpace(s))
 		if !ok {
 			return flt, usagef("--state %q: want a TCP state such as LISTEN, ESTABLISHED, TIME_WAIT", s)
 		}
@@ -73,10 +75,10 @@ func (f *filterFlags) filter() (tracer.Filter, error) {
 		return flt, usagef("-4 and -6 exclude each other; give neither for both families")
 	}
 	if f.ipv4 {
-		flt.Family = tracer.FamilyIPv4
+		flt.Family = event.FamilyIPv4
 	}
 	if f.ipv6 {
-		flt.Family = tracer.FamilyIPv6
+		flt.Family = event.FamilyIPv6
 	}
 	flt.PID = f.pid
 	flt.Comm = f.comm

@@ -119,17 +119,15 @@ with TIME_WAIT countdowns, the event log, remote endpoints. Piped, or with
 		Args:          noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// --json and --count ask for the stream, even on a terminal.
-			if opts.headless || (isTerminal(stdout) && !opts.json && opts.count == 0) {
+			if opts.dev.headless() || (isTerminal(stdout) && !opts.json && opts.count == 0) {
 				return runUI(cmd.Context(), opts, stdout, stderr)
 			}
 			return runTrace(cmd.Context(), opts, stdout, stderr)
 		},
 	}
 	root.Flags().StringVar(&opts.logFile, "log-file", "", "write the live view's diagnostics to this file")
-	root.Flags().BoolVar(&opts.headless, "headless", false, "run the live view's model without a terminal (benchmarks)")
-	_ = root.Flags().MarkHidden("headless")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	opts.register(root)
+	opts.register(root, true)
 	root.AddCommand(newTraceCmd(stdout, stderr), newSocketsCmd(stdout, stderr),
 		newRecordCmd(stdout, stderr), newReplayCmd(stdout, stderr))
 	return root

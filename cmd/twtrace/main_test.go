@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -33,7 +34,6 @@ func TestBadUsageExits2(t *testing.T) {
 		{[]string{"trace", "--no-such-flag"}, "unknown flag"},
 		{[]string{"trace", "extra"}, "unknown command"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
-		{[]string{"--headless", "-v"}, "use --log-file"},
 		{[]string{"trace", "--duration", "soon"}, "invalid argument"},
 		{[]string{"trace", "--port", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17"}, "at most 16 ports"},
 	} {
@@ -81,5 +81,14 @@ func TestParseSize(t *testing.T) {
 		if _, err := parseSize(bad); err == nil {
 			t.Errorf("parseSize(%q) accepted", bad)
 		}
+	}
+}
+
+// The live view covers stderr: -v, which logs there, is refused for it.
+func TestLiveViewRefusesVerbose(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := runUI(context.Background(), &traceOptions{verbose: true}, &out, &errb)
+	if code := exitCode(err, &errb); code != exitUsage || !strings.Contains(errb.String(), "use --log-file") {
+		t.Errorf("live view with -v: exit %d, stderr %q; want exit 2 mentioning --log-file", code, errb.String())
 	}
 }

@@ -10,13 +10,14 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
-	"github.com/twtrace/twtrace/tracer"
 	"github.com/twtrace/twtrace/tracer/capture"
-	"github.com/twtrace/twtrace/tracer/live"
+	"github.com/twtrace/twtrace/tracer/session"
 )
 
 // recordOptions are the flags of `twtrace record`. The live session's flags
@@ -50,7 +51,7 @@ event written before the error and is a readable capture.`,
 		},
 	}
 	fs := cmd.Flags()
-	o.trace.registerSession(fs)
+	o.trace.registerSession(fs, false)
 	fs.StringVarP(&o.output, "output", "o", "", "write the capture to `FILE` (required; .zst: compressed)")
 	fs.BoolVar(&o.force, "force", false, "replace FILE if it exists")
 	return cmd
@@ -87,12 +88,15 @@ func runRecord(ctx context.Context, o *recordOptions, filters map[string][]strin
 	if err := checkOutput(o.output, o.force); err != nil {
 		return err // before loading anything
 	}
+	if err := o.trace.dev.start(); err != nil {
+		return err
+	}
 	hdr, herr := capture.HostHeader("", filters)
 	if herr != nil {
 		cfg.Logger.Warn("the capture's header is incomplete", "err", herr)
 	}
 
-	sess, err := live.Start(live.Config{Tracer: cfg, Logger: cfg.Logger})
+	sess, err := session.Start(session.Config{Tracer: cfg, Logger: cfg.Logger})
 	if err != nil {
 		return err
 	}
@@ -111,29 +115,30 @@ func runRecord(ctx context.Context, o *recordOptions, filters map[string][]strin
 		return err
 	}
 
-	if o.trace.duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.trace.duration)
-		defer cancel()
-	}
-	tally := newCounter()
-	err = sess.Run(ctx, func(batch []tracer.Event) error {
-		tally.add(batch)
+	ctx, cancel := withDuration(ctx, o.trace.duration)
+	defer cancel()
+	var lost uint64
+	err = sess.Run(ctx, o.trace.dev.sink(func(batch []event.Event) error {
+		for i := range batch {
+			if batch[i].Kind == event.KindLost {
+				lost += batch[i].Lost
+			}
+		}
 		// Called at every idle poll too, empty: the writer ends a
 		// compressed frame when a second has passed.
 		return w.Write(batch)
-	})
+	}))
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil && o.trace.statsFile != "" {
-		err = tally.write(o.trace.statsFile, sess)
+	if derr := o.trace.dev.finish(sess); err == nil {
+		err = derr
 	}
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "twtrace: recorded %d events (%d lost) in %s to %s\n",
-		w.Events(), tally.s.LostReported, byteSize(w.Bytes()), o.output)
+		w.Events(), lost, byteSize(w.Bytes()), o.output)
 	return nil
 }
 

@@ -21,11 +21,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"golang.org/x/sys/unix"
 
-	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/internal/tracertest"
 	"github.com/twtrace/twtrace/tracer/capture"
-	"github.com/twtrace/twtrace/tracer/tracertest"
 )
 
 // recording is a running `twtrace record`.
@@ -99,14 +100,14 @@ func serverClosesFirst(t *testing.T, ctx context.Context, port int) {
 }
 
 // captureHas polls the capture being written until an event matches (5 s).
-func captureHas(t *testing.T, path string, match func(*tracer.Event) bool) {
+func captureHas(t *testing.T, path string, match func(*event.Event) bool) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		r, err := capture.Open(path)
 		if err != nil {
 			continue
 		}
-		var ev tracer.Event
+		var ev event.Event
 		for r.Next(&ev) == nil {
 			if match(&ev) {
 				r.Close()
@@ -134,8 +135,8 @@ func TestRecordReplayCLI(t *testing.T) {
 
 			// The file is readable while record runs: a compressed one
 			// within a second, at the end of its frame.
-			captureHas(t, path, func(ev *tracer.Event) bool {
-				return ev.Kind == tracer.KindTimeWait && ev.Src.Port() == uint16(port)
+			captureHas(t, path, func(ev *event.Event) bool {
+				return ev.Kind == event.KindTimeWait && ev.Src.Port() == uint16(port)
 			})
 			// Either signal ends it cleanly.
 			sig := syscall.SIGINT
@@ -318,7 +319,7 @@ func TestRecordFullDisk(t *testing.T) {
 					return err
 				}
 				defer r.Close()
-				for ev := (tracer.Event{}); ; n++ {
+				for ev := (event.Event{}); ; n++ {
 					if err := r.Next(&ev); err == io.EOF {
 						return nil
 					} else if err != nil {

@@ -12,9 +12,10 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"github.com/spf13/cobra"
 
-	"github.com/twtrace/twtrace/tracer"
 	"github.com/twtrace/twtrace/tracer/capture"
 	"github.com/twtrace/twtrace/tracer/stream"
 )
@@ -36,7 +37,7 @@ func newReplayCmd(stdout, stderr io.Writer) *cobra.Command {
 		Long: `replay reads a capture written by 'twtrace record' (plain or .zst, told apart
 by its content) and writes its events as 'twtrace trace' does: text columns, or
 JSON Lines with --json, the same records as the capture minus its header.
-Filters apply as they do live. On a terminal (without --json or --text) it
+Filters apply as they do session. On a terminal (without --json or --text) it
 opens the live view on the capture: its clock is the capture's, so TIME_WAIT
 countdowns are as they were when it was recorded.
 
@@ -87,14 +88,14 @@ func runReplay(ctx context.Context, o *replayOptions, path string, stdout, stder
 		return badCapture(replayUI(ctx, r, o.speed, &flt))
 	}
 
-	var write func([]tracer.Event) error
+	var write func([]event.Event) error
 	if o.json {
 		write = stream.NewJSON(stdout).Write
 	} else {
 		write = stream.NewText(stdout, stream.TextOptions{Color: colorful(stdout)}).Write
 	}
-	var out []tracer.Event
-	err = r.Run(ctx, o.speed, func(batch []tracer.Event) error {
+	var out []event.Event
+	err = r.Run(ctx, o.speed, func(batch []event.Event) error {
 		out = out[:0]
 		for i := range batch {
 			if flt.Match(&batch[i]) {

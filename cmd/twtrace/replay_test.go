@@ -8,10 +8,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/event"
+
+	"github.com/twtrace/twtrace/internal/sample"
 	"github.com/twtrace/twtrace/tracer/capture"
 	"github.com/twtrace/twtrace/tracer/jsonl"
-	"github.com/twtrace/twtrace/tracer/sample"
 )
 
 // writeCapture writes the sample stream to a capture named name.
@@ -60,7 +61,7 @@ func TestReplayFilters(t *testing.T) {
 	path := writeCapture(t, "cap.jsonl.zst")
 	code, out, _ := runCLI("replay", "--json", "--port", "443", path)
 	// What the filter selects live, lost records included: no filter hides them.
-	flt := tracer.Filter{Ports: []uint16{443}}
+	flt := event.Filter{Ports: []uint16{443}}
 	var want []byte
 	for _, ev := range sample.Events() {
 		if flt.Match(&ev) {

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/twtrace/twtrace/tracer/jsonl"
-	"github.com/twtrace/twtrace/tracer/live"
+	"github.com/twtrace/twtrace/tracer/session"
 	"github.com/twtrace/twtrace/tracer/stream"
 	"github.com/twtrace/twtrace/tracer/table"
 )
@@ -44,14 +44,14 @@ func runSockets(o *socketsOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tab, err := live.Snapshot("/proc", -1, &flt)
+	tab, err := session.Snapshot("/proc", -1, &flt)
 	if err != nil {
 		return err
 	}
 	if st := tab.Stats(); st.Untracked > 0 {
 		fmt.Fprintf(stderr, "twtrace: %d more sockets not listed: a listing holds at most %d\n", st.Untracked, st.Sockets)
 	}
-	if err := live.ReadReuse(tab, -1); err != nil {
+	if err := session.ReadReuse(tab, -1); err != nil {
 		fmt.Fprintf(stderr, "twtrace: REUSE unknown (?): %v\n", err)
 	}
 	now := time.Now()

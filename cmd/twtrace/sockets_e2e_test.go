@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twtrace/twtrace/tracer/tracertest"
+	"github.com/twtrace/twtrace/internal/tracertest"
 )
 
 // ssStates maps ss's state names to twtrace's.

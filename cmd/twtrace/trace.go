@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,9 +13,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/twtrace/twtrace/tracer"
-	"github.com/twtrace/twtrace/tracer/live"
+	"github.com/twtrace/twtrace/tracer/event"
+	"github.com/twtrace/twtrace/tracer/session"
 	"github.com/twtrace/twtrace/tracer/stream"
 )
+
+// eventSink takes the event stream in batches; it must not keep the slice.
+type eventSink = func([]event.Event) error
 
 // traceOptions are the flags of `twtrace trace` (and of bare `twtrace`).
 type traceOptions struct {
@@ -28,24 +31,20 @@ type traceOptions struct {
 	wakeup    time.Duration
 	readyFile string
 	verbose   bool
-	cpuProf   string
-	statsFile string
-	logFile   string // the UI's diagnostics (root command on a terminal)
-	headless  bool   // the UI's model without a terminal (benchmarks)
+	logFile   string     // the UI's diagnostics (root command on a terminal)
+	dev       devOptions // developer flags: only in a -tags twtracedev build
 }
 
-func (o *traceOptions) register(cmd *cobra.Command) {
+func (o *traceOptions) register(cmd *cobra.Command, root bool) {
 	fs := cmd.Flags()
-	o.registerSession(fs)
-	fs.BoolVar(&o.json, "json", false, "write JSON Lines (schema in DESIGN.md) instead of text columns")
+	o.registerSession(fs, root)
+	fs.BoolVar(&o.json, "json", false, "write JSON Lines (schema: docs/jsonl.md) instead of text columns")
 	fs.IntVar(&o.count, "count", 0, "stop after this many events")
-	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write a Go CPU profile of twtrace itself to this file")
-	_ = fs.MarkHidden("cpuprofile")
 }
 
 // registerSession registers the flags of a tracing session, which trace and
 // record share: filters, how long, the ring buffer, diagnostics.
-func (o *traceOptions) registerSession(fs *pflag.FlagSet) {
+func (o *traceOptions) registerSession(fs *pflag.FlagSet, root bool) {
 	o.filters.register(fs)
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (e.g. 30s, 5m)")
 	fs.StringVar(&o.ringSize, "ring-size", "4M", "BPF ring buffer `size` (power of two, e.g. 1M, 16M)")
@@ -53,9 +52,8 @@ func (o *traceOptions) registerSession(fs *pflag.FlagSet) {
 		"longest time an event waits in the ring buffer; 0 wakes the reader for every event (costs kernel CPU)")
 	fs.StringVar(&o.readyFile, "ready-file", "", "create this file once the programs are attached")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log diagnostics to stderr")
-	fs.StringVar(&o.statsFile, "stats-file", "", "write what the run delivered and the kernel counted, as JSON, at the end")
 	_ = fs.MarkHidden("ready-file")
-	_ = fs.MarkHidden("stats-file")
+	o.dev.register(fs, root)
 }
 
 func newTraceCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -71,7 +69,7 @@ func newTraceCmd(stdout, stderr io.Writer) *cobra.Command {
 			return runTrace(cmd.Context(), opts, stdout, stderr)
 		},
 	}
-	opts.register(cmd)
+	opts.register(cmd, false)
 	return cmd
 }
 
@@ -84,11 +82,11 @@ func (o *traceOptions) config(stderr io.Writer) (tracer.Config, error) {
 		return tracer.Config{}, usagef("--count, --duration and --wakeup cannot be negative")
 	}
 	size, err := parseSize(o.ringSize)
-	if err != nil {
-		return tracer.Config{}, usagef("--ring-size: %v", err)
+	if err == nil {
+		err = tracer.CheckRingSize(size)
 	}
-	if size < os.Getpagesize() || size&(size-1) != 0 {
-		return tracer.Config{}, usagef("--ring-size %s: must be a power of two of at least %d bytes", o.ringSize, os.Getpagesize())
+	if err != nil {
+		return tracer.Config{}, usagef("--ring-size %s: %v", o.ringSize, err)
 	}
 	level := slog.LevelWarn
 	if o.verbose {
@@ -102,19 +100,23 @@ func (o *traceOptions) config(stderr io.Writer) (tracer.Config, error) {
 	}, nil
 }
 
+// withDuration bounds ctx by --duration, when given.
+func withDuration(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d > 0 {
+		return context.WithTimeout(ctx, d)
+	}
+	return context.WithCancel(ctx)
+}
+
 func runTrace(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) error {
 	cfg, err := o.config(stderr)
 	if err != nil {
 		return err
 	}
-	if o.cpuProf != "" {
-		stop, err := startCPUProfile(o.cpuProf)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	if err := o.dev.start(); err != nil {
+		return err
 	}
-	sess, err := live.Start(live.Config{Tracer: cfg, Logger: cfg.Logger})
+	sess, err := session.Start(session.Config{Tracer: cfg, Logger: cfg.Logger})
 	if err != nil {
 		return err
 	}
@@ -123,23 +125,17 @@ func runTrace(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) er
 		return err
 	}
 
-	var write func([]tracer.Event) error
+	var write eventSink
 	if o.json {
 		write = stream.NewJSON(stdout).Write
 	} else {
 		write = stream.NewText(stdout, stream.TextOptions{Color: colorful(stdout)}).Write
 	}
 
-	if o.duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.duration)
-		defer cancel()
-	}
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := withDuration(ctx, o.duration)
 	defer cancel()
 	seen := 0
-	tally := newCounter()
-	err = sess.Run(ctx, func(batch []tracer.Event) error {
+	err = sess.Run(ctx, o.dev.sink(func(batch []event.Event) error {
 		if o.count > 0 {
 			if seen >= o.count {
 				return nil
@@ -152,29 +148,25 @@ func runTrace(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) er
 				cancel()
 			}
 		}
-		tally.add(batch)
 		if err := write(batch); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}
 		return nil
-	})
-	if err == nil && o.statsFile != "" {
-		err = tally.write(o.statsFile, sess)
+	}))
+	if derr := o.dev.finish(sess); err == nil {
+		err = derr
 	}
 	return err
 }
 
-// startCPUProfile profiles twtrace itself, for performance work.
-func startCPUProfile(path string) (stop func(), err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("--cpuprofile: %w", err)
+// createFile creates a file twtrace writes as root: mode 0600, never
+// through a symbolic link, never over an existing file.
+func createFile(path string, appendOnly bool) (*os.File, error) {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	if appendOnly {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_APPEND | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("--cpuprofile: %w", err)
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	return os.OpenFile(path, flags, 0o600)
 }
 
 // signalReady creates the --ready-file, telling a test that every program is attached.
@@ -182,7 +174,15 @@ func signalReady(path string) error {
 	if path == "" {
 		return nil
 	}
-	if err := os.WriteFile(path, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o644); err != nil {
+	f, err := createFile(path, false)
+	if err != nil {
+		return fmt.Errorf("--ready-file: %w", err)
+	}
+	_, err = fmt.Fprintf(f, "%d\n", os.Getpid())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("--ready-file: %w", err)
 	}
 	return nil

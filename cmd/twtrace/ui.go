@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -11,26 +10,26 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"golang.org/x/sys/unix"
 
-	"github.com/twtrace/twtrace/tracer"
 	"github.com/twtrace/twtrace/tracer/capture"
 	"github.com/twtrace/twtrace/tracer/kstat"
-	"github.com/twtrace/twtrace/tracer/live"
+	"github.com/twtrace/twtrace/tracer/session"
 	"github.com/twtrace/twtrace/tracer/table"
 	"github.com/twtrace/twtrace/tui"
 )
 
-// runUI runs the live view on the terminal (or, with --headless, its model
-// without a terminal, for the overhead benchmark). Diagnostics go to
-// --log-file: the terminal belongs to the UI.
+// runUI runs the live view on the terminal. Diagnostics go to --log-file:
+// the terminal belongs to the UI.
 func runUI(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) error {
 	if o.verbose {
 		return usagef("-v logs to stderr, which the live view covers: use --log-file FILE")
 	}
 	logger := slog.New(slog.DiscardHandler)
 	if o.logFile != "" {
-		f, err := os.OpenFile(o.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		f, err := createFile(o.logFile, true)
 		if err != nil {
 			return usagef("--log-file: %v", err)
 		}
@@ -42,14 +41,10 @@ func runUI(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) error
 		return err
 	}
 	cfg.Logger = logger
-	if o.cpuProf != "" {
-		stop, err := startCPUProfile(o.cpuProf)
-		if err != nil {
-			return err
-		}
-		defer stop()
+	if err := o.dev.start(); err != nil {
+		return err
 	}
-	sess, err := live.Start(live.Config{Tracer: cfg, Logger: logger})
+	sess, err := session.Start(session.Config{Tracer: cfg, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -69,37 +64,15 @@ func runUI(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) error
 	for _, w := range sess.Tracer().Warnings() {
 		logger.Warn(w)
 	}
-	if o.duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.duration)
-		defer cancel()
-	}
-	if o.headless {
-		tally := newCounter()
-		feed := countingFeed{sess, tally}
-		err = tui.Headless(ctx, feed, opts)
-		if err == nil && o.statsFile != "" {
-			err = tally.write(o.statsFile, sess)
+	ctx, cancel := withDuration(ctx, o.duration)
+	defer cancel()
+	if ran, err := o.dev.runHeadless(ctx, sess, opts); ran {
+		if derr := o.dev.finish(sess); err == nil {
+			err = derr
 		}
 		return err
 	}
-	if err := tui.Run(ctx, sess, opts); err != nil {
-		return fmt.Errorf("%w", err)
-	}
-	return nil
-}
-
-// countingFeed tallies what the session delivers to the UI (--stats-file).
-type countingFeed struct {
-	*live.Session
-	tally *counter
-}
-
-func (f countingFeed) Run(ctx context.Context, fn func([]tracer.Event) error) error {
-	return f.Session.Run(ctx, func(b []tracer.Event) error {
-		f.tally.add(b)
-		return fn(b)
-	})
+	return tui.Run(ctx, sess, opts)
 }
 
 func hostname() string {
@@ -121,16 +94,16 @@ func kernelRelease() string {
 type replayFeed struct {
 	r     *capture.Reader
 	speed float64
-	flt   *tracer.Filter
+	flt   *event.Filter
 	tab   *table.Table
 	clock atomic.Int64 // Unix ns of the last event played
 }
 
 func (f *replayFeed) Table() *table.Table { return f.tab }
 
-func (f *replayFeed) Run(ctx context.Context, fn func([]tracer.Event) error) error {
-	var out []tracer.Event
-	return f.r.Run(ctx, f.speed, func(batch []tracer.Event) error {
+func (f *replayFeed) Run(ctx context.Context, fn func([]event.Event) error) error {
+	var out []event.Event
+	return f.r.Run(ctx, f.speed, func(batch []event.Event) error {
 		out = out[:0]
 		for i := range batch {
 			if f.flt.Match(&batch[i]) {
@@ -148,7 +121,7 @@ func (f *replayFeed) Run(ctx context.Context, fn func([]tracer.Event) error) err
 // now is the capture's time: the last event played.
 func (f *replayFeed) now() time.Time { return time.Unix(0, f.clock.Load()) }
 
-func replayUI(ctx context.Context, r *capture.Reader, speed float64, flt *tracer.Filter) error {
+func replayUI(ctx context.Context, r *capture.Reader, speed float64, flt *event.Filter) error {
 	h := r.Header()
 	f := &replayFeed{r: r, speed: speed, flt: flt, tab: table.New(table.Config{})}
 	f.clock.Store(h.Started.UnixNano())

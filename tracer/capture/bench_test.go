@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/event"
 )
 
 // BenchmarkWriter measures capture writing into a file, as record does:
@@ -47,7 +47,7 @@ func BenchmarkWriter(b *testing.B) {
 }
 
 // rawSize is the JSON size of evs.
-func rawSize(b *testing.B, evs []tracer.Event) int {
+func rawSize(b *testing.B, evs []event.Event) int {
 	b.Helper()
 	w, err := NewWriter(io.Discard, "raw", testHeader(), Options{})
 	if err != nil {
@@ -76,7 +76,7 @@ func BenchmarkReader(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				var ev tracer.Event
+				var ev event.Event
 				for r.Next(&ev) == nil {
 					events++
 				}

@@ -15,8 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twtrace/twtrace/tracer"
-	"github.com/twtrace/twtrace/tracer/sample"
+	"github.com/twtrace/twtrace/tracer/event"
+
+	"github.com/twtrace/twtrace/internal/sample"
 )
 
 // testHeader is a fixed header.
@@ -33,8 +34,8 @@ func testHeader() Header {
 }
 
 // comparable drops what the schema does not carry: thread and cgroup ids.
-func comparable(evs []tracer.Event) []tracer.Event {
-	out := make([]tracer.Event, len(evs))
+func comparable(evs []event.Event) []event.Event {
+	out := make([]event.Event, len(evs))
 	for i, ev := range evs {
 		ev.TID, ev.CgroupID = 0, 0
 		out[i] = ev
@@ -43,17 +44,17 @@ func comparable(evs []tracer.Event) []tracer.Event {
 }
 
 // sameEvents reports whether got is want as a capture carries it.
-func sameEvents(got, want []tracer.Event) bool {
+func sameEvents(got, want []event.Event) bool {
 	return len(got) == len(want) && (len(got) == 0 || reflect.DeepEqual(got, comparable(want)))
 }
 
 // stream is n events of sample.Events() shape, spread over sockets, ports,
 // processes and time as a busy server's would be: ~400 000 events per
 // second, with the jitter of real timestamps, ports and durations.
-func stream(n int) []tracer.Event {
+func stream(n int) []event.Event {
 	rng := rand.New(rand.NewPCG(1, 2))
 	base := sample.Events()
-	out := make([]tracer.Event, 0, n)
+	out := make([]event.Event, 0, n)
 	at := sample.Start
 	for i := 0; len(out) < n; i++ {
 		cookie := uint64(0x10000) + uint64(i)*3 + rng.Uint64N(3)
@@ -92,11 +93,11 @@ func stream(n int) []tracer.Event {
 }
 
 // readAll reads every event of a capture and the error that ended it (nil at EOF).
-func readAll(t testing.TB, r *Reader) ([]tracer.Event, error) {
+func readAll(t testing.TB, r *Reader) ([]event.Event, error) {
 	t.Helper()
-	var evs []tracer.Event
+	var evs []event.Event
 	for range 10_000_000 {
-		var ev tracer.Event
+		var ev event.Event
 		err := r.Next(&ev)
 		if err == io.EOF {
 			return evs, nil
@@ -310,7 +311,7 @@ func TestWriteSkipsHeaderEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	evs := sample.Events()[:2]
-	if err := w.Write([]tracer.Event{evs[0], {Kind: tracer.KindHeader, Time: sample.Start}, evs[1]}); err != nil {
+	if err := w.Write([]event.Event{evs[0], {Kind: event.KindHeader, Time: sample.Start}, evs[1]}); err != nil {
 		t.Fatal(err)
 	}
 	if n := strings.Count(buf.String(), "\n"); n != 3 || w.Events() != 2 {

@@ -10,11 +10,12 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"golang.org/x/sys/unix"
 
-	"github.com/twtrace/twtrace/tracer"
-	"github.com/twtrace/twtrace/tracer/internal/nsthread"
-	"github.com/twtrace/twtrace/tracer/tracertest"
+	"github.com/twtrace/twtrace/internal/nsthread"
+	"github.com/twtrace/twtrace/internal/tracertest"
 )
 
 // onTinyDisk runs fn on a thread whose private mount namespace has a
@@ -81,7 +82,7 @@ func TestFullDisk(t *testing.T) {
 				defer r.Close()
 				n := 0
 				for ; ; n++ {
-					var ev tracer.Event
+					var ev event.Event
 					if err := r.Next(&ev); err == io.EOF {
 						break
 					} else if err != nil {

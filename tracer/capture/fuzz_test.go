@@ -6,9 +6,10 @@ import (
 	"io"
 	"testing"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/twtrace/twtrace/tracer"
 	"github.com/twtrace/twtrace/tracer/jsonl"
 )
 
@@ -48,7 +49,7 @@ func FuzzReader(f *testing.F) {
 		if r.Header().Version != Version {
 			t.Fatalf("accepted header version %d", r.Header().Version)
 		}
-		var ev tracer.Event
+		var ev event.Event
 		for range 100_000 {
 			err := r.Next(&ev)
 			if err == io.EOF {
@@ -64,10 +65,10 @@ func FuzzReader(f *testing.F) {
 				}
 				return
 			}
-			if ev.Kind == tracer.KindHeader {
+			if ev.Kind == event.KindHeader {
 				t.Fatalf("a header delivered as an event")
 			}
-			var back tracer.Event
+			var back event.Event
 			if err := jsonl.Decode(jsonl.Append(nil, &ev), &back); err != nil {
 				t.Fatalf("delivered event does not re-encode: %v", err)
 			}

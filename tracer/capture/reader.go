@@ -10,9 +10,10 @@ import (
 	"os"
 	"time"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/twtrace/twtrace/tracer"
 	"github.com/twtrace/twtrace/tracer/jsonl"
 )
 
@@ -109,7 +110,7 @@ func (r *Reader) readHeader() error {
 	if err := json.Unmarshal(line, &h); err != nil {
 		return r.format(errors.New("not a twtrace capture: the first line is not a JSON header record"))
 	}
-	if h.Kind != tracer.KindHeader.String() {
+	if h.Kind != event.KindHeader.String() {
 		return r.format(fmt.Errorf("not a twtrace capture: the first record is %q, not a header "+
 			"(trace --json output has none: record captures with twtrace record)", h.Kind))
 	}
@@ -147,7 +148,7 @@ func (r *Reader) Line() int { return r.line }
 // complete capture; a *FormatError for a capture that is cut short, corrupt
 // or not a capture at all; another error when reading the file fails. After
 // an error every call returns it.
-func (r *Reader) Next(ev *tracer.Event) error {
+func (r *Reader) Next(ev *event.Event) error {
 	if r.err != nil {
 		return r.err
 	}

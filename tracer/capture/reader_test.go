@@ -12,7 +12,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/twtrace/twtrace/tracer/sample"
+	"github.com/twtrace/twtrace/internal/sample"
 )
 
 // encode writes a capture of evs to memory.

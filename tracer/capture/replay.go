@@ -8,7 +8,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/event"
 )
 
 // Replay pacing: events due within pacingSlack of now go out in the current
@@ -28,11 +28,11 @@ const (
 // Run returns nil at the end of the capture or when ctx ends, fn's error,
 // or the error that stopped the reading (see Next) after delivering every
 // event before it.
-func (r *Reader) Run(ctx context.Context, speed float64, fn func([]tracer.Event) error) error {
+func (r *Reader) Run(ctx context.Context, speed float64, fn func([]event.Event) error) error {
 	if speed < 0 || math.IsNaN(speed) || math.IsInf(speed, 0) {
 		return fmt.Errorf("replay speed %v: want 0 (as fast as possible) or a positive factor", speed)
 	}
-	batch := make([]tracer.Event, 0, maxBatch)
+	batch := make([]event.Event, 0, maxBatch)
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -50,7 +50,7 @@ func (r *Reader) Run(ctx context.Context, speed float64, fn func([]tracer.Event)
 	var first time.Time // the first event's timestamp ...
 	var start time.Time // ... is due now
 	var held time.Time  // when the batch's first event was read
-	var ev tracer.Event
+	var ev event.Event
 	for {
 		if ctx.Err() != nil {
 			return nil

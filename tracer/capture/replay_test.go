@@ -8,31 +8,32 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twtrace/twtrace/tracer"
-	"github.com/twtrace/twtrace/tracer/sample"
+	"github.com/twtrace/twtrace/tracer/event"
+
+	"github.com/twtrace/twtrace/internal/sample"
 )
 
 // collect replays data at speed and returns the batches.
-func collect(t *testing.T, ctx context.Context, data []byte, speed float64) ([][]tracer.Event, error) {
+func collect(t *testing.T, ctx context.Context, data []byte, speed float64) ([][]event.Event, error) {
 	t.Helper()
 	r, err := NewReader(bytes.NewReader(data), "mem")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	var batches [][]tracer.Event
-	err = r.Run(ctx, speed, func(b []tracer.Event) error {
+	var batches [][]event.Event
+	err = r.Run(ctx, speed, func(b []event.Event) error {
 		if len(b) == 0 || len(b) > maxBatch {
 			t.Errorf("batch of %d events", len(b))
 		}
-		batches = append(batches, append([]tracer.Event(nil), b...))
+		batches = append(batches, append([]event.Event(nil), b...))
 		return nil
 	})
 	return batches, err
 }
 
-func flatten(batches [][]tracer.Event) []tracer.Event {
-	var out []tracer.Event
+func flatten(batches [][]event.Event) []event.Event {
+	var out []event.Event
 	for _, b := range batches {
 		out = append(out, b...)
 	}
@@ -54,7 +55,7 @@ func TestRunAsFastAsPossible(t *testing.T) {
 }
 
 // paced is a capture of 30 events: 20 in the first 19 ms, 10 more 50 s later.
-func paced(t *testing.T) ([]byte, []tracer.Event) {
+func paced(t *testing.T) ([]byte, []event.Event) {
 	t.Helper()
 	evs := stream(30)
 	for i := range evs {
@@ -132,12 +133,12 @@ func TestRunErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, bad := range []float64{-1, math.NaN(), math.Inf(1)} {
-		if err := r.Run(context.Background(), bad, func([]tracer.Event) error { return nil }); err == nil {
+		if err := r.Run(context.Background(), bad, func([]event.Event) error { return nil }); err == nil {
 			t.Errorf("speed %v accepted", bad)
 		}
 	}
 	stop := errors.New("sink full")
-	if err := r.Run(context.Background(), 0, func([]tracer.Event) error { return stop }); err != stop {
+	if err := r.Run(context.Background(), 0, func([]event.Event) error { return stop }); err != stop {
 		t.Errorf("Run returned %v, want the sink's error", err)
 	}
 }

@@ -9,10 +9,11 @@ import (
 	"os"
 	"time"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 
-	"github.com/twtrace/twtrace/tracer"
 	"github.com/twtrace/twtrace/tracer/jsonl"
 )
 
@@ -39,7 +40,7 @@ type Options struct {
 
 	// FlushBytes and FlushEvery bound a compressed frame; 0 means the default.
 	// The time bound is checked at each Write: a caller with sporadic events
-	// calls Write with an empty batch now and then (live.Session's sink is
+	// calls Write with an empty batch now and then (session.Session's sink is
 	// called at every idle poll) or Flush.
 	FlushBytes int
 	FlushEvery time.Duration
@@ -151,7 +152,7 @@ func encodeHeader(h Header) ([]byte, error) {
 		h.Started = h.Time
 	}
 	r := headerRecord{
-		Kind: tracer.KindHeader.String(), TS: h.Time.UTC().Format(time.RFC3339Nano),
+		Kind: event.KindHeader.String(), TS: h.Time.UTC().Format(time.RFC3339Nano),
 		Version: h.Version, Host: h.Host, Kernel: h.Kernel,
 		Started: h.Started.UTC().Format(time.RFC3339Nano), Sysctls: h.Sysctls, Filters: h.Filters,
 		NetNS: h.NetNS,
@@ -173,14 +174,14 @@ func encodeHeader(h Header) ([]byte, error) {
 // compressor, and ends the compressed frame when it is due. Header events are
 // skipped: a capture has one header, its first line. After an error every
 // call returns it: a *WriteError, which says how many events the file keeps.
-func (w *Writer) Write(batch []tracer.Event) error {
+func (w *Writer) Write(batch []event.Event) error {
 	if w.err != nil {
 		return w.err
 	}
 	b := w.buf[:0]
 	n := int64(0)
 	for i := range batch {
-		if batch[i].Kind == tracer.KindHeader {
+		if batch[i].Kind == event.KindHeader {
 			continue
 		}
 		b = w.jenc.Append(b, &batch[i])

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/event"
 )
 
 // record is the union of every kind's fields. Pointers tell a missing field
@@ -50,7 +50,7 @@ var ErrHeader = errors.New("header record")
 
 // Decode parses one line. Unknown fields are ignored (fields may be added to
 // the schema); missing or malformed required fields are errors that name the field.
-func Decode(line []byte, ev *tracer.Event) error {
+func Decode(line []byte, ev *event.Event) error {
 	var (
 		r  record
 		st store
@@ -64,27 +64,27 @@ func Decode(line []byte, ev *tracer.Event) error {
 		}
 		r = *slow
 	}
-	kind, ok := tracer.ParseKind(r.Kind)
+	kind, ok := event.ParseKind(r.Kind)
 	if !ok {
 		if r.Kind == "" {
 			return errors.New(`missing "kind"`)
 		}
 		return fmt.Errorf("unknown kind %q", r.Kind)
 	}
-	if kind == tracer.KindHeader {
+	if kind == event.KindHeader {
 		return ErrHeader
 	}
 	ts, err := time.Parse(time.RFC3339Nano, r.TS)
 	if err != nil {
 		return fmt.Errorf(`bad "ts": %w`, err)
 	}
-	*ev = tracer.Event{Kind: kind, Time: ts.UTC()}
+	*ev = event.Event{Kind: kind, Time: ts.UTC()}
 	err = nil // d's first failure; kept out of d, which would take r to the heap with it
 	d := decoder{r: &r, ev: ev, err: &err}
 	switch kind {
-	case tracer.KindState:
+	case event.KindState:
 		d.state()
-	case tracer.KindBind:
+	case event.KindBind:
 		d.task()
 		d.fd()
 		d.family()
@@ -93,23 +93,23 @@ func Decode(line []byte, ev *tracer.Event) error {
 		ev.ReuseAddr = d.boolean("reuseaddr", r.ReuseAddr)
 		ev.ReusePort = d.boolean("reuseport", r.ReusePort)
 		d.netns()
-	case tracer.KindConnect:
+	case event.KindConnect:
 		d.task()
 		d.optionalFD()
 		d.family()
 		ev.Dst = netip.AddrPortFrom(d.addr("daddr", r.Daddr), d.u16("dport", r.Dport))
 		d.errno()
 		d.netns()
-	case tracer.KindListen:
+	case event.KindListen:
 		d.task()
 		d.optionalFD()
 		d.family()
 		ev.Src = netip.AddrPortFrom(netip.Addr{}, d.u16("port", r.Port))
 		d.errno()
 		d.netns()
-	case tracer.KindTimeWait:
+	case event.KindTimeWait:
 		d.timeWait()
-	case tracer.KindLost:
+	case event.KindLost:
 		if r.Count == nil {
 			d.missing("count")
 		} else {
@@ -121,7 +121,7 @@ func Decode(line []byte, ev *tracer.Event) error {
 
 type decoder struct {
 	r   *record
-	ev  *tracer.Event
+	ev  *event.Event
 	err *error // the first failure
 }
 
@@ -165,7 +165,7 @@ func (d *decoder) timeWait() {
 	r, ev := d.r, d.ev
 	if r.Event == nil {
 		d.missing("event")
-	} else if op, ok := tracer.ParseTimeWaitOp(*r.Event); !ok {
+	} else if op, ok := event.ParseTimeWaitOp(*r.Event); !ok {
 		d.fail(`bad "event" %q`, *r.Event)
 	} else {
 		ev.TimeWait = op
@@ -189,7 +189,7 @@ func (d *decoder) timeWait() {
 	d.netns()
 	if r.Source == nil {
 		d.missing("source")
-	} else if s, ok := tracer.ParseSource(*r.Source); !ok {
+	} else if s, ok := event.ParseSource(*r.Source); !ok {
 		d.fail(`bad "source" %q`, *r.Source)
 	} else {
 		ev.Source = s
@@ -208,7 +208,7 @@ func (d *decoder) family() {
 		d.missing("family")
 		return
 	}
-	f, ok := tracer.ParseFamily(*d.r.Family)
+	f, ok := event.ParseFamily(*d.r.Family)
 	if !ok {
 		d.fail(`bad "family" %q`, *d.r.Family)
 	}
@@ -225,7 +225,7 @@ func (d *decoder) addr(field string, s *string) netip.Addr {
 		d.fail("bad %q: %w", field, err)
 		return a
 	}
-	if (a.Is4() && d.ev.Family != tracer.FamilyIPv4) || (!a.Is4() && d.ev.Family == tracer.FamilyIPv4) {
+	if (a.Is4() && d.ev.Family != event.FamilyIPv4) || (!a.Is4() && d.ev.Family == event.FamilyIPv4) {
 		d.fail("%q %s does not belong to family %s", field, a, d.ev.Family)
 	}
 	return a
@@ -247,12 +247,12 @@ func (d *decoder) boolean(field string, v *bool) bool {
 	return *v
 }
 
-func (d *decoder) state1(field string, s *string) tracer.State {
+func (d *decoder) state1(field string, s *string) event.State {
 	if s == nil {
 		d.missing(field)
 		return 0
 	}
-	st, ok := tracer.ParseState(*s)
+	st, ok := event.ParseState(*s)
 	if !ok {
 		d.fail("bad %q: unknown TCP state %q", field, *s)
 	}
@@ -268,7 +268,7 @@ func (d *decoder) task() {
 	if d.r.Comm == nil {
 		d.missing("comm")
 	} else {
-		d.ev.Comm = tracer.MakeComm(*d.r.Comm)
+		d.ev.Comm = event.MakeComm(*d.r.Comm)
 	}
 }
 
@@ -277,7 +277,7 @@ func (d *decoder) owner() {
 	if d.r.OwnerPID != nil && *d.r.OwnerPID != 0 {
 		d.ev.Owner = *d.r.OwnerPID
 		if d.r.OwnerComm != nil {
-			d.ev.OwnerComm = tracer.MakeComm(*d.r.OwnerComm)
+			d.ev.OwnerComm = event.MakeComm(*d.r.OwnerComm)
 		}
 	}
 }
@@ -303,7 +303,7 @@ func (d *decoder) errno() {
 	}
 	d.ev.Ret = *d.r.Ret
 	if d.r.Errno != nil {
-		want, ok := tracer.ParseErrno(*d.r.Errno)
+		want, ok := event.ParseErrno(*d.r.Errno)
 		if !ok {
 			d.fail(`bad "errno" %q`, *d.r.Errno)
 		} else if want != d.ev.Ret && !(want == 0 && d.ev.Ret >= 0) {

@@ -9,12 +9,12 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/event"
 )
 
 // Append appends ev as one JSON object and a newline. An Encoder does the
 // same faster for a stream of events.
-func Append(b []byte, ev *tracer.Event) []byte {
+func Append(b []byte, ev *event.Event) []byte {
 	var e Encoder
 	return e.Append(b, ev)
 }
@@ -29,16 +29,16 @@ type Encoder struct {
 }
 
 // Append appends ev as one JSON object and a newline.
-func (enc *Encoder) Append(b []byte, ev *tracer.Event) []byte {
+func (enc *Encoder) Append(b []byte, ev *event.Event) []byte {
 	b = append(b, `{"kind":"`...)
 	b = append(b, ev.Kind.String()...)
 	b = append(b, `","ts":"`...)
 	b = enc.appendTime(b, ev.Time)
 	b = append(b, '"')
 	switch ev.Kind {
-	case tracer.KindState:
+	case event.KindState:
 		b = appendState(b, ev)
-	case tracer.KindBind:
+	case event.KindBind:
 		b = appendTask(b, ev)
 		b = appendInt(b, "fd", int64(ev.FD))
 		b = appendFamily(b, ev.Family)
@@ -48,7 +48,7 @@ func (enc *Encoder) Append(b []byte, ev *tracer.Event) []byte {
 		b = appendBool(b, "reuseaddr", ev.ReuseAddr)
 		b = appendBool(b, "reuseport", ev.ReusePort)
 		b = appendInt(b, "netns", int64(ev.NetNS))
-	case tracer.KindConnect:
+	case event.KindConnect:
 		b = appendTask(b, ev)
 		b = appendInt(b, "fd", int64(ev.FD))
 		b = appendFamily(b, ev.Family)
@@ -56,14 +56,14 @@ func (enc *Encoder) Append(b []byte, ev *tracer.Event) []byte {
 		b = appendInt(b, "dport", int64(ev.Dst.Port()))
 		b = appendErr(b, ev)
 		b = appendInt(b, "netns", int64(ev.NetNS))
-	case tracer.KindListen:
+	case event.KindListen:
 		b = appendTask(b, ev)
 		b = appendInt(b, "fd", int64(ev.FD))
 		b = appendFamily(b, ev.Family)
 		b = appendInt(b, "port", int64(ev.Src.Port()))
 		b = appendErr(b, ev)
 		b = appendInt(b, "netns", int64(ev.NetNS))
-	case tracer.KindTimeWait:
+	case event.KindTimeWait:
 		b = append(b, `,"event":"`...)
 		b = append(b, ev.TimeWait.String()...)
 		b = append(b, '"')
@@ -77,14 +77,14 @@ func (enc *Encoder) Append(b []byte, ev *tracer.Event) []byte {
 		b = append(b, `,"source":"`...)
 		b = append(b, ev.Source.String()...)
 		b = append(b, '"')
-	case tracer.KindLost:
+	case event.KindLost:
 		b = append(b, `,"count":`...)
 		b = appendUint(b, ev.Lost)
 	}
 	return append(b, "}\n"...)
 }
 
-func appendState(b []byte, ev *tracer.Event) []byte {
+func appendState(b []byte, ev *event.Event) []byte {
 	b = appendCookie(b, ev.Cookie)
 	b = appendEndpoints(b, ev)
 	b = append(b, `,"old":"`...)
@@ -106,7 +106,7 @@ func appendState(b []byte, ev *tracer.Event) []byte {
 }
 
 // appendOwner appends "owner_pid" and "owner_comm": null for pid 0, unknown.
-func appendOwner(b []byte, pid uint32, comm *tracer.Comm) []byte {
+func appendOwner(b []byte, pid uint32, comm *event.Comm) []byte {
 	b = append(b, `,"owner_pid":`...)
 	if pid == 0 {
 		return append(b, `null,"owner_comm":null`...)
@@ -143,7 +143,7 @@ func appendCookie(b []byte, c uint64) []byte {
 	return append(b, '"')
 }
 
-func appendEndpoints(b []byte, ev *tracer.Event) []byte {
+func appendEndpoints(b []byte, ev *event.Event) []byte {
 	b = appendFamily(b, ev.Family)
 	b = appendAddr(b, "saddr", ev.Src.Addr())
 	b = appendInt(b, "sport", int64(ev.Src.Port()))
@@ -151,20 +151,20 @@ func appendEndpoints(b []byte, ev *tracer.Event) []byte {
 	return appendInt(b, "dport", int64(ev.Dst.Port()))
 }
 
-func appendTask(b []byte, ev *tracer.Event) []byte {
+func appendTask(b []byte, ev *event.Event) []byte {
 	b = appendInt(b, "pid", int64(ev.PID))
 	b = append(b, `,"comm":`...)
 	return appendString(b, ev.Comm[:])
 }
 
-func appendErr(b []byte, ev *tracer.Event) []byte {
+func appendErr(b []byte, ev *event.Event) []byte {
 	b = appendInt(b, "ret", int64(ev.Ret))
 	b = append(b, `,"errno":"`...)
-	b = append(b, tracer.ErrnoName(ev.Ret)...)
+	b = append(b, event.ErrnoName(ev.Ret)...)
 	return append(b, '"')
 }
 
-func appendFamily(b []byte, f tracer.Family) []byte {
+func appendFamily(b []byte, f event.Family) []byte {
 	b = append(b, `,"family":"`...)
 	b = append(b, f.String()...)
 	return append(b, '"')

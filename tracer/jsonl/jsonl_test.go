@@ -7,13 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"github.com/charmbracelet/x/exp/golden"
 
-	"github.com/twtrace/twtrace/tracer"
-	"github.com/twtrace/twtrace/tracer/sample"
+	"github.com/twtrace/twtrace/internal/sample"
 )
 
-func encodeAll(evs []tracer.Event) []byte {
+func encodeAll(evs []event.Event) []byte {
 	var b []byte
 	for i := range evs {
 		b = Append(b, &evs[i])
@@ -42,7 +43,7 @@ func TestEncodeIsValidJSON(t *testing.T) {
 func TestRoundTrip(t *testing.T) {
 	for i, ev := range sample.Events() {
 		line := Append(nil, &ev)
-		var back tracer.Event
+		var back event.Event
 		if err := Decode(line, &back); err != nil {
 			t.Fatalf("event %d: decode %s: %v", i, line, err)
 		}
@@ -85,13 +86,13 @@ func TestDecodeErrors(t *testing.T) {
 		{`{"kind":"bind","ts":"2026-01-01T00:00:00Z","pid":1,"comm":"x","fd":3,"family":"ipv4","addr":"0.0.0.0","port":80,"ret":-98,"errno":"EADDRNOTAVAIL","reuseaddr":false,"reuseport":false,"netns":1}`, `disagrees with "ret"`},
 		{`{"kind":"timewait","ts":"2026-01-01T00:00:00Z","event":"enter","family":"ipv4","saddr":"1.2.3.4","sport":1,"daddr":"1.2.3.4","dport":2,"remaining_ms":-5,"netns":1,"source":"inferred"}`, `bad "remaining_ms"`},
 	} {
-		var ev tracer.Event
+		var ev event.Event
 		err := Decode([]byte(tc.line), &ev)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Decode(%s) = %v, want an error containing %q", tc.line, err, tc.want)
 		}
 	}
-	var ev tracer.Event
+	var ev event.Event
 	if err := Decode([]byte(`{"kind":"header","ts":"2026-01-01T00:00:00Z","version":1}`), &ev); err != ErrHeader {
 		t.Errorf("header: %v, want ErrHeader", err)
 	}
@@ -99,7 +100,7 @@ func TestDecodeErrors(t *testing.T) {
 
 // Fields may be added to the schema: unknown ones are ignored.
 func TestDecodeIgnoresNewFields(t *testing.T) {
-	var ev tracer.Event
+	var ev event.Event
 	line := `{"kind":"lost","ts":"2026-01-01T00:00:00Z","count":3,"future":{"x":[1,2]}}`
 	if err := Decode([]byte(line), &ev); err != nil || ev.Lost != 3 {
 		t.Errorf("Decode = %v, %+v", err, ev)
@@ -138,12 +139,12 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte(`{"kind":"state","ts":"2026-01-01T00:00:00Z","old_ms":1e308}`))
 	f.Fuzz(func(t *testing.T, line []byte) {
-		var ev tracer.Event
+		var ev event.Event
 		if err := Decode(line, &ev); err != nil {
 			return
 		}
 		again := Append(nil, &ev)
-		var back tracer.Event
+		var back event.Event
 		if err := Decode(again, &back); err != nil {
 			t.Fatalf("re-encoded %s does not decode: %v", again, err)
 		}

@@ -6,8 +6,9 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/twtrace/twtrace/tracer"
-	"github.com/twtrace/twtrace/tracer/sample"
+	"github.com/twtrace/twtrace/tracer/event"
+
+	"github.com/twtrace/twtrace/internal/sample"
 )
 
 // agree checks scanFlat against encoding/json on one line: where the fast
@@ -140,7 +141,7 @@ func FuzzScanFlat(f *testing.F) {
 // BenchmarkDecode: a captured line back to an Event, as replay reads them.
 func BenchmarkDecode(b *testing.B) {
 	lines := bytes.Split(bytes.TrimSpace(encodeAll(sample.Events())), []byte("\n"))
-	var ev tracer.Event
+	var ev event.Event
 	b.ReportAllocs()
 	n := 0
 	for b.Loop() {

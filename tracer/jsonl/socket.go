@@ -4,7 +4,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"github.com/twtrace/twtrace/tracer/table"
 )
 
@@ -36,7 +37,7 @@ func AppendSocket(b []byte, s *table.Socket, now time.Time) []byte {
 		b = appendTime(b, s.Since)
 		b = append(b, '"')
 	}
-	if s.State == tracer.StateTimeWait {
+	if s.State == event.StateTimeWait {
 		b = appendInt(b, "remaining_ms", s.Remaining(now).Milliseconds())
 	}
 	b = appendReuse(b, s.Reuse)
@@ -47,10 +48,10 @@ func AppendSocket(b []byte, s *table.Socket, now time.Time) []byte {
 
 // appendReuse appends "reuseaddr" and "reuseport": booleans, or null when
 // the options could not be read.
-func appendReuse(b []byte, r tracer.Reuse) []byte {
+func appendReuse(b []byte, r event.Reuse) []byte {
 	if !r.Known() {
 		return append(b, `,"reuseaddr":null,"reuseport":null`...)
 	}
-	b = strconv.AppendBool(append(b, `,"reuseaddr":`...), r&tracer.ReuseAddr != 0)
-	return strconv.AppendBool(append(b, `,"reuseport":`...), r&tracer.ReusePort != 0)
+	b = strconv.AppendBool(append(b, `,"reuseaddr":`...), r&event.ReuseAddr != 0)
+	return strconv.AppendBool(append(b, `,"reuseport":`...), r&event.ReusePort != 0)
 }

@@ -6,7 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"github.com/twtrace/twtrace/tracer/table"
 )
 
@@ -15,17 +16,17 @@ import (
 func TestAppendSocketReuse(t *testing.T) {
 	now := time.Date(2026, 11, 25, 9, 30, 0, 0, time.UTC)
 	for _, c := range []struct {
-		reuse      tracer.Reuse
+		reuse      event.Reuse
 		addr, port *bool
 	}{
 		{0, nil, nil},
-		{tracer.ReuseKnown, ptr(false), ptr(false)},
-		{tracer.ReuseKnown | tracer.ReuseAddr, ptr(true), ptr(false)},
-		{tracer.ReuseKnown | tracer.ReusePort, ptr(false), ptr(true)},
-		{tracer.ReuseKnown | tracer.ReuseAddr | tracer.ReusePort, ptr(true), ptr(true)},
+		{event.ReuseKnown, ptr(false), ptr(false)},
+		{event.ReuseKnown | event.ReuseAddr, ptr(true), ptr(false)},
+		{event.ReuseKnown | event.ReusePort, ptr(false), ptr(true)},
+		{event.ReuseKnown | event.ReuseAddr | event.ReusePort, ptr(true), ptr(true)},
 	} {
 		s := table.Socket{
-			Cookie: 0x1a, Family: tracer.FamilyIPv4, State: tracer.StateTimeWait,
+			Cookie: 0x1a, Family: event.FamilyIPv4, State: event.StateTimeWait,
 			Src: netip.MustParseAddrPort("127.0.0.1:8080"), Dst: netip.MustParseAddrPort("127.0.0.1:40000"),
 			Expires: now.Add(time.Second), Source: "sock_diag", Reuse: c.reuse,
 		}

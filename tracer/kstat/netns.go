@@ -1,7 +1,7 @@
 package kstat
 
 import (
-	"github.com/twtrace/twtrace/tracer/internal/nsthread"
+	"github.com/twtrace/twtrace/internal/nsthread"
 )
 
 // InNetNS runs fn with a Reader of the network namespace nsFD (an fd of

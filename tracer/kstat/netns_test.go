@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 
-	"github.com/twtrace/twtrace/tracer/tracertest"
+	"github.com/twtrace/twtrace/internal/tracertest"
 )
 
 // TestReadNetNSSeesItsOwnSysctls sets sysctls in a private namespace to

@@ -7,7 +7,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/twtrace/twtrace/tracer/tracertest"
+	"github.com/twtrace/twtrace/internal/tracertest"
 )
 
 func TestProcessDetails(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twtrace/twtrace/tracer/tracertest"
+	"github.com/twtrace/twtrace/internal/tracertest"
 	"golang.org/x/sys/unix"
 )
 

@@ -9,7 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"github.com/twtrace/twtrace/tracer/table"
 )
 
@@ -52,7 +53,7 @@ func WriteSockets(w io.Writer, socks []table.Socket, now time.Time, color bool) 
 		if int(s.State) < len(counts) {
 			counts[s.State]++
 		}
-		tw := s.State == tracer.StateTimeWait
+		tw := s.State == event.StateTimeWait
 		if tw && s.Expires.After(last) {
 			last = s.Expires
 		}
@@ -81,7 +82,7 @@ func WriteSockets(w io.Writer, socks []table.Socket, now time.Time, color bool) 
 	var parts []string
 	for st, n := range counts {
 		if n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, tracer.State(st)))
+			parts = append(parts, fmt.Sprintf("%d %s", n, event.State(st)))
 		}
 	}
 	sum := fmt.Sprintf("%d sockets", len(socks))

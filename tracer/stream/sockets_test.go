@@ -6,9 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"github.com/charmbracelet/x/exp/golden"
 
-	"github.com/twtrace/twtrace/tracer"
 	"github.com/twtrace/twtrace/tracer/table"
 )
 
@@ -18,15 +19,15 @@ import (
 func sampleSockets(now time.Time) []table.Socket {
 	ap := netip.MustParseAddrPort
 	return []table.Socket{
-		{Cookie: 0x1a, Family: tracer.FamilyIPv4, Src: ap("0.0.0.0:8080"), Dst: ap("0.0.0.0:0"), State: tracer.StateListen,
-			Owner: 4120, OwnerComm: tracer.MakeComm("nginx"), Reuse: tracer.ReuseKnown | tracer.ReuseAddr},
-		{Cookie: 0x1b, Family: tracer.FamilyIPv6, Src: ap("[::]:9090"), Dst: ap("[::]:0"), State: tracer.StateListen,
-			Owner: 4300, OwnerComm: tracer.MakeComm("envoy"), Reuse: tracer.ReuseKnown | tracer.ReuseAddr | tracer.ReusePort},
-		{Cookie: 0x1c, Family: tracer.FamilyIPv4, Src: ap("127.0.0.1:7000"), Dst: ap("0.0.0.0:0"), State: tracer.StateListen,
-			Owner: 77, OwnerComm: tracer.MakeComm("python3"), Reuse: tracer.ReuseKnown},
-		{Cookie: 0x2a, Family: tracer.FamilyIPv4, Src: ap("10.0.0.1:8080"), Dst: ap("10.0.0.9:51234"), State: tracer.StateEstablished,
-			Owner: 4120, OwnerComm: tracer.MakeComm("nginx"), Reuse: tracer.ReuseKnown | tracer.ReuseAddr},
-		{Cookie: 0x2b, Family: tracer.FamilyIPv4, Src: ap("10.0.0.1:8080"), Dst: ap("10.0.0.9:51200"), State: tracer.StateTimeWait,
+		{Cookie: 0x1a, Family: event.FamilyIPv4, Src: ap("0.0.0.0:8080"), Dst: ap("0.0.0.0:0"), State: event.StateListen,
+			Owner: 4120, OwnerComm: event.MakeComm("nginx"), Reuse: event.ReuseKnown | event.ReuseAddr},
+		{Cookie: 0x1b, Family: event.FamilyIPv6, Src: ap("[::]:9090"), Dst: ap("[::]:0"), State: event.StateListen,
+			Owner: 4300, OwnerComm: event.MakeComm("envoy"), Reuse: event.ReuseKnown | event.ReuseAddr | event.ReusePort},
+		{Cookie: 0x1c, Family: event.FamilyIPv4, Src: ap("127.0.0.1:7000"), Dst: ap("0.0.0.0:0"), State: event.StateListen,
+			Owner: 77, OwnerComm: event.MakeComm("python3"), Reuse: event.ReuseKnown},
+		{Cookie: 0x2a, Family: event.FamilyIPv4, Src: ap("10.0.0.1:8080"), Dst: ap("10.0.0.9:51234"), State: event.StateEstablished,
+			Owner: 4120, OwnerComm: event.MakeComm("nginx"), Reuse: event.ReuseKnown | event.ReuseAddr},
+		{Cookie: 0x2b, Family: event.FamilyIPv4, Src: ap("10.0.0.1:8080"), Dst: ap("10.0.0.9:51200"), State: event.StateTimeWait,
 			Expires: now.Add(42500 * time.Millisecond)},
 	}
 }

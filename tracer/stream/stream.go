@@ -8,7 +8,8 @@ package stream
 import (
 	"io"
 
-	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"github.com/twtrace/twtrace/tracer/jsonl"
 )
 
@@ -25,7 +26,7 @@ func NewJSON(w io.Writer) *JSON {
 }
 
 // Write encodes a batch and writes it with one call.
-func (j *JSON) Write(batch []tracer.Event) error {
+func (j *JSON) Write(batch []event.Event) error {
 	b := j.buf[:0]
 	for i := range batch {
 		b = j.enc.Append(b, &batch[i])

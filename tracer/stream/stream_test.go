@@ -7,13 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"github.com/charmbracelet/x/exp/golden"
 
-	"github.com/twtrace/twtrace/tracer"
-	"github.com/twtrace/twtrace/tracer/sample"
+	"github.com/twtrace/twtrace/internal/sample"
 )
 
-func render(t *testing.T, opt TextOptions, batches ...[]tracer.Event) string {
+func render(t *testing.T, opt TextOptions, batches ...[]event.Event) string {
 	t.Helper()
 	var out bytes.Buffer
 	w := NewText(&out, opt)

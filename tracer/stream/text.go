@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/event"
 )
 
 // TextOptions configures the text writer.
@@ -58,7 +58,7 @@ func Header() string {
 }
 
 // Write renders a batch and writes it with one call.
-func (t *Text) Write(batch []tracer.Event) error {
+func (t *Text) Write(batch []event.Event) error {
 	b := t.buf[:0]
 	if t.header {
 		b = append(b, Header()...)
@@ -76,13 +76,13 @@ func (t *Text) Write(batch []tracer.Event) error {
 	return err
 }
 
-func (t *Text) appendLine(b []byte, ev *tracer.Event) []byte {
+func (t *Text) appendLine(b []byte, ev *event.Event) []byte {
 	color := ""
 	if t.opt.Color {
 		switch {
-		case ev.Kind == tracer.KindLost || ev.Ret < 0:
+		case ev.Kind == event.KindLost || ev.Ret < 0:
 			color = ansiRed
-		case ev.Kind == tracer.KindTimeWait:
+		case ev.Kind == event.KindTimeWait:
 			color = ansiYel
 		}
 	}
@@ -91,7 +91,7 @@ func (t *Text) appendLine(b []byte, ev *tracer.Event) []byte {
 	b = ev.Time.In(t.opt.Location).AppendFormat(b, "15:04:05.000")
 	b = padTo(b, start, wTime)
 
-	if ev.Kind == tracer.KindLost {
+	if ev.Kind == event.KindLost {
 		b = pad(b, "", wPID+wComm+wOwner+2*wAddr)
 		b = append(b, "!LOST "...)
 		b = strconv.AppendUint(b, ev.Lost, 10)
@@ -99,7 +99,7 @@ func (t *Text) appendLine(b []byte, ev *tracer.Event) []byte {
 		return endLine(b, color)
 	}
 
-	if ev.Kind == tracer.KindTimeWait {
+	if ev.Kind == event.KindTimeWait {
 		// A TIME_WAIT socket belongs to no task: the kernel holds it.
 		b = pad(b, "-", wPID)
 		b = pad(b, "-", wComm)
@@ -112,7 +112,7 @@ func (t *Text) appendLine(b []byte, ev *tracer.Event) []byte {
 	switch {
 	case ev.OwnerKnown():
 		b = padOwner(b, ev.Owner, &ev.OwnerComm)
-	case ev.Kind == tracer.KindBind || ev.Kind == tracer.KindConnect || ev.Kind == tracer.KindListen:
+	case ev.Kind == event.KindBind || ev.Kind == event.KindConnect || ev.Kind == event.KindListen:
 		// A syscall runs in its process: the task is the owner.
 		b = padOwner(b, ev.PID, &ev.Comm)
 	default:
@@ -120,7 +120,7 @@ func (t *Text) appendLine(b []byte, ev *tracer.Event) []byte {
 	}
 
 	switch ev.Kind {
-	case tracer.KindState:
+	case event.KindState:
 		b = padAddr(b, ev.Src, wAddr)
 		b = padAddr(b, ev.Dst, wAddr)
 		s := len(b)
@@ -135,27 +135,27 @@ func (t *Text) appendLine(b []byte, ev *tracer.Event) []byte {
 		if ev.Reset {
 			b = append(b, " reset"...)
 		}
-	case tracer.KindTimeWait:
+	case event.KindTimeWait:
 		b = padAddr(b, ev.Src, wAddr)
 		b = padAddr(b, ev.Dst, wAddr)
 		s := len(b)
 		b = append(b, "TIME_WAIT "...)
 		b = append(b, ev.TimeWait.String()...)
 		b = padTo(b, s, wEvent)
-		if ev.TimeWait == tracer.TimeWaitEnter || ev.Remaining > 0 {
+		if ev.TimeWait == event.TimeWaitEnter || ev.Remaining > 0 {
 			b = strconv.AppendFloat(b, ev.Remaining.Seconds(), 'f', 1, 64)
 			b = append(b, " s left, "...)
 		}
 		b = append(b, ev.Source.String()...)
-	case tracer.KindBind, tracer.KindListen:
-		if ev.Kind == tracer.KindListen {
+	case event.KindBind, event.KindListen:
+		if ev.Kind == event.KindListen {
 			b = pad(b, "*:"+strconv.Itoa(int(ev.Src.Port())), wAddr)
 		} else {
 			b = padAddr(b, ev.Src, wAddr)
 		}
 		b = pad(b, "", wAddr)
 		b = appendSyscall(b, ev)
-	case tracer.KindConnect:
+	case event.KindConnect:
 		b = pad(b, "", wAddr)
 		b = padAddr(b, ev.Dst, wAddr)
 		b = appendSyscall(b, ev)
@@ -163,7 +163,7 @@ func (t *Text) appendLine(b []byte, ev *tracer.Event) []byte {
 	return endLine(b, color)
 }
 
-func appendSyscall(b []byte, ev *tracer.Event) []byte {
+func appendSyscall(b []byte, ev *event.Event) []byte {
 	s := len(b)
 	if ev.Ret < 0 {
 		b = append(b, '!')
@@ -178,7 +178,7 @@ func appendSyscall(b []byte, ev *tracer.Event) []byte {
 	b = padTo(b, s, wEvent)
 	b = append(b, "fd="...)
 	b = strconv.AppendInt(b, int64(ev.FD), 10)
-	if ev.Kind == tracer.KindBind {
+	if ev.Kind == event.KindBind {
 		b = append(b, " reuseaddr="...)
 		b = appendYesNo(b, ev.ReuseAddr)
 		b = append(b, " reuseport="...)
@@ -187,13 +187,13 @@ func appendSyscall(b []byte, ev *tracer.Event) []byte {
 	return b
 }
 
-func upper(k tracer.Kind) string {
+func upper(k event.Kind) string {
 	switch k {
-	case tracer.KindBind:
+	case event.KindBind:
 		return "BIND"
-	case tracer.KindConnect:
+	case event.KindConnect:
 		return "CONNECT"
-	case tracer.KindListen:
+	case event.KindListen:
 		return "LISTEN"
 	}
 	return k.String()
@@ -254,7 +254,7 @@ func padAddr(b []byte, ap netip.AddrPort, w int) []byte {
 }
 
 // padOwner appends the OWNER column: "pid comm", or "-" for pid 0.
-func padOwner(b []byte, pid uint32, comm *tracer.Comm) []byte {
+func padOwner(b []byte, pid uint32, comm *event.Comm) []byte {
 	if pid == 0 {
 		return pad(b, "-", wOwner)
 	}

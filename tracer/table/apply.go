@@ -3,7 +3,7 @@ package table
 import (
 	"time"
 
-	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/event"
 )
 
 // PortCounters accumulate what happened on one local port of one namespace.
@@ -17,7 +17,7 @@ type PortCounters struct {
 
 // ApplyBatch applies events in order and returns the events the table
 // derived from them (reuse of a TIME_WAIT 4-tuple), appended to out.
-func (t *Table) ApplyBatch(batch []tracer.Event, out []tracer.Event) []tracer.Event {
+func (t *Table) ApplyBatch(batch []event.Event, out []event.Event) []event.Event {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for i := range batch {
@@ -27,19 +27,19 @@ func (t *Table) ApplyBatch(batch []tracer.Event, out []tracer.Event) []tracer.Ev
 }
 
 // Apply applies one event; see ApplyBatch.
-func (t *Table) Apply(ev *tracer.Event, out []tracer.Event) []tracer.Event {
+func (t *Table) Apply(ev *event.Event, out []event.Event) []event.Event {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.apply(ev, out)
 }
 
-func (t *Table) apply(ev *tracer.Event, out []tracer.Event) []tracer.Event {
+func (t *Table) apply(ev *event.Event, out []event.Event) []event.Event {
 	switch ev.Kind {
-	case tracer.KindState:
+	case event.KindState:
 		return t.applyState(ev, out)
-	case tracer.KindTimeWait:
+	case event.KindTimeWait:
 		t.applyTimeWait(ev)
-	case tracer.KindBind:
+	case event.KindBind:
 		// A bind() to port 0 asks for an ephemeral port: its failures
 		// (EADDRINUSE when the range is exhausted) land on port 0, the row
 		// of the namespace's ephemeral sockets.
@@ -48,9 +48,9 @@ func (t *Table) apply(ev *tracer.Event, out []tracer.Event) []tracer.Event {
 		if ev.Ret < 0 {
 			c.BindFailures++
 		}
-	case tracer.KindListen:
+	case event.KindListen:
 		t.counters(ev.NetNS, ev.Src.Port()).ListenFailures++
-	case tracer.KindLost:
+	case event.KindLost:
 		t.stats.Lost += ev.Lost
 	}
 	return out
@@ -70,7 +70,7 @@ func (t *Table) counters(netns uint32, port uint16) *PortCounters {
 	return c
 }
 
-func (t *Table) applyState(ev *tracer.Event, out []tracer.Event) []tracer.Event {
+func (t *Table) applyState(ev *event.Event, out []event.Event) []event.Event {
 	now := ev.Time.UnixNano()
 	i := t.lookup(ev.Cookie)
 	fresh := i < 0
@@ -90,7 +90,7 @@ func (t *Table) applyState(ev *tracer.Event, out []tracer.Event) []tracer.Event 
 	if e.touched < now {
 		e.touched = now
 	}
-	if ev.New == tracer.StateSynSent {
+	if ev.New == event.StateSynSent {
 		e.flags |= flagClient
 	}
 	if fresh {
@@ -116,37 +116,37 @@ func (t *Table) applyState(ev *tracer.Event, out []tracer.Event) []tracer.Event 
 	t.setState(e, ev.New, now)
 
 	switch ev.New {
-	case tracer.StateListen:
+	case event.StateListen:
 		t.indexListener(e, i)
-	case tracer.StateSynRecv:
+	case event.StateSynRecv:
 		if e.owner == 0 {
 			// The listener predates the tracer: take its owner from the table.
 			if j, ok := t.listeners[portKey{e.netns, e.sport}]; ok {
 				e.owner, e.comm = t.slots.at(j).owner, t.slots.at(j).comm
 			}
 		}
-	case tracer.StateEstablished:
+	case event.StateEstablished:
 		if t.cfg.Derive {
 			out = t.detectReuse(e, ev, out)
 		}
-	case tracer.StateClose:
+	case event.StateClose:
 		e.closed = now
 	}
 	return out
 }
 
 // setState moves an entry to a state, keeping the indexes in step.
-func (t *Table) setState(e *entry, s tracer.State, at int64) {
-	if e.state == tracer.StateListen && s != tracer.StateListen {
+func (t *Table) setState(e *entry, s event.State, at int64) {
+	if e.state == event.StateListen && s != event.StateListen {
 		t.unindexListener(e)
 	}
-	if e.state == tracer.StateTimeWait && s != tracer.StateTimeWait {
+	if e.state == event.StateTimeWait && s != event.StateTimeWait {
 		t.unindexTW(e)
 		e.flags &^= flagTWConfirmed
 	}
 	e.state = s
 	e.since = at
-	if s != tracer.StateClose && s != tracer.StateTimeWait {
+	if s != event.StateClose && s != event.StateTimeWait {
 		e.closed = 0
 	}
 }
@@ -154,7 +154,7 @@ func (t *Table) setState(e *entry, s tracer.State, at int64) {
 // detectReuse: a connection reaching ESTABLISHED on the 4-tuple of a live
 // TIME_WAIT took it over (tcp_tw_reuse on the client, or a new SYN accepted
 // by the server's TIME_WAIT). The old TIME_WAIT is gone.
-func (t *Table) detectReuse(e *entry, ev *tracer.Event, out []tracer.Event) []tracer.Event {
+func (t *Table) detectReuse(e *entry, ev *event.Event, out []event.Event) []event.Event {
 	h := e.tuple()
 	if !t.mayBeTimeWait(h) {
 		return out
@@ -172,16 +172,16 @@ func (t *Table) detectReuse(e *entry, ev *tracer.Event, out []tracer.Event) []tr
 	if tw.netns != e.netns || tw.src != e.src || tw.dst != e.dst || tw.sport != e.sport || tw.dport != e.dport {
 		return out // a hash collision, not the same 4-tuple
 	}
-	out = append(out, t.twEvent(tw, tracer.TimeWaitReuse, tracer.SourceInferred, ev.Time))
-	t.endTimeWait(tw, tracer.TimeWaitReuse, ev.Time.UnixNano())
+	out = append(out, t.twEvent(tw, event.TimeWaitReuse, event.SourceInferred, ev.Time))
+	t.endTimeWait(tw, event.TimeWaitReuse, ev.Time.UnixNano())
 	return out
 }
 
-func (t *Table) applyTimeWait(ev *tracer.Event) {
+func (t *Table) applyTimeWait(ev *event.Event) {
 	now := ev.Time.UnixNano()
 	i := t.lookup(ev.Cookie)
-	if ev.TimeWait != tracer.TimeWaitEnter {
-		if i >= 0 && t.slots.at(i).state == tracer.StateTimeWait {
+	if ev.TimeWait != event.TimeWaitEnter {
+		if i >= 0 && t.slots.at(i).state == event.StateTimeWait {
 			t.endTimeWait(t.slots.at(i), ev.TimeWait, now)
 		}
 		return
@@ -199,13 +199,13 @@ func (t *Table) applyTimeWait(ev *tracer.Event) {
 	if ev.OwnerKnown() && e.owner == 0 {
 		e.owner, e.comm = ev.Owner, ev.OwnerComm
 	}
-	if ev.Source == tracer.SourceSockDiag {
+	if ev.Source == event.SourceSockDiag {
 		e.source |= fromDiag
 		e.flags |= flagTWConfirmed
 	} else {
 		e.source |= fromTrace
 	}
-	if e.state != tracer.StateTimeWait && e.flags&flagClient == 0 {
+	if e.state != event.StateTimeWait && e.flags&flagClient == 0 {
 		t.counters(e.netns, e.sport).TimeWaitEnters++
 	}
 	t.enterTimeWait(e, now, now+int64(ev.Remaining))
@@ -214,14 +214,14 @@ func (t *Table) applyTimeWait(ev *tracer.Event) {
 // enterTimeWait moves an entry to TIME_WAIT. (TimeWaitEnters counts the
 // stream's enters only: a snapshot's are state, not activity.)
 func (t *Table) enterTimeWait(e *entry, at, expires int64) {
-	if e.state != tracer.StateTimeWait {
-		if n := e.nsteps; n > 0 && e.steps[n-1] == mkStep(at, tracer.StateClose) {
+	if e.state != event.StateTimeWait {
+		if n := e.nsteps; n > 0 && e.steps[n-1] == mkStep(at, event.StateClose) {
 			// FIN_WAIT2->CLOSE and the TIME_WAIT it implies are one step.
-			e.steps[n-1] = mkStep(at, tracer.StateTimeWait)
+			e.steps[n-1] = mkStep(at, event.StateTimeWait)
 		} else {
-			t.push(e, tracer.StateTimeWait, at)
+			t.push(e, event.StateTimeWait, at)
 		}
-		t.setState(e, tracer.StateTimeWait, at)
+		t.setState(e, event.StateTimeWait, at)
 		t.stats.TimeWait++
 	}
 	e.closed = 0
@@ -230,29 +230,29 @@ func (t *Table) enterTimeWait(e *entry, at, expires int64) {
 }
 
 // endTimeWait closes a TIME_WAIT entry; it lingers, then goes.
-func (t *Table) endTimeWait(e *entry, why tracer.TimeWaitOp, at int64) {
-	if e.state != tracer.StateTimeWait {
+func (t *Table) endTimeWait(e *entry, why event.TimeWaitOp, at int64) {
+	if e.state != event.StateTimeWait {
 		return
 	}
 	t.stats.TimeWait--
 	if int(why) < len(t.stats.TimeWaitEnded) {
 		t.stats.TimeWaitEnded[why]++
 	}
-	t.push(e, tracer.StateClose, at)
-	t.setState(e, tracer.StateClose, at)
+	t.push(e, event.StateClose, at)
+	t.setState(e, event.StateClose, at)
 	e.closed = at
 	e.expires = 0
 }
 
 // twEvent builds a timewait event about an entry.
-func (t *Table) twEvent(e *entry, op tracer.TimeWaitOp, src tracer.Source, at time.Time) tracer.Event {
+func (t *Table) twEvent(e *entry, op event.TimeWaitOp, src event.Source, at time.Time) event.Event {
 	s, d := e.addrPorts()
-	ev := tracer.Event{
-		Kind: tracer.KindTimeWait, Time: at, NetNS: e.netns, Family: e.family,
+	ev := event.Event{
+		Kind: event.KindTimeWait, Time: at, NetNS: e.netns, Family: e.family,
 		Src: s, Dst: d, Cookie: e.cookie, Owner: e.owner, OwnerComm: e.comm,
 		TimeWait: op, Source: src,
 	}
-	if rem := e.expires - at.UnixNano(); op == tracer.TimeWaitEnter && rem > 0 {
+	if rem := e.expires - at.UnixNano(); op == event.TimeWaitEnter && rem > 0 {
 		ev.Remaining = time.Duration(rem)
 	}
 	return ev

@@ -6,38 +6,38 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/event"
 )
 
 // lifeEvents is the 10 transitions (and the inferred TIME_WAIT) of one
 // loopback connection whose server closes first, as the kernel reports them.
-func lifeEvents(n int, base time.Time) []tracer.Event {
-	evs := make([]tracer.Event, 0, n*11)
+func lifeEvents(n int, base time.Time) []event.Event {
+	evs := make([]event.Event, 0, n*11)
 	srv := netip.MustParseAddrPort("127.0.0.1:8080")
 	for i := range n {
 		cli := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(1024+i%60000))
 		c, s := uint64(2*i+1), uint64(2*i+2)
 		t := base.Add(time.Duration(i) * time.Microsecond)
-		mk := func(cookie uint64, src, dst netip.AddrPort, old, new tracer.State) tracer.Event {
-			return tracer.Event{Kind: tracer.KindState, Time: t, Cookie: cookie, NetNS: ns, Family: tracer.FamilyIPv4,
-				Src: src, Dst: dst, Old: old, New: new, Owner: 100, OwnerComm: tracer.MakeComm("bench"),
-				OldKnown: old != tracer.StateClose, OldDur: time.Microsecond}
+		mk := func(cookie uint64, src, dst netip.AddrPort, old, new event.State) event.Event {
+			return event.Event{Kind: event.KindState, Time: t, Cookie: cookie, NetNS: ns, Family: event.FamilyIPv4,
+				Src: src, Dst: dst, Old: old, New: new, Owner: 100, OwnerComm: event.MakeComm("bench"),
+				OldKnown: old != event.StateClose, OldDur: time.Microsecond}
 		}
 		evs = append(evs,
-			mk(c, netip.AddrPortFrom(cli.Addr(), 0), srv, tracer.StateClose, tracer.StateSynSent),
-			mk(s, srv, cli, tracer.StateListen, tracer.StateSynRecv),
-			mk(s, srv, cli, tracer.StateSynRecv, tracer.StateEstablished),
-			mk(c, cli, srv, tracer.StateSynSent, tracer.StateEstablished),
-			mk(s, srv, cli, tracer.StateEstablished, tracer.StateFinWait1),
-			mk(c, cli, srv, tracer.StateEstablished, tracer.StateCloseWait),
-			mk(s, srv, cli, tracer.StateFinWait1, tracer.StateFinWait2),
-			mk(s, srv, cli, tracer.StateFinWait2, tracer.StateClose),
+			mk(c, netip.AddrPortFrom(cli.Addr(), 0), srv, event.StateClose, event.StateSynSent),
+			mk(s, srv, cli, event.StateListen, event.StateSynRecv),
+			mk(s, srv, cli, event.StateSynRecv, event.StateEstablished),
+			mk(c, cli, srv, event.StateSynSent, event.StateEstablished),
+			mk(s, srv, cli, event.StateEstablished, event.StateFinWait1),
+			mk(c, cli, srv, event.StateEstablished, event.StateCloseWait),
+			mk(s, srv, cli, event.StateFinWait1, event.StateFinWait2),
+			mk(s, srv, cli, event.StateFinWait2, event.StateClose),
 		)
-		var tw tracer.Event
-		tracer.InferTimeWait(&evs[len(evs)-1], &tw)
+		var tw event.Event
+		event.InferTimeWait(&evs[len(evs)-1], &tw)
 		evs = append(evs, tw,
-			mk(c, cli, srv, tracer.StateCloseWait, tracer.StateLastAck),
-			mk(c, cli, srv, tracer.StateLastAck, tracer.StateClose),
+			mk(c, cli, srv, event.StateCloseWait, event.StateLastAck),
+			mk(c, cli, srv, event.StateLastAck, event.StateClose),
 		)
 	}
 	return evs
@@ -49,7 +49,7 @@ func BenchmarkApply(b *testing.B) {
 	const conns = 20_000
 	evs := lifeEvents(conns, t0)
 	tab := New(Config{Derive: true, MaxSockets: 100_000})
-	var out []tracer.Event
+	var out []event.Event
 	b.ReportAllocs()
 	b.ResetTimer()
 	n := 0
@@ -78,7 +78,7 @@ func timeWaitTable(n int) (*Table, *Snapshot) {
 	for i := range socks {
 		a := netip.AddrFrom4([4]byte{127, 0, byte(i >> 16), byte(i >> 8)})
 		socks[i] = KernelSocket{
-			Cookie: uint64(i + 1), Family: tracer.FamilyIPv4, State: tracer.StateTimeWait,
+			Cookie: uint64(i + 1), Family: event.FamilyIPv4, State: event.StateTimeWait,
 			Src: netip.AddrPortFrom(a, 80), Dst: netip.AddrPortFrom(a, uint16(i)), Expires: 30 * time.Second,
 		}
 	}
@@ -91,7 +91,7 @@ func timeWaitTable(n int) (*Table, *Snapshot) {
 // sockets (the table's part; the sock_diag dump is measured in sockdiag).
 func BenchmarkReconcile100k(b *testing.B) {
 	tab, snap := timeWaitTable(100_000)
-	var out []tracer.Event
+	var out []event.Event
 	b.ReportAllocs()
 	for b.Loop() {
 		out = tab.Load(snap, out[:0])
@@ -104,7 +104,7 @@ func BenchmarkReconcile100k(b *testing.B) {
 // BenchmarkTick100k: the once-a-second expiry and linger pass.
 func BenchmarkTick100k(b *testing.B) {
 	tab, _ := timeWaitTable(100_000)
-	var out []tracer.Event
+	var out []event.Event
 	b.ReportAllocs()
 	for b.Loop() {
 		out = tab.Tick(t0.Add(time.Second), out[:0])

@@ -1,6 +1,6 @@
 package table
 
-import "github.com/twtrace/twtrace/tracer"
+import "github.com/twtrace/twtrace/tracer/event"
 
 // evictSample is how many random entries eviction compares.
 const evictSample = 8
@@ -43,7 +43,7 @@ func (t *Table) evictOne(now int64) {
 		switch {
 		case e.closed != 0:
 			r.closed, r.key = true, e.closed
-		case e.state == tracer.StateTimeWait:
+		case e.state == event.StateTimeWait:
 			r.tw, r.key = true, e.expires
 		}
 		if best < 0 || worse(r, bestRank) {

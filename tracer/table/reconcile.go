@@ -4,14 +4,14 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/event"
 )
 
 // KernelSocket is a socket as the kernel's own table (sock_diag) reports it.
 type KernelSocket struct {
 	Cookie   uint64
-	Family   tracer.Family
-	State    tracer.State
+	Family   event.Family
+	State    event.State
 	Src, Dst netip.AddrPort
 	Inode    uint32        // 0 for TIME_WAIT sockets
 	Expires  time.Duration // TIME_WAIT: time left on its timer
@@ -39,7 +39,7 @@ const expiryTolerance = time.Second
 
 // Load merges a whole snapshot into the table and returns the TIME_WAIT
 // events it reveals (appended to out); see Reconcile, which it wraps.
-func (t *Table) Load(s *Snapshot, out []tracer.Event) []tracer.Event {
+func (t *Table) Load(s *Snapshot, out []event.Event) []event.Event {
 	r := t.Reconcile(s.NetNS, s.Start, s.TimeWaitOnly, s.Initial)
 	out = r.Add(s.Sockets, s.End, out)
 	return r.End(s.End, s.Complete, out)
@@ -80,7 +80,7 @@ func (t *Table) Reconcile(netns uint32, start time.Time, timeWaitOnly, initial b
 
 // Add merges a chunk of the dump, read at time at (a TIME_WAIT's timer is
 // as the kernel reported it then).
-func (r *Reconciliation) Add(socks []KernelSocket, at time.Time, out []tracer.Event) []tracer.Event {
+func (r *Reconciliation) Add(socks []KernelSocket, at time.Time, out []event.Event) []event.Event {
 	t := r.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -100,16 +100,16 @@ func (r *Reconciliation) Add(socks []KernelSocket, at time.Time, out []tracer.Ev
 			e := t.slots.at(i)
 			e.netns = r.netns
 			e.setEndpoints(ks.Family, ks.Src, ks.Dst)
-			if ks.State == tracer.StateTimeWait {
+			if ks.State == event.StateTimeWait {
 				t.enterTimeWait(e, 0, now+int64(ks.Expires))
 				e.flags |= flagTWConfirmed
 				if r.derive {
 					t.stats.TimeWaitObserved++
-					out = append(out, t.twEvent(e, tracer.TimeWaitEnter, tracer.SourceSockDiag, at))
+					out = append(out, t.twEvent(e, event.TimeWaitEnter, event.SourceSockDiag, at))
 				}
 			} else {
 				t.setState(e, ks.State, 0)
-				if ks.State == tracer.StateListen {
+				if ks.State == event.StateListen {
 					t.indexListener(e, i)
 				}
 			}
@@ -124,19 +124,19 @@ func (r *Reconciliation) Add(socks []KernelSocket, at time.Time, out []tracer.Ev
 			continue // the stream knows better: it changed after the dump began
 		}
 		switch {
-		case ks.State == tracer.StateTimeWait:
-			if e.state != tracer.StateTimeWait {
+		case ks.State == event.StateTimeWait:
+			if e.state != event.StateTimeWait {
 				// The enter was not seen (lost, or an orphan the stream could not show).
 				t.enterTimeWait(e, now, now+int64(ks.Expires))
 				if r.derive {
 					t.stats.TimeWaitObserved++
-					out = append(out, t.twEvent(e, tracer.TimeWaitEnter, tracer.SourceSockDiag, at))
+					out = append(out, t.twEvent(e, event.TimeWaitEnter, event.SourceSockDiag, at))
 				}
 			}
 			// The kernel's timer is the truth: it restarts on in-window segments.
 			e.expires = now + int64(ks.Expires)
 			e.flags |= flagTWConfirmed
-		case e.state != ks.State && e.state != tracer.StateClose:
+		case e.state != ks.State && e.state != event.StateClose:
 			// Transitions were missed (events lost): adopt the kernel's state.
 			t.setState(e, ks.State, 0)
 		}
@@ -146,7 +146,7 @@ func (r *Reconciliation) Add(socks []KernelSocket, at time.Time, out []tracer.Ev
 
 // End finishes the merge of a dump that ended at end. Complete: the dump
 // was not interrupted, so what it did not list is gone from the kernel.
-func (r *Reconciliation) End(end time.Time, complete bool, out []tracer.Event) []tracer.Event {
+func (r *Reconciliation) End(end time.Time, complete bool, out []event.Event) []event.Event {
 	t := r.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -157,7 +157,7 @@ func (r *Reconciliation) End(end time.Time, complete bool, out []tracer.Event) [
 		if e.cookie != f.cookie {
 			continue // evicted since
 		}
-		if e.state != tracer.StateListen {
+		if e.state != event.StateListen {
 			if _, ok := t.listeners[portKey{e.netns, e.sport}]; !ok {
 				e.flags |= flagClient
 			}
@@ -173,7 +173,7 @@ func (r *Reconciliation) End(end time.Time, complete bool, out []tracer.Event) [
 
 // sweep ends the entries of a dumped namespace that the kernel no longer
 // has and that existed before the dump began.
-func (t *Table) sweep(netns uint32, timeWaitOnly bool, start, end int64, derive bool, at time.Time, out []tracer.Event) []tracer.Event {
+func (t *Table) sweep(netns uint32, timeWaitOnly bool, start, end int64, derive bool, at time.Time, out []event.Event) []event.Event {
 	for i := range t.slots.len() {
 		e := t.slots.at(int32(i))
 		if e.cookie == 0 || e.netns != netns || e.gen == t.gen || e.closed != 0 {
@@ -182,21 +182,21 @@ func (t *Table) sweep(netns uint32, timeWaitOnly bool, start, end int64, derive 
 		if e.since > start || (e.since == 0 && e.touched > start) {
 			continue // newer than the dump
 		}
-		if e.state == tracer.StateTimeWait {
-			op := tracer.TimeWaitKill
+		if e.state == event.StateTimeWait {
+			op := event.TimeWaitKill
 			if end >= e.expires-int64(expiryTolerance) {
-				op = tracer.TimeWaitExpire
+				op = event.TimeWaitExpire
 			}
 			if derive {
-				out = append(out, t.twEvent(e, op, tracer.SourceSockDiag, at))
+				out = append(out, t.twEvent(e, op, event.SourceSockDiag, at))
 			}
 			t.endTimeWait(e, op, end)
 			continue
 		}
 		if !timeWaitOnly {
 			// Gone without a CLOSE the stream showed: events were lost.
-			t.push(e, tracer.StateClose, end)
-			t.setState(e, tracer.StateClose, end)
+			t.push(e, event.StateClose, end)
+			t.setState(e, event.StateClose, end)
 			e.closed = end
 		}
 	}
@@ -211,7 +211,7 @@ const reconcileStale = 5 * time.Second
 // whose timer ran out in namespaces that sock_diag does not reconcile (source
 // inferred), and drops closed entries after their linger. It returns the
 // derived events, appended to out.
-func (t *Table) Tick(now time.Time, out []tracer.Event) []tracer.Event {
+func (t *Table) Tick(now time.Time, out []event.Event) []event.Event {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := now.UnixNano()
@@ -221,11 +221,11 @@ func (t *Table) Tick(now time.Time, out []tracer.Event) []tracer.Event {
 		if e.cookie == 0 {
 			continue
 		}
-		if e.state == tracer.StateTimeWait && n >= e.expires && n-t.reconciled[e.netns] > int64(reconcileStale) {
+		if e.state == event.StateTimeWait && n >= e.expires && n-t.reconciled[e.netns] > int64(reconcileStale) {
 			if t.cfg.Derive {
-				out = append(out, t.twEvent(e, tracer.TimeWaitExpire, tracer.SourceInferred, now))
+				out = append(out, t.twEvent(e, event.TimeWaitExpire, event.SourceInferred, now))
 			}
-			t.endTimeWait(e, tracer.TimeWaitExpire, e.expires)
+			t.endTimeWait(e, event.TimeWaitExpire, e.expires)
 		}
 		if e.closed != 0 && n-e.closed > linger {
 			t.remove(int32(i))
@@ -244,7 +244,7 @@ func (t *Table) StopReconciling(netns uint32) {
 
 // ResolveOwners asks find for the owner of every open socket whose owner is
 // unknown and whose inode is known (from sock_diag), and returns how many it found.
-func (t *Table) ResolveOwners(find func(inode uint32) (pid uint32, comm tracer.Comm, ok bool)) int {
+func (t *Table) ResolveOwners(find func(inode uint32) (pid uint32, comm event.Comm, ok bool)) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	found := 0
@@ -282,7 +282,7 @@ func (t *Table) SetContainers(byPID map[uint32]string) {
 // reads them (tracer.ReuseReader).
 type SocketReuse struct {
 	Cookie uint64
-	Reuse  tracer.Reuse
+	Reuse  event.Reuse
 }
 
 // SetReuse records sockets' address-reuse options; sockets the table does
@@ -329,5 +329,5 @@ func (t *Table) UnownedInodes() []uint32 {
 }
 
 func (e *entry) unowned() bool {
-	return e.cookie != 0 && e.owner == 0 && e.closed == 0 && e.state != tracer.StateTimeWait
+	return e.cookie != 0 && e.owner == 0 && e.closed == 0 && e.state != event.StateTimeWait
 }

@@ -4,15 +4,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/event"
 )
 
 // enterTW applies FIN_WAIT2->CLOSE and the inferred TIME_WAIT it implies.
 func enterTW(tab *Table, ms int, cookie uint64, src, dst string) {
-	e := st(ms, cookie, src, dst, tracer.StateFinWait2, tracer.StateClose, 42)
-	var tw tracer.Event
-	tracer.InferTimeWait(&e, &tw)
-	tab.ApplyBatch([]tracer.Event{e, tw}, nil)
+	e := st(ms, cookie, src, dst, event.StateFinWait2, event.StateClose, 42)
+	var tw event.Event
+	event.InferTimeWait(&e, &tw)
+	tab.ApplyBatch([]event.Event{e, tw}, nil)
 }
 
 func twSnap(startMS, endMS int, socks ...KernelSocket) *Snapshot {
@@ -20,7 +20,7 @@ func twSnap(startMS, endMS int, socks ...KernelSocket) *Snapshot {
 }
 
 func twSock(cookie uint64, src, dst string, left time.Duration) KernelSocket {
-	return KernelSocket{Cookie: cookie, Family: tracer.FamilyIPv4, State: tracer.StateTimeWait, Src: ap(src), Dst: ap(dst), Expires: left}
+	return KernelSocket{Cookie: cookie, Family: event.FamilyIPv4, State: event.StateTimeWait, Src: ap(src), Dst: ap(dst), Expires: left}
 }
 
 func TestReconcileConfirmsAndCorrectsTimer(t *testing.T) {
@@ -47,15 +47,15 @@ func TestReconcileDetectsEnds(t *testing.T) {
 	// At 60.5 s: socket 1 is gone near its expiry (expire), socket 2 is
 	// still there; at 61 s socket 2 is gone too, 59 s early... it was killed.
 	out := tab.Load(twSnap(60_400, 60_500, twSock(2, "127.0.0.1:80", "127.0.0.1:5002", 30*time.Second)), nil)
-	if len(out) != 1 || out[0].Cookie != 1 || out[0].TimeWait != tracer.TimeWaitExpire || out[0].Source != tracer.SourceSockDiag {
+	if len(out) != 1 || out[0].Cookie != 1 || out[0].TimeWait != event.TimeWaitExpire || out[0].Source != event.SourceSockDiag {
 		t.Fatalf("first reconcile derived %+v, want socket 1 expired", out)
 	}
 	out = tab.Load(twSnap(69_999, 70_100), nil)
-	if len(out) != 1 || out[0].Cookie != 2 || out[0].TimeWait != tracer.TimeWaitKill {
+	if len(out) != 1 || out[0].Cookie != 2 || out[0].TimeWait != event.TimeWaitKill {
 		t.Fatalf("second reconcile derived %+v, want socket 2 killed", out)
 	}
 	// Socket 3 entered after the dump began: its absence proves nothing.
-	if s, _ := tab.Socket(3, at(70_100)); s.State != tracer.StateTimeWait {
+	if s, _ := tab.Socket(3, at(70_100)); s.State != event.StateTimeWait {
 		t.Errorf("socket 3 ended by a dump that predates it: %v", s.State)
 	}
 	// An interrupted dump proves nothing either.
@@ -77,15 +77,15 @@ func TestReconcileFindsUnseenTimeWait(t *testing.T) {
 		t.Errorf("initial snapshot derived %v", out)
 	}
 	s, _ := tab.Socket(7, at(1))
-	if s.State != tracer.StateTimeWait || s.Source != "sock_diag" || s.Remaining(at(1)) != 50*time.Second || s.Owner != 0 {
+	if s.State != event.StateTimeWait || s.Source != "sock_diag" || s.Remaining(at(1)) != 50*time.Second || s.Owner != 0 {
 		t.Errorf("pre-existing TIME_WAIT %+v", s)
 	}
 	// Later: one the stream missed (lost events) is an enter from sock_diag.
 	out := tab.Load(twSnap(5000, 5001,
 		twSock(7, "127.0.0.1:80", "127.0.0.1:6000", 46*time.Second),
 		twSock(8, "127.0.0.1:80", "127.0.0.1:6001", 59*time.Second)), nil)
-	if len(out) != 1 || out[0].Cookie != 8 || out[0].TimeWait != tracer.TimeWaitEnter ||
-		out[0].Source != tracer.SourceSockDiag || out[0].Remaining != 59*time.Second {
+	if len(out) != 1 || out[0].Cookie != 8 || out[0].TimeWait != event.TimeWaitEnter ||
+		out[0].Source != event.SourceSockDiag || out[0].Remaining != 59*time.Second {
 		t.Fatalf("derived %+v, want an enter of socket 8 from sock_diag", out)
 	}
 	if st := tab.Stats(); st.TimeWait != 2 || st.TimeWaitObserved != 1 {
@@ -100,7 +100,7 @@ func TestTickExpiresUnreconciledNamespaces(t *testing.T) {
 		t.Errorf("expired early: %v", out)
 	}
 	out := tab.Tick(at(60_100), nil)
-	if len(out) != 1 || out[0].TimeWait != tracer.TimeWaitExpire || out[0].Source != tracer.SourceInferred {
+	if len(out) != 1 || out[0].TimeWait != event.TimeWaitExpire || out[0].Source != event.SourceInferred {
 		t.Fatalf("tick derived %+v, want an inferred expire", out)
 	}
 	// Closed entries linger, then go.

@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/event"
 )
 
 // Config sizes a Table.
@@ -60,14 +60,14 @@ const (
 // in Unix microseconds (0: unknown), shifted left 4 bits, and the state.
 type step uint64
 
-func mkStep(atNS int64, s tracer.State) step {
+func mkStep(atNS int64, s event.State) step {
 	return step(uint64(atNS/1000)<<4 | uint64(s&0xf))
 }
 
 // at returns when the step began, in Unix ns (µs precision); 0 when unknown.
 func (s step) at() int64 { return int64(s>>4) * 1000 }
 
-func (s step) state() tracer.State { return tracer.State(s & 0xf) }
+func (s step) state() event.State { return event.State(s & 0xf) }
 
 // slab stores entries in fixed chunks: growing never copies or doubles the
 // table, and no chunk holds a pointer for the garbage collector to scan.
@@ -109,13 +109,13 @@ type entry struct {
 	inode    uint32
 	gen      uint32 // reconciliation generation that last saw it
 	gidx     int32  // its eviction group (index into Table.groupCount)
-	comm     tracer.Comm
-	family   tracer.Family
-	state    tracer.State
+	comm     event.Comm
+	family   event.Family
+	state    event.State
 	source   uint8
 	flags    uint8
 	nsteps   uint8
-	reuse    tracer.Reuse // SO_REUSEADDR/SO_REUSEPORT, when read
+	reuse    event.Reuse // SO_REUSEADDR/SO_REUSEPORT, when read
 	steps    [TimelineLen]step
 }
 
@@ -128,7 +128,7 @@ type Stats struct {
 	OutOfOrder       uint64 // events older than the state they would replace
 	Lost             uint64 // events the kernel reported lost
 	Reconciliations  uint64
-	TimeWaitEnded    [5]uint64 // by tracer.TimeWaitOp: expire, reuse, kill
+	TimeWaitEnded    [5]uint64 // by event.TimeWaitOp: expire, reuse, kill
 	TimeWaitObserved uint64    // TIME_WAIT sockets first seen by sock_diag, not inferred
 	Untracked        uint64    // kernel sockets the last snapshot found with the table full (never evicted for)
 }
@@ -244,7 +244,7 @@ func (t *Table) insert(cookie uint64, now int64) int32 {
 // remove frees a slot and drops it from every index.
 func (t *Table) remove(i int32) {
 	e := t.slots.at(i)
-	if e.state == tracer.StateTimeWait {
+	if e.state == event.StateTimeWait {
 		t.stats.TimeWait--
 	}
 	t.leaveGroup(e)
@@ -263,8 +263,8 @@ func (e *entry) addrPorts() (src, dst netip.AddrPort) {
 		netip.AddrPortFrom(addrFrom(e.family, &e.dst), e.dport)
 }
 
-func addrFrom(f tracer.Family, b *[16]byte) netip.Addr {
-	if f == tracer.FamilyIPv4 {
+func addrFrom(f event.Family, b *[16]byte) netip.Addr {
+	if f == event.FamilyIPv4 {
 		return netip.AddrFrom4([4]byte(b[:4]))
 	}
 	return netip.AddrFrom16(*b)
@@ -282,7 +282,7 @@ func putAddr(b *[16]byte, a netip.Addr) {
 
 // setEndpoints stores the endpoints of an event. A client's source port is 0
 // until connect() has picked it: an unset port never overwrites a known one.
-func (e *entry) setEndpoints(f tracer.Family, src, dst netip.AddrPort) {
+func (e *entry) setEndpoints(f event.Family, src, dst netip.AddrPort) {
 	e.family = f
 	if src.Addr().IsValid() && (src.Port() != 0 || e.sport == 0) {
 		putAddr(&e.src, src.Addr())
@@ -295,7 +295,7 @@ func (e *entry) setEndpoints(f tracer.Family, src, dst netip.AddrPort) {
 }
 
 // push appends a step to the timeline, dropping the oldest when full.
-func (t *Table) push(e *entry, s tracer.State, at int64) {
+func (t *Table) push(e *entry, s event.State, at int64) {
 	if int(e.nsteps) == len(e.steps) {
 		copy(e.steps[:], e.steps[1:])
 		e.nsteps--

@@ -6,8 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twtrace/twtrace/tracer"
-	"github.com/twtrace/twtrace/tracer/sample"
+	"github.com/twtrace/twtrace/tracer/event"
+
+	"github.com/twtrace/twtrace/internal/sample"
 )
 
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -19,15 +20,15 @@ const ns = 4026531840
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 
 // st builds a state event.
-func st(ms int, cookie uint64, src, dst string, old, new tracer.State, owner uint32) tracer.Event {
-	return tracer.Event{
-		Kind: tracer.KindState, Time: at(ms), Cookie: cookie, NetNS: ns, Family: tracer.FamilyIPv4,
-		Src: ap(src), Dst: ap(dst), Old: old, New: new, Owner: owner, OwnerComm: tracer.MakeComm("proc"),
+func st(ms int, cookie uint64, src, dst string, old, new event.State, owner uint32) event.Event {
+	return event.Event{
+		Kind: event.KindState, Time: at(ms), Cookie: cookie, NetNS: ns, Family: event.FamilyIPv4,
+		Src: ap(src), Dst: ap(dst), Old: old, New: new, Owner: owner, OwnerComm: event.MakeComm("proc"),
 	}
 }
 
-func states(tl []Step) []tracer.State {
-	var out []tracer.State
+func states(tl []Step) []event.State {
+	var out []event.State
 	for _, s := range tl {
 		out = append(out, s.State)
 	}
@@ -46,12 +47,12 @@ func TestNormalLife(t *testing.T) {
 	if !ok {
 		t.Fatal("client missing")
 	}
-	if client.State != tracer.StateClose || client.Closed.IsZero() || client.Src != ap("127.0.0.1:51234") ||
+	if client.State != event.StateClose || client.Closed.IsZero() || client.Src != ap("127.0.0.1:51234") ||
 		client.Owner != 5001 || client.OwnerComm.String() != "curl" || client.Source != "trace" {
 		t.Errorf("client %+v", client)
 	}
-	if got, want := states(client.Timeline), []tracer.State{tracer.StateSynSent, tracer.StateEstablished,
-		tracer.StateCloseWait, tracer.StateLastAck, tracer.StateClose}; !slices.Equal(got, want) {
+	if got, want := states(client.Timeline), []event.State{event.StateSynSent, event.StateEstablished,
+		event.StateCloseWait, event.StateLastAck, event.StateClose}; !slices.Equal(got, want) {
 		t.Errorf("client timeline %v, want %v", got, want)
 	}
 	if d := client.Timeline[1].Dur; d != 25*time.Millisecond {
@@ -59,24 +60,24 @@ func TestNormalLife(t *testing.T) {
 	}
 
 	server, _ := tab.Socket(0x2a03, now)
-	if server.State != tracer.StateTimeWait || server.Owner != 4120 || !server.Closed.IsZero() {
+	if server.State != event.StateTimeWait || server.Owner != 4120 || !server.Closed.IsZero() {
 		t.Errorf("server socket %+v: want TIME_WAIT owned by nginx", server)
 	}
-	if got, want := states(server.Timeline), []tracer.State{tracer.StateSynRecv, tracer.StateEstablished,
-		tracer.StateFinWait1, tracer.StateFinWait2, tracer.StateTimeWait}; !slices.Equal(got, want) {
+	if got, want := states(server.Timeline), []event.State{event.StateSynRecv, event.StateEstablished,
+		event.StateFinWait1, event.StateFinWait2, event.StateTimeWait}; !slices.Equal(got, want) {
 		t.Errorf("server timeline %v, want %v", got, want)
 	}
 	if got, want := server.Remaining(now), 60*time.Second-(2*time.Second-36*time.Millisecond); got != want {
 		t.Errorf("remaining %v, want %v", got, want)
 	}
 	// The sample ends with a recorded expire (a replayed capture): applied, not derived.
-	if last.Kind != tracer.KindTimeWait || last.TimeWait != tracer.TimeWaitExpire || last.Cookie != 0x2a03 {
+	if last.Kind != event.KindTimeWait || last.TimeWait != event.TimeWaitExpire || last.Cookie != 0x2a03 {
 		t.Fatalf("the sample no longer ends with the server's TIME_WAIT expiry: %+v", last)
 	}
 	if d := tab.Apply(&last, nil); len(d) != 0 {
 		t.Errorf("applying a recorded expire derived %v", d)
 	}
-	if s, _ := tab.Socket(0x2a03, now); s.State != tracer.StateClose {
+	if s, _ := tab.Socket(0x2a03, now); s.State != event.StateClose {
 		t.Errorf("after expire: %v", s.State)
 	}
 
@@ -90,7 +91,7 @@ func TestNormalLife(t *testing.T) {
 	if p8080 == nil || p8080.Binds != 2 || p8080.BindFailures != 1 || p8080.ListenFailures != 1 || p8080.TimeWaitEnters != 1 {
 		t.Errorf("port 8080 summary %+v", p8080)
 	}
-	if s := tab.Stats(); s.Lost != 17 || s.TimeWait != 1 || s.TimeWaitEnded[tracer.TimeWaitExpire] != 1 {
+	if s := tab.Stats(); s.Lost != 17 || s.TimeWait != 1 || s.TimeWaitEnded[event.TimeWaitExpire] != 1 {
 		t.Errorf("stats %+v", s)
 	}
 }
@@ -99,16 +100,16 @@ func TestNormalLife(t *testing.T) {
 // 4-tuple one after the other are two entries.
 func TestSameTupleDifferentCookies(t *testing.T) {
 	tab := New(Config{Derive: true})
-	tab.ApplyBatch([]tracer.Event{
-		st(0, 1, "10.0.0.1:5000", "10.0.0.2:80", tracer.StateSynSent, tracer.StateEstablished, 7),
-		st(5, 1, "10.0.0.1:5000", "10.0.0.2:80", tracer.StateEstablished, tracer.StateCloseWait, 7),
-		st(6, 1, "10.0.0.1:5000", "10.0.0.2:80", tracer.StateCloseWait, tracer.StateLastAck, 7),
-		st(7, 1, "10.0.0.1:5000", "10.0.0.2:80", tracer.StateLastAck, tracer.StateClose, 7),
-		st(9, 2, "10.0.0.1:5000", "10.0.0.2:80", tracer.StateSynSent, tracer.StateEstablished, 8),
+	tab.ApplyBatch([]event.Event{
+		st(0, 1, "10.0.0.1:5000", "10.0.0.2:80", event.StateSynSent, event.StateEstablished, 7),
+		st(5, 1, "10.0.0.1:5000", "10.0.0.2:80", event.StateEstablished, event.StateCloseWait, 7),
+		st(6, 1, "10.0.0.1:5000", "10.0.0.2:80", event.StateCloseWait, event.StateLastAck, 7),
+		st(7, 1, "10.0.0.1:5000", "10.0.0.2:80", event.StateLastAck, event.StateClose, 7),
+		st(9, 2, "10.0.0.1:5000", "10.0.0.2:80", event.StateSynSent, event.StateEstablished, 8),
 	}, nil)
 	a, _ := tab.Socket(1, at(10))
 	b, _ := tab.Socket(2, at(10))
-	if a.State != tracer.StateClose || b.State != tracer.StateEstablished || a.Owner != 7 || b.Owner != 8 {
+	if a.State != event.StateClose || b.State != event.StateEstablished || a.Owner != 7 || b.Owner != 8 {
 		t.Errorf("first %v/%d, second %v/%d", a.State, a.Owner, b.State, b.Owner)
 	}
 	if _, n := tab.Sockets(Query{}, at(10)); n != 1 {
@@ -120,41 +121,41 @@ func TestSameTupleDifferentCookies(t *testing.T) {
 // live TIME_WAIT. The table reports the reuse and ends the TIME_WAIT.
 func TestTimeWaitReuse(t *testing.T) {
 	tab := New(Config{Derive: true})
-	closeFirst := []tracer.Event{
-		st(0, 10, "127.0.0.1:40000", "127.0.0.1:80", tracer.StateEstablished, tracer.StateFinWait1, 9),
-		st(1, 10, "127.0.0.1:40000", "127.0.0.1:80", tracer.StateFinWait1, tracer.StateFinWait2, 9),
-		st(2, 10, "127.0.0.1:40000", "127.0.0.1:80", tracer.StateFinWait2, tracer.StateClose, 9),
+	closeFirst := []event.Event{
+		st(0, 10, "127.0.0.1:40000", "127.0.0.1:80", event.StateEstablished, event.StateFinWait1, 9),
+		st(1, 10, "127.0.0.1:40000", "127.0.0.1:80", event.StateFinWait1, event.StateFinWait2, 9),
+		st(2, 10, "127.0.0.1:40000", "127.0.0.1:80", event.StateFinWait2, event.StateClose, 9),
 	}
-	var tw tracer.Event
-	tracer.InferTimeWait(&closeFirst[2], &tw)
+	var tw event.Event
+	event.InferTimeWait(&closeFirst[2], &tw)
 	closeFirst = append(closeFirst, tw)
 	tab.ApplyBatch(closeFirst, nil)
 	if s := tab.Stats(); s.TimeWait != 1 {
 		t.Fatalf("TIME_WAIT entries %d, want 1", s.TimeWait)
 	}
-	derived := tab.ApplyBatch([]tracer.Event{
-		st(3000, 11, "127.0.0.1:0", "127.0.0.1:80", tracer.StateClose, tracer.StateSynSent, 9),
-		st(3001, 11, "127.0.0.1:40000", "127.0.0.1:80", tracer.StateSynSent, tracer.StateEstablished, 9),
+	derived := tab.ApplyBatch([]event.Event{
+		st(3000, 11, "127.0.0.1:0", "127.0.0.1:80", event.StateClose, event.StateSynSent, 9),
+		st(3001, 11, "127.0.0.1:40000", "127.0.0.1:80", event.StateSynSent, event.StateEstablished, 9),
 	}, nil)
 	if len(derived) != 1 {
 		t.Fatalf("derived %d events, want one reuse", len(derived))
 	}
 	r := derived[0]
-	if r.Kind != tracer.KindTimeWait || r.TimeWait != tracer.TimeWaitReuse || r.Cookie != 10 ||
-		r.Src != ap("127.0.0.1:40000") || r.Dst != ap("127.0.0.1:80") || r.Source != tracer.SourceInferred || !r.Time.Equal(at(3001)) {
+	if r.Kind != event.KindTimeWait || r.TimeWait != event.TimeWaitReuse || r.Cookie != 10 ||
+		r.Src != ap("127.0.0.1:40000") || r.Dst != ap("127.0.0.1:80") || r.Source != event.SourceInferred || !r.Time.Equal(at(3001)) {
 		t.Errorf("reuse event %+v", r)
 	}
 	old, _ := tab.Socket(10, at(3002))
-	if old.State != tracer.StateClose {
+	if old.State != event.StateClose {
 		t.Errorf("old TIME_WAIT now %v, want CLOSE", old.State)
 	}
-	if s := tab.Stats(); s.TimeWait != 0 || s.TimeWaitEnded[tracer.TimeWaitReuse] != 1 {
+	if s := tab.Stats(); s.TimeWait != 0 || s.TimeWaitEnded[event.TimeWaitReuse] != 1 {
 		t.Errorf("stats %+v", s)
 	}
 	// Without Derive (replay), nothing is derived: the capture has its own events.
 	replay := New(Config{})
 	replay.ApplyBatch(closeFirst, nil)
-	if d := replay.ApplyBatch([]tracer.Event{st(3001, 11, "127.0.0.1:40000", "127.0.0.1:80", tracer.StateSynSent, tracer.StateEstablished, 9)}, nil); len(d) != 0 {
+	if d := replay.ApplyBatch([]event.Event{st(3001, 11, "127.0.0.1:40000", "127.0.0.1:80", event.StateSynSent, event.StateEstablished, 9)}, nil); len(d) != 0 {
 		t.Errorf("replay derived %v", d)
 	}
 }
@@ -163,10 +164,10 @@ func TestEvictionUnderCap(t *testing.T) {
 	tab := New(Config{MaxSockets: 10})
 	// Five closed sockets, then fifteen open ones.
 	for c := uint64(1); c <= 5; c++ {
-		tab.Apply(ptr(st(int(c), c, "10.0.0.1:1000", "10.0.0.2:80", tracer.StateLastAck, tracer.StateClose, 1)), nil)
+		tab.Apply(ptr(st(int(c), c, "10.0.0.1:1000", "10.0.0.2:80", event.StateLastAck, event.StateClose, 1)), nil)
 	}
 	for c := uint64(6); c <= 20; c++ {
-		tab.Apply(ptr(st(100+int(c), c, "10.0.0.1:1000", "10.0.0.2:80", tracer.StateSynSent, tracer.StateEstablished, 1)), nil)
+		tab.Apply(ptr(st(100+int(c), c, "10.0.0.1:1000", "10.0.0.2:80", event.StateSynSent, event.StateEstablished, 1)), nil)
 	}
 	s := tab.Stats()
 	if s.Sockets != 10 || s.Evicted != 10 {
@@ -184,19 +185,19 @@ func TestEvictionUnderCap(t *testing.T) {
 	}
 }
 
-func ptr(e tracer.Event) *tracer.Event { return &e }
+func ptr(e event.Event) *event.Event { return &e }
 
 func TestOutOfOrderEvents(t *testing.T) {
 	tab := New(Config{})
-	tab.ApplyBatch([]tracer.Event{
-		st(10, 5, "10.0.0.1:80", "10.0.0.2:999", tracer.StateFinWait1, tracer.StateFinWait2, 3),
-		st(5, 5, "10.0.0.1:80", "10.0.0.2:999", tracer.StateEstablished, tracer.StateFinWait1, 3),
+	tab.ApplyBatch([]event.Event{
+		st(10, 5, "10.0.0.1:80", "10.0.0.2:999", event.StateFinWait1, event.StateFinWait2, 3),
+		st(5, 5, "10.0.0.1:80", "10.0.0.2:999", event.StateEstablished, event.StateFinWait1, 3),
 	}, nil)
 	s, _ := tab.Socket(5, at(20))
-	if s.State != tracer.StateFinWait2 {
+	if s.State != event.StateFinWait2 {
 		t.Errorf("state %v, want FIN_WAIT2 (the newer event)", s.State)
 	}
-	if got := states(s.Timeline); !slices.Equal(got, []tracer.State{tracer.StateFinWait1, tracer.StateFinWait2}) {
+	if got := states(s.Timeline); !slices.Equal(got, []event.State{event.StateFinWait1, event.StateFinWait2}) {
 		t.Errorf("timeline %v not in time order", got)
 	}
 	if tab.Stats().OutOfOrder != 1 {
@@ -206,7 +207,7 @@ func TestOutOfOrderEvents(t *testing.T) {
 
 func TestTimelineBounded(t *testing.T) {
 	tab := New(Config{})
-	flip := []tracer.State{tracer.StateEstablished, tracer.StateCloseWait}
+	flip := []event.State{event.StateEstablished, event.StateCloseWait}
 	for i := range 10 {
 		tab.Apply(ptr(st(i, 1, "10.0.0.1:80", "10.0.0.2:1", flip[(i+1)%2], flip[i%2], 1)), nil)
 	}
@@ -224,20 +225,20 @@ func TestTimelineBounded(t *testing.T) {
 func TestListenerOwnerFromSnapshot(t *testing.T) {
 	tab := New(Config{Derive: true})
 	tab.Load(&Snapshot{NetNS: ns, Start: at(0), End: at(1), Complete: true, Initial: true, Sockets: []KernelSocket{
-		{Cookie: 100, Family: tracer.FamilyIPv4, State: tracer.StateListen, Src: ap("0.0.0.0:8080"), Dst: ap("0.0.0.0:0"), Inode: 555},
+		{Cookie: 100, Family: event.FamilyIPv4, State: event.StateListen, Src: ap("0.0.0.0:8080"), Dst: ap("0.0.0.0:0"), Inode: 555},
 	}}, nil)
 	// Known by inode: /proc can tell its owner; no full dump needed.
 	if u := tab.Unresolved(); u != 0 {
 		t.Errorf("unresolved %d before any trace-only socket", u)
 	}
-	n := tab.ResolveOwners(func(inode uint32) (uint32, tracer.Comm, bool) {
-		return 4120, tracer.MakeComm("nginx"), inode == 555
+	n := tab.ResolveOwners(func(inode uint32) (uint32, event.Comm, bool) {
+		return 4120, event.MakeComm("nginx"), inode == 555
 	})
 	if n != 1 {
 		t.Fatalf("resolved %d owners", n)
 	}
-	child := st(10, 101, "127.0.0.1:8080", "127.0.0.1:5000", tracer.StateListen, tracer.StateSynRecv, 0)
-	child.OwnerComm = tracer.Comm{}
+	child := st(10, 101, "127.0.0.1:8080", "127.0.0.1:5000", event.StateListen, event.StateSynRecv, 0)
+	child.OwnerComm = event.Comm{}
 	tab.Apply(&child, nil)
 	s, _ := tab.Socket(101, at(11))
 	if s.Owner != 4120 || s.OwnerComm.String() != "nginx" {
@@ -248,7 +249,7 @@ func TestListenerOwnerFromSnapshot(t *testing.T) {
 		t.Errorf("listener %+v", l)
 	}
 	// A socket the stream shows with no owner and no inode needs a full dump.
-	tab.Apply(ptr(st(12, 102, "127.0.0.1:9000", "127.0.0.1:5001", tracer.StateEstablished, tracer.StateCloseWait, 0)), nil)
+	tab.Apply(ptr(st(12, 102, "127.0.0.1:9000", "127.0.0.1:5001", event.StateEstablished, event.StateCloseWait, 0)), nil)
 	if u := tab.Unresolved(); u != 1 {
 		t.Errorf("unresolved %d, want the trace-only socket", u)
 	}
@@ -259,15 +260,15 @@ func TestProcessesAndRemotes(t *testing.T) {
 	// Five clients closed first (TIME_WAIT), one is connected; all made by connect().
 	for c := range uint64(5) {
 		src := "10.0.0.1:" + itoa(40000+int(c))
-		e := st(int(c), 200+c, src, "10.0.0.9:5432", tracer.StateFinWait2, tracer.StateClose, 77)
-		var tw tracer.Event
-		tracer.InferTimeWait(&e, &tw)
-		tab.ApplyBatch([]tracer.Event{st(0, 200+c, src, "10.0.0.9:5432", tracer.StateClose, tracer.StateSynSent, 77), e, tw}, nil)
+		e := st(int(c), 200+c, src, "10.0.0.9:5432", event.StateFinWait2, event.StateClose, 77)
+		var tw event.Event
+		event.InferTimeWait(&e, &tw)
+		tab.ApplyBatch([]event.Event{st(0, 200+c, src, "10.0.0.9:5432", event.StateClose, event.StateSynSent, 77), e, tw}, nil)
 	}
-	tab.Apply(ptr(st(9, 300, "10.0.0.1:41000", "10.0.0.9:5432", tracer.StateClose, tracer.StateSynSent, 77)), nil)
-	tab.Apply(ptr(st(9, 300, "10.0.0.1:41000", "10.0.0.9:5432", tracer.StateSynSent, tracer.StateEstablished, 77)), nil)
+	tab.Apply(ptr(st(9, 300, "10.0.0.1:41000", "10.0.0.9:5432", event.StateClose, event.StateSynSent, 77)), nil)
+	tab.Apply(ptr(st(9, 300, "10.0.0.1:41000", "10.0.0.9:5432", event.StateSynSent, event.StateEstablished, 77)), nil)
 	// An accepted socket's remote end is a client's port: not a remote endpoint.
-	tab.Apply(ptr(st(9, 400, "10.0.0.1:80", "10.0.0.7:50000", tracer.StateListen, tracer.StateSynRecv, 77)), nil)
+	tab.Apply(ptr(st(9, 400, "10.0.0.1:80", "10.0.0.7:50000", event.StateListen, event.StateSynRecv, 77)), nil)
 	rem := tab.Remotes()
 	if len(rem) != 1 || rem[0].Remote != ap("10.0.0.9:5432") || rem[0].TimeWait != 5 || rem[0].Established != 1 {
 		t.Fatalf("remotes %+v", rem)
@@ -276,10 +277,10 @@ func TestProcessesAndRemotes(t *testing.T) {
 		t.Errorf("exhaustion %v, want 0.5", x)
 	}
 	procs := tab.Processes()
-	if len(procs) != 1 || procs[0].PID != 77 || procs[0].TimeWait != 5 || procs[0].States[tracer.StateEstablished] != 1 {
+	if len(procs) != 1 || procs[0].PID != 77 || procs[0].TimeWait != 5 || procs[0].States[event.StateEstablished] != 1 {
 		t.Errorf("processes %+v", procs)
 	}
-	if q, n := tab.Sockets(Query{States: []tracer.State{tracer.StateTimeWait}}, at(10)); len(q) != 5 || n != 5 || q[0].Timeline != nil {
+	if q, n := tab.Sockets(Query{States: []event.State{event.StateTimeWait}}, at(10)); len(q) != 5 || n != 5 || q[0].Timeline != nil {
 		t.Errorf("TIME_WAIT query: %d of %d, timeline %v", len(q), n, q[0].Timeline)
 	}
 	if q, _ := tab.Sockets(Query{Ports: []uint16{41000}}, at(10)); len(q) != 1 || q[0].Cookie != 300 {
@@ -306,7 +307,7 @@ func TestSocketsLimit(t *testing.T) {
 	tab := New(Config{})
 	for c := range uint64(300) {
 		port := 1000 + int(c*7919%300) // scrambled insertion order
-		tab.Apply(ptr(st(int(c), c+1, "10.0.0.1:"+itoa(port), "10.0.0.2:80", tracer.StateListen, tracer.StateSynRecv, 1)), nil)
+		tab.Apply(ptr(st(int(c), c+1, "10.0.0.1:"+itoa(port), "10.0.0.2:80", event.StateListen, event.StateSynRecv, 1)), nil)
 	}
 	all, n := tab.Sockets(Query{}, at(1000))
 	if n != 300 || len(all) != 300 {
@@ -363,33 +364,33 @@ func TestEvictionSparesSmallGroups(t *testing.T) {
 // what the table knows.
 func TestReuseOptions(t *testing.T) {
 	tab := New(Config{})
-	l := st(0, 0x10, "0.0.0.0:8080", "0.0.0.0:0", tracer.StateClose, tracer.StateListen, 7)
-	l.SockReuse = tracer.ReuseKnown | tracer.ReuseAddr
-	old := st(0, 0x11, "0.0.0.0:9090", "0.0.0.0:0", tracer.StateClose, tracer.StateListen, 7) // from a capture
-	tab.ApplyBatch([]tracer.Event{l, old}, nil)
+	l := st(0, 0x10, "0.0.0.0:8080", "0.0.0.0:0", event.StateClose, event.StateListen, 7)
+	l.SockReuse = event.ReuseKnown | event.ReuseAddr
+	old := st(0, 0x11, "0.0.0.0:9090", "0.0.0.0:0", event.StateClose, event.StateListen, 7) // from a capture
+	tab.ApplyBatch([]event.Event{l, old}, nil)
 	now := at(2)
-	get := func(cookie uint64) tracer.Reuse {
+	get := func(cookie uint64) event.Reuse {
 		s, ok := tab.Socket(cookie, now)
 		if !ok {
 			t.Fatalf("socket %x missing", cookie)
 		}
 		return s.Reuse
 	}
-	if r := get(0x10); r != tracer.ReuseKnown|tracer.ReuseAddr {
+	if r := get(0x10); r != event.ReuseKnown|event.ReuseAddr {
 		t.Errorf("from its event: %v, want addr", r)
 	}
 	if r := get(0x11); r.Known() {
 		t.Errorf("from a capture: %v, want unknown", r)
 	}
-	if n := tab.SetReuse([]SocketReuse{{0x11, tracer.ReuseKnown | tracer.ReusePort}, {0x99, tracer.ReuseKnown}}); n != 1 {
+	if n := tab.SetReuse([]SocketReuse{{0x11, event.ReuseKnown | event.ReusePort}, {0x99, event.ReuseKnown}}); n != 1 {
 		t.Errorf("SetReuse recorded %d, want 1 (0x99 is not in the table)", n)
 	}
-	if r := get(0x11); r != tracer.ReuseKnown|tracer.ReusePort {
+	if r := get(0x11); r != event.ReuseKnown|event.ReusePort {
 		t.Errorf("from the iterator: %v, want port", r)
 	}
-	again := st(1, 0x11, "0.0.0.0:9090", "0.0.0.0:0", tracer.StateListen, tracer.StateClose, 7)
-	tab.ApplyBatch([]tracer.Event{again}, nil)
-	if r := get(0x11); r != tracer.ReuseKnown|tracer.ReusePort {
+	again := st(1, 0x11, "0.0.0.0:9090", "0.0.0.0:0", event.StateListen, event.StateClose, 7)
+	tab.ApplyBatch([]event.Event{again}, nil)
+	if r := get(0x11); r != event.ReuseKnown|event.ReusePort {
 		t.Errorf("after an event without options: %v, want port kept", r)
 	}
 }
@@ -398,9 +399,9 @@ func TestReuseOptions(t *testing.T) {
 // starts anew past its bound instead of growing.
 func TestContainers(t *testing.T) {
 	tab := New(Config{})
-	tab.ApplyBatch([]tracer.Event{
-		st(0, 0x10, "0.0.0.0:8080", "0.0.0.0:0", tracer.StateClose, tracer.StateListen, 7),
-		st(0, 0x11, "0.0.0.0:9090", "0.0.0.0:0", tracer.StateClose, tracer.StateListen, 8),
+	tab.ApplyBatch([]event.Event{
+		st(0, 0x10, "0.0.0.0:8080", "0.0.0.0:0", event.StateClose, event.StateListen, 7),
+		st(0, 0x11, "0.0.0.0:9090", "0.0.0.0:0", event.StateClose, event.StateListen, 8),
 	}, nil)
 	tab.SetContainers(map[uint32]string{7: "abc"})
 	now := at(1)

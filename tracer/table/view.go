@@ -7,39 +7,39 @@ import (
 	"slices"
 	"time"
 
-	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/event"
 )
 
 // Socket is a copy of one entry, safe to keep.
 type Socket struct {
 	Cookie    uint64
-	Family    tracer.Family
+	Family    event.Family
 	Src, Dst  netip.AddrPort
 	NetNS     uint32
 	Inode     uint32 // 0 when unknown (TIME_WAIT sockets have none)
-	State     tracer.State
+	State     event.State
 	Since     time.Time // when it entered State; zero when unknown
 	Owner     uint32    // 0 when unknown
-	OwnerComm tracer.Comm
+	OwnerComm event.Comm
 	Expires   time.Time // TIME_WAIT: when its timer runs out
 	Confirmed bool      // TIME_WAIT: the kernel's table has it (sock_diag)
 	Closed    time.Time // when it closed; zero while open
 	Source    string    // "trace", "sock_diag" or "sock_diag+trace"
-	Reuse     tracer.Reuse
+	Reuse     event.Reuse
 	Container string // the owner's container id, when /proc showed one (SetContainers)
 	Timeline  []Step
 }
 
 // Step is one state in a socket's timeline.
 type Step struct {
-	State tracer.State
+	State event.State
 	At    time.Time     // when it was entered; zero when unknown
 	Dur   time.Duration // time spent in it; for the last step, until the socket closed or now
 }
 
 // Remaining returns the time left on a TIME_WAIT socket's timer.
 func (s *Socket) Remaining(now time.Time) time.Duration {
-	if s.State != tracer.StateTimeWait || s.Expires.IsZero() {
+	if s.State != event.StateTimeWait || s.Expires.IsZero() {
 		return 0
 	}
 	return max(s.Expires.Sub(now), 0)
@@ -48,7 +48,7 @@ func (s *Socket) Remaining(now time.Time) time.Duration {
 // Query selects sockets; zero fields select everything.
 type Query struct {
 	Ports         []uint16 // local or remote
-	States        []tracer.State
+	States        []event.State
 	NetNS         uint32
 	PID           uint32
 	IncludeClosed bool // closed sockets still lingering
@@ -170,8 +170,8 @@ func (h *entryHeap) offer(i int32, n int) {
 }
 
 // stateOrder lists listeners first, then the states in the kernel's order.
-func stateOrder(s tracer.State) int {
-	if s == tracer.StateListen {
+func stateOrder(s event.State) int {
+	if s == event.StateListen {
 		return 0
 	}
 	return int(s)
@@ -212,7 +212,7 @@ func (e *entry) view(now time.Time, timeline bool) Socket {
 		Expires: unixTime(e.expires), Confirmed: e.flags&flagTWConfirmed != 0,
 		Closed: unixTime(e.closed), Source: sourceName(e.source), Reuse: e.reuse,
 	}
-	if e.state != tracer.StateTimeWait {
+	if e.state != event.StateTimeWait {
 		s.Expires = time.Time{}
 	}
 	if !timeline {
@@ -272,7 +272,7 @@ type PortSummary struct {
 // Owner is a process that owns sockets.
 type Owner struct {
 	PID  uint32
-	Comm tracer.Comm
+	Comm event.Comm
 }
 
 // addOwner adds an entry's owner to a short list of distinct owners.
@@ -323,7 +323,7 @@ func (t *Table) Ports() []PortSummary {
 		if int(e.state) < numStates {
 			p.States[e.state]++
 		}
-		if e.state == tracer.StateTimeWait {
+		if e.state == event.StateTimeWait {
 			p.TimeWait++
 			if exp := unixTime(e.expires); exp.After(p.LastExpiry) {
 				p.LastExpiry = exp
@@ -374,7 +374,7 @@ func (t *Table) Processes() []ProcessSummary {
 		if int(e.state) < numStates {
 			p.States[e.state]++
 		}
-		if e.state == tracer.StateTimeWait {
+		if e.state == event.StateTimeWait {
 			p.TimeWait++
 		}
 	}
@@ -425,7 +425,7 @@ func (t *Table) Remotes() []RemoteSummary {
 		netns uint32
 		addr  [16]byte
 		port  uint16
-		fam   tracer.Family
+		fam   event.Family
 	}
 	t.mu.RLock()
 	m := make(map[key]*RemoteSummary)
@@ -442,9 +442,9 @@ func (t *Table) Remotes() []RemoteSummary {
 		}
 		r.Total++
 		switch e.state {
-		case tracer.StateTimeWait:
+		case event.StateTimeWait:
 			r.TimeWait++
-		case tracer.StateEstablished:
+		case event.StateEstablished:
 			r.Established++
 		}
 	}

@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/twtrace/twtrace/tracer/internal/nsthread"
+	"github.com/twtrace/twtrace/internal/nsthread"
 )
 
 // RequireEnv is the variable that turns skips into failures.

@@ -1,9 +1,9 @@
-package tracer
+package event
 
 import (
-	"errors"
 	"net/netip"
 	"testing"
+	"time"
 )
 
 func TestStateNames(t *testing.T) {
@@ -122,74 +122,56 @@ func TestFilterMatch(t *testing.T) {
 }
 
 func TestFilterValidate(t *testing.T) {
-	f := Filter{Ports: make([]uint16, MaxPorts+1)}
-	if f.Validate() == nil {
-		t.Error("accepted more ports than the kernel filter holds")
+	if f := (Filter{Family: 7}); f.Validate() == nil {
+		t.Error("accepted an unknown address family")
 	}
-	f = Filter{Ports: []uint16{1, 2}, PID: 3, Family: FamilyIPv4}
-	if err := f.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	c := f.kernelConfig()
-	if c.Nports != 2 || c.Ports[0] != 1 || c.Ports[1] != 2 || c.Pid != 3 || c.Family != 2 {
-		t.Errorf("kernel config %+v", c)
+	if f := (Filter{Ports: []uint16{1, 2}, PID: 3, Family: FamilyIPv4}); f.Validate() != nil {
+		t.Error("refused a valid filter")
 	}
 }
 
-func TestParseKernelRelease(t *testing.T) {
-	for in, want := range map[string]KernelVersion{
-		"6.18.44-fc-v657":     {6, 18, 44},
-		"5.15.0-91-generic":   {5, 15, 0},
-		"5.8":                 {5, 8, 0},
-		"4.19.0+":             {4, 19, 0},
-		"6.1.0-rc3":           {6, 1, 0},
-		"5.4.0-1103-aws":      {5, 4, 0},
-		"6.12.1.el9.x86_64":   {6, 12, 1},
-		"3.10.0-1160.el7.x86": {3, 10, 0},
+func TestReuseString(t *testing.T) {
+	for r, want := range map[Reuse]string{
+		0:                                  "?",
+		ReuseAddr:                          "?", // not known: the bits mean nothing
+		ReuseKnown:                         "-",
+		ReuseKnown | ReuseAddr:             "addr",
+		ReuseKnown | ReusePort:             "port",
+		ReuseKnown | ReuseAddr | ReusePort: "addr,port",
 	} {
-		got, err := ParseKernelRelease(in)
-		if err != nil || got != want {
-			t.Errorf("ParseKernelRelease(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"", "linux", "6"} {
-		if _, err := ParseKernelRelease(bad); err == nil {
-			t.Errorf("ParseKernelRelease(%q) accepted", bad)
+		if got := r.String(); got != want {
+			t.Errorf("%#x: %q, want %q", uint8(r), got, want)
 		}
 	}
 }
 
-func TestCheckFeatures(t *testing.T) {
-	ok := Host{Release: "6.1.0", EUID: 0, HasCap: func(int) bool { return false }, LoadBTF: func() error { return nil }}
-	if err := CheckFeatures(ok); err != nil {
-		t.Fatalf("root on 6.1 with BTF: %v", err)
-	}
-	caps := ok
-	caps.EUID = 1000
-	caps.HasCap = func(c int) bool { return c == capBPF || c == capPerfmon }
-	if err := CheckFeatures(caps); err != nil {
-		t.Fatalf("non-root with CAP_BPF+CAP_PERFMON: %v", err)
-	}
+func TestInferTimeWait(t *testing.T) {
+	base := Event{Kind: KindState, New: StateClose, Cookie: 5, Family: FamilyIPv4,
+		Src: netip.MustParseAddrPort("127.0.0.1:80"), Dst: netip.MustParseAddrPort("127.0.0.1:5000"), NetNS: 3}
 	for _, tc := range []struct {
-		name    string
-		mutate  func(h *Host)
-		missing string
+		old   State
+		reset bool
+		want  bool
 	}{
-		{"old kernel", func(h *Host) { h.Release = "5.4.0-150-generic" }, "kernel 5.4.0 is older than 5.8.0"},
-		{"no privilege", func(h *Host) { h.EUID = 1000 }, "CAP_BPF and CAP_PERFMON"},
-		{"only CAP_BPF", func(h *Host) { h.EUID = 1000; h.HasCap = func(c int) bool { return c == capBPF } }, "CAP_BPF and CAP_PERFMON"},
-		{"no BTF", func(h *Host) { h.LoadBTF = func() error { return errors.New("no such file") } }, "kernel BTF (/sys/kernel/btf/vmlinux)"},
+		{StateFinWait2, false, true},
+		{StateClosing, false, true},
+		{StateFinWait2, true, false}, // reset: no TIME_WAIT
+		{StateLastAck, false, false}, // the passive closer has none
+		{StateSynSent, false, false},
+		{StateListen, false, false},
+		{StateEstablished, false, false},
 	} {
-		h := ok
-		tc.mutate(&h)
-		err := CheckFeatures(h)
-		var fe *FeatureError
-		if !errors.As(err, &fe) {
-			t.Errorf("%s: error %v is not a FeatureError", tc.name, err)
+		st := base
+		st.Old, st.Reset = tc.old, tc.reset
+		var tw Event
+		got := InferTimeWait(&st, &tw)
+		if got != tc.want {
+			t.Errorf("%v->CLOSE reset=%v: inferred %v, want %v", tc.old, tc.reset, got, tc.want)
 			continue
 		}
-		if fe.Missing != tc.missing || fe.Fix == "" {
-			t.Errorf("%s: missing %q fix %q; want missing %q and a fix", tc.name, fe.Missing, fe.Fix, tc.missing)
+		if got && (tw.Kind != KindTimeWait || tw.TimeWait != TimeWaitEnter || tw.Source != SourceInferred ||
+			tw.Remaining != 60*time.Second || tw.Src != st.Src || tw.Dst != st.Dst || tw.Cookie != 5 || tw.NetNS != 3) {
+			t.Errorf("inferred %+v", tw)
 		}
 	}
 }

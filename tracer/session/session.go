@@ -4,7 +4,7 @@
 // learns the owners of sockets that predate the tracer from /proc. The
 // events the table derives (TIME_WAIT expire, kill, reuse, and enters the
 // stream could not show) join the kernel's events for every sink.
-package live
+package session
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/twtrace/twtrace/tracer/event"
 
 	"golang.org/x/sync/errgroup"
 
@@ -61,8 +63,8 @@ type Session struct {
 	diag   *sockdiag.Conn // the host namespace's, kept open
 	hostNS uint32
 
-	derived chan []tracer.Event // from the reconciler to the pipeline
-	hints   chan nsHint         // namespaces seen in events, to the reconciler
+	derived chan []event.Event // from the reconciler to the pipeline
+	hints   chan nsHint        // namespaces seen in events, to the reconciler
 
 	mu      sync.Mutex
 	rates   kstat.Rates
@@ -92,7 +94,7 @@ func Start(cfg Config) (*Session, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		tab:     table.New(cfg.Table),
-		derived: make(chan []tracer.Event, 16),
+		derived: make(chan []event.Event, 16),
 		hints:   make(chan nsHint, 64),
 		nsList:  make(map[uint32]*netns),
 		nsMiss:  make(map[uint32]time.Time),
@@ -184,7 +186,7 @@ func (s *Session) Rates() (kstat.Rates, bool) {
 
 // Run streams events, kernel and derived, to sink until ctx ends. sink must
 // not keep the slice.
-func (s *Session) Run(ctx context.Context, sink func([]tracer.Event) error) error {
+func (s *Session) Run(ctx context.Context, sink func([]event.Event) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
@@ -199,7 +201,7 @@ func (s *Session) Run(ctx context.Context, sink func([]tracer.Event) error) erro
 	return g.Wait()
 }
 
-func (s *Session) pipeline(ctx context.Context, sink func([]tracer.Event) error) error {
+func (s *Session) pipeline(ctx context.Context, sink func([]event.Event) error) error {
 	st := &stage{s: s, sink: sink, lastTick: time.Now()}
 	return s.tr.Run(ctx, st.handle)
 }
@@ -208,12 +210,12 @@ func (s *Session) pipeline(ctx context.Context, sink func([]tracer.Event) error)
 // tracer's goroutine: the table, the derived events, the sink.
 type stage struct {
 	s        *Session
-	sink     func([]tracer.Event) error
-	out      []tracer.Event
+	sink     func([]event.Event) error
+	out      []event.Event
 	lastTick time.Time
 }
 
-func (st *stage) handle(batch []tracer.Event) error {
+func (st *stage) handle(batch []event.Event) error {
 	s := st.s
 	out := s.tab.ApplyBatch(batch, st.out[:0])
 	s.hintNamespaces(batch)
@@ -249,7 +251,7 @@ drain:
 }
 
 // hintNamespaces tells the reconciler about namespaces the stream shows.
-func (s *Session) hintNamespaces(batch []tracer.Event) {
+func (s *Session) hintNamespaces(batch []event.Event) {
 	last := uint32(0) // events come in runs from one namespace
 	for i := range batch {
 		ev := &batch[i]
@@ -258,7 +260,7 @@ func (s *Session) hintNamespaces(batch []tracer.Event) {
 			continue
 		}
 		pid := ev.Owner
-		if pid == 0 && ev.Kind != tracer.KindState {
+		if pid == 0 && ev.Kind != event.KindState {
 			pid = ev.PID
 		}
 		if pid == 0 {
@@ -303,7 +305,7 @@ func (s *Session) reconcileLoop(ctx context.Context) {
 			continue
 		case <-tick.C:
 		}
-		var out []tracer.Event
+		var out []event.Event
 		// Now and then a full dump instead: it gives the inodes of sockets
 		// the stream showed without an owner, for /proc to resolve.
 		full := time.Since(lastOwners) >= ownerRefresh && s.tab.Unresolved() > 0
@@ -370,7 +372,7 @@ func (s *Session) adoptNamespace(h nsHint) {
 }
 
 // dump merges one namespace's sockets into the table.
-func (s *Session) dump(n *netns, timeWaitOnly, initial bool, out []tracer.Event) ([]tracer.Event, error) {
+func (s *Session) dump(n *netns, timeWaitOnly, initial bool, out []event.Event) ([]event.Event, error) {
 	c, closeAfter, err := n.dial(s.diag)
 	if err != nil {
 		return out, err

@@ -1,4 +1,4 @@
-package live
+package session
 
 // Privileged tests: a real session (BPF programs, sock_diag, /proc) against
 // real sockets on loopback and in private network namespaces.
@@ -18,15 +18,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
+	"github.com/twtrace/twtrace/internal/tracertest"
 	"github.com/twtrace/twtrace/tracer"
 	"github.com/twtrace/twtrace/tracer/table"
-	"github.com/twtrace/twtrace/tracer/tracertest"
 )
 
 type running struct {
 	s    *Session
 	mu   sync.Mutex
-	evs  []tracer.Event
+	evs  []event.Event
 	stop context.CancelFunc
 	done chan error
 }
@@ -47,7 +49,7 @@ func start(t *testing.T, cfg Config) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{s: s, stop: cancel, done: make(chan error, 1)}
 	go func() {
-		r.done <- s.Run(ctx, func(b []tracer.Event) error {
+		r.done <- s.Run(ctx, func(b []event.Event) error {
 			r.mu.Lock()
 			r.evs = append(r.evs, b...)
 			r.mu.Unlock()
@@ -65,7 +67,7 @@ func start(t *testing.T, cfg Config) *running {
 }
 
 // waitEvent waits (bounded) for an event that satisfies match.
-func (r *running) waitEvent(t *testing.T, what string, limit time.Duration, match func(*tracer.Event) bool) tracer.Event {
+func (r *running) waitEvent(t *testing.T, what string, limit time.Duration, match func(*event.Event) bool) event.Event {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
@@ -83,7 +85,7 @@ func (r *running) waitEvent(t *testing.T, what string, limit time.Duration, matc
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t.Fatalf("no %s within %v; events: %+v", what, limit, r.evs)
-	return tracer.Event{}
+	return event.Event{}
 }
 
 func freePort(t *testing.T) uint16 {
@@ -139,7 +141,7 @@ func TestPreexistingSockets(t *testing.T) {
 	}
 	time.Sleep(1200 * time.Millisecond) // timers well below 60 s, so a stale value shows
 
-	r := start(t, Config{Tracer: tracer.Config{Filter: tracer.Filter{Ports: []uint16{port}}}})
+	r := start(t, Config{Tracer: tracer.Config{Filter: event.Filter{Ports: []uint16{port}}}})
 	now := time.Now()
 	out, err := exec.Command("ss", "-H", "-tan", "-o", "state", "time-wait", "sport", "=", ":"+strconv.Itoa(int(port))).Output()
 	if err != nil {
@@ -155,7 +157,7 @@ func TestPreexistingSockets(t *testing.T) {
 	if len(kernel) != 3 {
 		t.Fatalf("ss shows %d TIME_WAIT sockets on port %d, want 3:\n%s", len(kernel), port, out)
 	}
-	tws, _ := r.s.Table().Sockets(table.Query{Ports: []uint16{port}, States: []tracer.State{tracer.StateTimeWait}}, now)
+	tws, _ := r.s.Table().Sockets(table.Query{Ports: []uint16{port}, States: []event.State{event.StateTimeWait}}, now)
 	if len(tws) != 3 {
 		t.Fatalf("table has %d TIME_WAIT sockets on port %d, want 3: %+v", len(tws), port, tws)
 	}
@@ -174,14 +176,14 @@ func TestPreexistingSockets(t *testing.T) {
 		}
 		// Go's listeners set SO_REUSEADDR; accepted sockets, and the
 		// TIME_WAITs they leave, inherit it (read by the iterator).
-		if s.Reuse != tracer.ReuseKnown|tracer.ReuseAddr {
+		if s.Reuse != event.ReuseKnown|event.ReuseAddr {
 			t.Errorf("TIME_WAIT to %v: reuse %v, want addr", s.Dst, s.Reuse)
 		}
 	}
-	ls, _ := r.s.Table().Sockets(table.Query{Ports: []uint16{port}, States: []tracer.State{tracer.StateListen}}, now)
+	ls, _ := r.s.Table().Sockets(table.Query{Ports: []uint16{port}, States: []event.State{event.StateListen}}, now)
 	if len(ls) != 1 || int(ls[0].Owner) != os.Getpid() || ls[0].Inode == 0 {
 		t.Errorf("listener %+v: want owner %d (the test) found through /proc", ls, os.Getpid())
-	} else if ls[0].Reuse != tracer.ReuseKnown|tracer.ReuseAddr {
+	} else if ls[0].Reuse != event.ReuseKnown|event.ReuseAddr {
 		t.Errorf("listener: reuse %v, want addr", ls[0].Reuse)
 	}
 }
@@ -196,7 +198,7 @@ func TestTimeWaitEnds(t *testing.T) {
 	}
 	const port = 7001
 	r := start(t, Config{
-		Tracer:     tracer.Config{Filter: tracer.Filter{Ports: []uint16{port}}},
+		Tracer:     tracer.Config{Filter: event.Filter{Ports: []uint16{port}}},
 		Namespaces: []int{ns.FD()},
 	})
 	var l net.Listener
@@ -229,32 +231,32 @@ func TestTimeWaitEnds(t *testing.T) {
 	}
 	keep, keepAddr := orphan()
 	defer keep.Close()
-	enter := r.waitEvent(t, "an inferred TIME_WAIT enter", 3*time.Second, func(e *tracer.Event) bool {
-		return e.Kind == tracer.KindTimeWait && e.TimeWait == tracer.TimeWaitEnter && e.Dst == keepAddr
+	enter := r.waitEvent(t, "an inferred TIME_WAIT enter", 3*time.Second, func(e *event.Event) bool {
+		return e.Kind == event.KindTimeWait && e.TimeWait == event.TimeWaitEnter && e.Dst == keepAddr
 	})
-	if enter.Source != tracer.SourceInferred || enter.NetNS != ns.Inode() || enter.Src != netip.MustParseAddrPort("127.0.0.1:7001") {
+	if enter.Source != event.SourceInferred || enter.NetNS != ns.Inode() || enter.Src != netip.MustParseAddrPort("127.0.0.1:7001") {
 		t.Errorf("enter %+v", enter)
 	}
 
 	reset, resetAddr := orphan()
-	r.waitEvent(t, "the second enter", 3*time.Second, func(e *tracer.Event) bool {
-		return e.Kind == tracer.KindTimeWait && e.TimeWait == tracer.TimeWaitEnter && e.Dst == resetAddr
+	r.waitEvent(t, "the second enter", 3*time.Second, func(e *event.Event) bool {
+		return e.Kind == event.KindTimeWait && e.TimeWait == event.TimeWaitEnter && e.Dst == resetAddr
 	})
 	// SO_LINGER 0: close() sends a RST, which kills the peer's timewait socket.
 	if err := reset.(*net.TCPConn).SetLinger(0); err != nil {
 		t.Fatal(err)
 	}
 	reset.Close()
-	kill := r.waitEvent(t, "a kill", 4*time.Second, func(e *tracer.Event) bool {
-		return e.Kind == tracer.KindTimeWait && e.Dst == resetAddr && e.TimeWait != tracer.TimeWaitEnter
+	kill := r.waitEvent(t, "a kill", 4*time.Second, func(e *event.Event) bool {
+		return e.Kind == event.KindTimeWait && e.Dst == resetAddr && e.TimeWait != event.TimeWaitEnter
 	})
-	if kill.TimeWait != tracer.TimeWaitKill || kill.Source != tracer.SourceSockDiag {
+	if kill.TimeWait != event.TimeWaitKill || kill.Source != event.SourceSockDiag {
 		t.Errorf("end of the reset TIME_WAIT: %v from %v, want kill from sock_diag", kill.TimeWait, kill.Source)
 	}
-	exp := r.waitEvent(t, "an expire", 8*time.Second, func(e *tracer.Event) bool {
-		return e.Kind == tracer.KindTimeWait && e.Dst == keepAddr && e.TimeWait != tracer.TimeWaitEnter
+	exp := r.waitEvent(t, "an expire", 8*time.Second, func(e *event.Event) bool {
+		return e.Kind == event.KindTimeWait && e.Dst == keepAddr && e.TimeWait != event.TimeWaitEnter
 	})
-	if exp.TimeWait != tracer.TimeWaitExpire || exp.Source != tracer.SourceSockDiag {
+	if exp.TimeWait != event.TimeWaitExpire || exp.Source != event.SourceSockDiag {
 		t.Errorf("end of the orphan: %v from %v, want expire from sock_diag", exp.TimeWait, exp.Source)
 	}
 	if d := exp.Time.Sub(enter.Time); d < 2*time.Second || d > 6*time.Second {
@@ -275,7 +277,7 @@ func TestTimeWaitReuse(t *testing.T) {
 		}
 	}
 	const port = 7002
-	r := start(t, Config{Tracer: tracer.Config{Filter: tracer.Filter{Ports: []uint16{port}}}})
+	r := start(t, Config{Tracer: tracer.Config{Filter: event.Filter{Ports: []uint16{port}}}})
 	var l net.Listener
 	if err := ns.Do(func() error {
 		var err error
@@ -313,8 +315,8 @@ func TestTimeWaitReuse(t *testing.T) {
 	if !slices.Contains(first, third) {
 		t.Fatalf("third connection from %v, not a TIME_WAIT's port %v", third, first)
 	}
-	reuse := r.waitEvent(t, "a reuse", 3*time.Second, func(e *tracer.Event) bool {
-		return e.Kind == tracer.KindTimeWait && e.TimeWait == tracer.TimeWaitReuse
+	reuse := r.waitEvent(t, "a reuse", 3*time.Second, func(e *event.Event) bool {
+		return e.Kind == event.KindTimeWait && e.TimeWait == event.TimeWaitReuse
 	})
 	if reuse.Src != third || reuse.Dst != netip.MustParseAddrPort("127.0.0.1:7002") || reuse.NetNS != ns.Inode() {
 		t.Errorf("reuse %+v: want the 4-tuple %v -> 127.0.0.1:7002", reuse, third)

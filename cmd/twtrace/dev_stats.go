@@ -1,3 +1,5 @@
+//go:build twtracedev
+
 package main
 
 import (
@@ -5,8 +7,9 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/twtrace/twtrace/tracer"
-	"github.com/twtrace/twtrace/tracer/live"
+	"github.com/twtrace/twtrace/tracer/event"
+
+	"github.com/twtrace/twtrace/tracer/session"
 )
 
 // runStats is what a run delivered and what the kernel counted, written by
@@ -51,17 +54,17 @@ type counter struct {
 
 func newCounter() *counter { return &counter{} }
 
-func (c *counter) add(batch []tracer.Event) {
+func (c *counter) add(batch []event.Event) {
 	for i := range batch {
 		c.byKind[uint8(batch[i].Kind)]++
-		if batch[i].Kind == tracer.KindLost {
+		if batch[i].Kind == event.KindLost {
 			c.s.LostReported += batch[i].Lost
 		}
 	}
 }
 
 // write completes the tally with the kernel's counters and writes it.
-func (c *counter) write(path string, sess *live.Session) error {
+func (c *counter) write(path string, sess *session.Session) error {
 	ks, err := sess.Tracer().Stats()
 	if err != nil {
 		return err
@@ -78,7 +81,7 @@ func (c *counter) write(path string, sess *live.Session) error {
 	c.s.Delivered = map[string]uint64{}
 	for k, n := range c.byKind {
 		if n > 0 {
-			c.s.Delivered[tracer.Kind(k).String()] = n
+			c.s.Delivered[event.Kind(k).String()] = n
 		}
 	}
 	ts := sess.Table().Stats()

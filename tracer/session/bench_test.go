@@ -1,4 +1,4 @@
-package live
+package session
 
 import (
 	"io"
@@ -6,40 +6,41 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"github.com/twtrace/twtrace/tracer/stream"
 	"github.com/twtrace/twtrace/tracer/table"
 )
 
 // churnEvents are the events of n loopback connections, client closing
 // first, as the reader hands them over (transitions and inferred enters).
-func churnEvents(n int, base time.Time, cookie0 uint64) []tracer.Event {
-	evs := make([]tracer.Event, 0, n*11)
+func churnEvents(n int, base time.Time, cookie0 uint64) []event.Event {
+	evs := make([]event.Event, 0, n*11)
 	srv := netip.MustParseAddrPort("127.0.0.2:10000")
 	lo := netip.MustParseAddr("127.0.0.1")
 	for i := range n {
 		cli := netip.AddrPortFrom(lo, uint16(1024+i%60000))
 		c, s := cookie0+uint64(2*i), cookie0+uint64(2*i+1)
 		t := base.Add(time.Duration(i) * 20 * time.Microsecond)
-		mk := func(ck uint64, src, dst netip.AddrPort, old, new tracer.State) tracer.Event {
-			return tracer.Event{Kind: tracer.KindState, Time: t, Cookie: ck, NetNS: 4026532000, Family: tracer.FamilyIPv4,
-				PID: 100, Comm: tracer.MakeComm("twchurn"), Src: src, Dst: dst, Old: old, New: new,
-				Owner: 100, OwnerComm: tracer.MakeComm("twchurn"), OldKnown: old != tracer.StateClose, OldDur: 3 * time.Microsecond}
+		mk := func(ck uint64, src, dst netip.AddrPort, old, new event.State) event.Event {
+			return event.Event{Kind: event.KindState, Time: t, Cookie: ck, NetNS: 4026532000, Family: event.FamilyIPv4,
+				PID: 100, Comm: event.MakeComm("twchurn"), Src: src, Dst: dst, Old: old, New: new,
+				Owner: 100, OwnerComm: event.MakeComm("twchurn"), OldKnown: old != event.StateClose, OldDur: 3 * time.Microsecond}
 		}
 		evs = append(evs,
-			mk(c, netip.AddrPortFrom(lo, 0), srv, tracer.StateClose, tracer.StateSynSent),
-			mk(c, cli, srv, tracer.StateSynSent, tracer.StateEstablished),
-			mk(s, srv, cli, tracer.StateListen, tracer.StateSynRecv),
-			mk(s, srv, cli, tracer.StateSynRecv, tracer.StateEstablished),
-			mk(c, cli, srv, tracer.StateEstablished, tracer.StateFinWait1),
-			mk(s, srv, cli, tracer.StateEstablished, tracer.StateCloseWait),
-			mk(s, srv, cli, tracer.StateCloseWait, tracer.StateLastAck),
-			mk(c, cli, srv, tracer.StateFinWait1, tracer.StateFinWait2),
-			mk(c, cli, srv, tracer.StateFinWait2, tracer.StateClose),
+			mk(c, netip.AddrPortFrom(lo, 0), srv, event.StateClose, event.StateSynSent),
+			mk(c, cli, srv, event.StateSynSent, event.StateEstablished),
+			mk(s, srv, cli, event.StateListen, event.StateSynRecv),
+			mk(s, srv, cli, event.StateSynRecv, event.StateEstablished),
+			mk(c, cli, srv, event.StateEstablished, event.StateFinWait1),
+			mk(s, srv, cli, event.StateEstablished, event.StateCloseWait),
+			mk(s, srv, cli, event.StateCloseWait, event.StateLastAck),
+			mk(c, cli, srv, event.StateFinWait1, event.StateFinWait2),
+			mk(c, cli, srv, event.StateFinWait2, event.StateClose),
 		)
-		var tw tracer.Event
-		tracer.InferTimeWait(&evs[len(evs)-1], &tw)
-		evs = append(evs, tw, mk(s, srv, cli, tracer.StateLastAck, tracer.StateClose))
+		var tw event.Event
+		event.InferTimeWait(&evs[len(evs)-1], &tw)
+		evs = append(evs, tw, mk(s, srv, cli, event.StateLastAck, event.StateClose))
 	}
 	return evs
 }
@@ -51,7 +52,7 @@ func churnEvents(n int, base time.Time, cookie0 uint64) []tracer.Event {
 func BenchmarkPipeline(b *testing.B) {
 	s := &Session{
 		tab:     table.New(table.Config{Derive: true}),
-		derived: make(chan []tracer.Event, 1),
+		derived: make(chan []event.Event, 1),
 		hints:   make(chan nsHint, 64),
 		known:   map[uint32]bool{},
 	}
@@ -69,7 +70,7 @@ func BenchmarkPipeline(b *testing.B) {
 			_ = st.handle(fill[i:min(i+512, len(fill))])
 		}
 	}
-	batches := make([][]tracer.Event, 8)
+	batches := make([][]event.Event, 8)
 	for k := range batches {
 		cookie += 2 * conns
 		batches[k] = churnEvents(conns, base.Add(time.Duration(k)*time.Second), cookie)

@@ -1,7 +1,8 @@
-package live
+package session
 
 import (
 	"github.com/twtrace/twtrace/tracer"
+	"github.com/twtrace/twtrace/tracer/event"
 	"github.com/twtrace/twtrace/tracer/table"
 )
 
@@ -22,7 +23,7 @@ func ReadReuse(tab *table.Table, netnsFD int) error {
 // readReuse merges one namespace's options into the table, a chunk at a time.
 func readReuse(r *tracer.ReuseReader, tab *table.Table, netnsFD int) error {
 	buf := make([]table.SocketReuse, 0, chunkLen)
-	err := r.Read(netnsFD, func(cookie uint64, re tracer.Reuse) {
+	err := r.Read(netnsFD, func(cookie uint64, re event.Reuse) {
 		buf = append(buf, table.SocketReuse{Cookie: cookie, Reuse: re})
 		if len(buf) == cap(buf) {
 			tab.SetReuse(buf)

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/twtrace/twtrace/tracer/tracertest"
+	"github.com/twtrace/twtrace/internal/tracertest"
 )
 
 // netnsRun runs twchurn --netns (re-executing this test binary, see

@@ -1,13 +1,14 @@
-package live
+package session
 
 import (
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/twtrace/twtrace/tracer/event"
+
 	"golang.org/x/sys/unix"
 
-	"github.com/twtrace/twtrace/tracer"
 	"github.com/twtrace/twtrace/tracer/owner"
 	"github.com/twtrace/twtrace/tracer/sockdiag"
 	"github.com/twtrace/twtrace/tracer/table"
@@ -30,7 +31,7 @@ const chunkLen = 8192
 // as the kernel-side filter leaves out their events. It returns the events
 // the table derives, appended to out.
 func reconcile(c *sockdiag.Conn, tab *table.Table, netns uint32, timeWaitOnly, initial bool,
-	flt *tracer.Filter, scratch []table.KernelSocket, out []tracer.Event) ([]tracer.Event, error) {
+	flt *event.Filter, scratch []table.KernelSocket, out []event.Event) ([]event.Event, error) {
 	states := sockdiag.AllStates
 	if timeWaitOnly {
 		states = timeWaitMask
@@ -67,21 +68,21 @@ func reconcile(c *sockdiag.Conn, tab *table.Table, netns uint32, timeWaitOnly, i
 // timer says when it ends.
 func kernelSocket(s *sockdiag.Socket) (table.KernelSocket, bool) {
 	ks := table.KernelSocket{
-		Cookie: s.Cookie, Family: tracer.Family(s.Family), State: tracer.State(s.State),
+		Cookie: s.Cookie, Family: event.Family(s.Family), State: event.State(s.State),
 		Src: s.Src, Dst: s.Dst, Inode: s.Inode,
 	}
 	if s.TimeWaitSock() {
-		ks.State = tracer.StateTimeWait
+		ks.State = event.StateTimeWait
 		ks.Expires = s.Expires
 	}
-	if ks.Cookie == 0 || (ks.Family != tracer.FamilyIPv4 && ks.Family != tracer.FamilyIPv6) {
+	if ks.Cookie == 0 || (ks.Family != event.FamilyIPv4 && ks.Family != event.FamilyIPv6) {
 		return ks, false
 	}
 	return ks, true
 }
 
 // matchSnapshot applies the parts of a filter a kernel socket can be judged by.
-func matchSnapshot(f *tracer.Filter, ks *table.KernelSocket) bool {
+func matchSnapshot(f *event.Filter, ks *table.KernelSocket) bool {
 	if f == nil {
 		return true
 	}
@@ -106,7 +107,7 @@ const snapshotMax = 1 << 20
 // Snapshot reads the sockets of the caller's network namespace (or of
 // netnsFD when >= 0) once, with their owners from /proc, into a new table:
 // what `twtrace sockets` shows. It needs no BPF.
-func Snapshot(procRoot string, netnsFD int, flt *tracer.Filter) (*table.Table, error) {
+func Snapshot(procRoot string, netnsFD int, flt *event.Filter) (*table.Table, error) {
 	c, err := sockdiag.Dial(netnsFD)
 	if err != nil {
 		return nil, fmt.Errorf("open sock_diag: %w", err)
@@ -142,15 +143,15 @@ func resolveOwners(tab *table.Table, res *owner.Resolver) {
 	}
 	found := res.LookupAll(inodes)
 	containers := map[uint32]string{}
-	tab.ResolveOwners(func(inode uint32) (uint32, tracer.Comm, bool) {
+	tab.ResolveOwners(func(inode uint32) (uint32, event.Comm, bool) {
 		ps := found[inode]
 		if len(ps) == 0 {
-			return 0, tracer.Comm{}, false
+			return 0, event.Comm{}, false
 		}
 		if ps[0].Container != "" {
 			containers[ps[0].PID] = ps[0].Container
 		}
-		return ps[0].PID, tracer.MakeComm(ps[0].Comm), true
+		return ps[0].PID, event.MakeComm(ps[0].Comm), true
 	})
 	if len(containers) > 0 {
 		tab.SetContainers(containers)

@@ -1,5 +1,5 @@
 // Command twbench measures what twtrace costs the host it traces: the same
-// connection churn (cmd/twchurn) with and without a tracer attached,
+// connection churn (internal/cmd/twchurn) with and without a tracer attached,
 // alternating configurations over several rounds and reporting medians and
 // ratios, events expected (an independent in-kernel count) against events
 // delivered and reported lost, and each tracer's CPU time and peak memory.
@@ -39,7 +39,7 @@ type options struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.twtrace, "twtrace", "bin/twtrace", "twtrace binary")
+	flag.StringVar(&o.twtrace, "twtrace", "bin/twtrace-dev", "twtrace binary, built with -tags twtracedev (the flags that report what a run delivered)")
 	flag.StringVar(&o.churn, "churn", "bin/twchurn", "load generator binary")
 	flag.IntVar(&o.rounds, "rounds", 5, "rounds; each runs every configuration once, in a rotating order")
 	flag.DurationVar(&o.duration, "duration", 8*time.Second, "measured time of each maximum-churn run")
