@@ -79,6 +79,8 @@ func exitCode(err error, stderr io.Writer) int {
 	var ue usageError
 	var ie inputError
 	switch {
+	case errors.Is(err, errBlocked):
+		return exitFailure // why: the report said it
 	case errors.As(err, &ie):
 		fmt.Fprintf(stderr, "twtrace: %v\n", err)
 		return exitUsage
@@ -129,6 +131,6 @@ with TIME_WAIT countdowns, the event log, remote endpoints. Piped, or with
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	opts.register(root, true)
 	root.AddCommand(newTraceCmd(stdout, stderr), newSocketsCmd(stdout, stderr),
-		newRecordCmd(stdout, stderr), newReplayCmd(stdout, stderr))
+		newRecordCmd(stdout, stderr), newReplayCmd(stdout, stderr), newWhyCmd(stdout, stderr))
 	return root
 }
