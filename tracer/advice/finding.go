@@ -91,10 +91,10 @@ func value(s *kstat.Sysctls, name string) string {
 	return strings.ReplaceAll(s.Values()[name], "\t", " ")
 }
 
-// seconds formats a time left for people: "41 s", "2m05s".
+// seconds formats a time left for people: "41 s", "60 s", "12m0s".
 func seconds(d time.Duration) string {
 	d = roundUp(d)
-	if d < time.Minute {
+	if d < 10*time.Minute {
 		return fmt.Sprintf("%d s", int(d.Seconds()))
 	}
 	return d.String()

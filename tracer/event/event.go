@@ -266,6 +266,7 @@ type Event struct {
 	OldDur    time.Duration // time spent in Old
 	OldKnown  bool          // OldDur is valid
 	Owner     uint32        // attributed owner pid, 0 when unknown
+	UID       uint32        // uid of the owner (state) or of the task (bind, connect, listen), when known
 	OwnerComm Comm          //
 	Reset     bool          // the socket had an error at CLOSE (reset)
 	SockReuse Reuse         // the socket's SO_REUSEADDR/SO_REUSEPORT; unknown in captures

@@ -125,3 +125,22 @@ func TestParseNetstatPicksGroup(t *testing.T) {
 		t.Errorf("IpExt = %v", got)
 	}
 }
+
+func TestSysctlsFromValues(t *testing.T) {
+	r, err := NewReader("testdata/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := r.Sysctls()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := SysctlsFromValues(s.Values())
+	if !reflect.DeepEqual(back, s) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", back, s)
+	}
+	empty := SysctlsFromValues(map[string]string{})
+	if empty.Has("net.ipv4.tcp_tw_reuse") || empty.TWReuse != -1 || empty.PortRange != [2]int{-1, -1} {
+		t.Errorf("from nothing: %+v", empty)
+	}
+}

@@ -129,3 +129,40 @@ func (s Sysctls) Has(name string) bool {
 	}
 	return true
 }
+
+// SysctlsFromValues is the inverse of Values, for the sysctls a capture's
+// header recorded: a name it lacks is Missing.
+func SysctlsFromValues(v map[string]string) Sysctls {
+	var s Sysctls
+	for _, e := range intSysctls {
+		n, err := strconv.Atoi(strings.TrimSpace(v[e.name]))
+		if err != nil {
+			*e.field(&s) = -1
+			s.Missing = append(s.Missing, e.name)
+			continue
+		}
+		*e.field(&s) = n
+	}
+	f := strings.Fields(v[portRangeName])
+	lo, err1 := strconv.Atoi(safeField(f, 0))
+	hi, err2 := strconv.Atoi(safeField(f, 1))
+	if len(f) != 2 || err1 != nil || err2 != nil {
+		s.PortRange = [2]int{-1, -1}
+		s.Missing = append(s.Missing, portRangeName)
+	} else {
+		s.PortRange = [2]int{lo, hi}
+	}
+	if r, ok := v[reservedPortsName]; ok {
+		s.ReservedPorts = r
+	} else {
+		s.Missing = append(s.Missing, reservedPortsName)
+	}
+	return s
+}
+
+func safeField(f []string, i int) string {
+	if i < len(f) {
+		return f[i]
+	}
+	return ""
+}
