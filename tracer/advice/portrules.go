@@ -363,11 +363,12 @@ func v6Wildcard(f *PortFacts, want Attempt, idx []int) Finding {
 		fd.Cause = "the new [::] socket is dual-stack; IPv4 is taken"
 		alt := want
 		alt.V6Only = true
-		if Predict(f.Sockets, alt).Result == OK {
-			fd.Fixes = append(fd.Fixes, Fix{Kind: FixSocketOption, Brief: "set IPV6_V6ONLY",
-				Text:     "set IPV6_V6ONLY on the new socket before bind(): the kernel then lets it bind IPv6 only",
-				Snippets: v6OnlySnippets})
+		text := "set IPV6_V6ONLY on the new socket before bind(): the kernel then lets it bind IPv6 only"
+		if Predict(f.Sockets, alt).Result != OK {
+			text = "set IPV6_V6ONLY on the new socket before bind(): it then leaves IPv4 alone, " +
+				"but other sockets on the port still refuse it (see the other findings)"
 		}
+		fd.Fixes = append(fd.Fixes, Fix{Kind: FixSocketOption, Brief: "set IPV6_V6ONLY", Text: text, Snippets: v6OnlySnippets})
 	}
 	return fd
 }
