@@ -18,10 +18,8 @@ type TextOptions struct {
 // Text writes one aligned line per event under a header line: the columns
 // of package text, padded.
 type Text struct {
-	w      io.Writer
-	opt    TextOptions
-	buf    []byte
-	header bool
+	out
+	opt TextOptions
 }
 
 // Column widths, by text.Column; wider values push the rest of their line
@@ -48,7 +46,11 @@ func NewText(w io.Writer, opt TextOptions) *Text {
 	if opt.Location == nil {
 		opt.Location = time.Local
 	}
-	return &Text{w: w, opt: opt, buf: make([]byte, 0, 64<<10), header: !opt.NoHeader}
+	header := ""
+	if !opt.NoHeader {
+		header = Header() + "\n"
+	}
+	return &Text{out: newOut(w, header), opt: opt}
 }
 
 // Header is the column header line.
@@ -61,25 +63,9 @@ func Header() string {
 }
 
 // Write renders a batch and writes it with one call.
-func (t *Text) Write(batch []event.Event) error {
-	b := t.buf[:0]
-	if t.header {
-		b = append(b, Header()...)
-		b = append(b, '\n')
-		t.header = false
-	}
-	for i := range batch {
-		b = t.appendLine(b, &batch[i])
-	}
-	t.buf = b
-	if len(b) == 0 {
-		return nil
-	}
-	_, err := t.w.Write(b)
-	return err
-}
+func (t *Text) Write(batch []event.Event) error { return t.write(batch, t) }
 
-func (t *Text) appendLine(b []byte, ev *event.Event) []byte {
+func (t *Text) appendRow(b []byte, ev *event.Event) []byte {
 	color := ""
 	if t.opt.Color {
 		switch class, _ := text.Classify(ev); class {
