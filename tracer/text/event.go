@@ -33,7 +33,7 @@ type Class uint8
 
 // Classes of events.
 const (
-	ClassPlain    Class = iota // a successful bind()
+	ClassPlain    Class = iota // anything else: a successful bind()
 	ClassFailure               // a refused bind(), connect() or listen()
 	ClassLoss                  // events the kernel could not deliver
 	ClassTimeWait              // a TIME_WAIT enter, expire, reuse or kill
