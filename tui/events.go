@@ -1,9 +1,8 @@
 package tui
 
 import (
-	"strconv"
-
 	"github.com/twtrace/twtrace/tracer/event"
+	"github.com/twtrace/twtrace/tracer/text"
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
@@ -33,15 +32,19 @@ type eventsView struct {
 	height int
 }
 
+// eventCols are the text stream's columns, EVENT and DETAIL in one. When
+// space is short the running task goes first (in softirq it is whoever was
+// on the CPU), then the remote end (a bind or a listen has none); the owner
+// stays down to 80 columns, where EVENT still holds its longest common
+// words ("TIME_WAIT enter 60.0s left (inferred)"): who was refused matters
+// most.
 var eventCols = []grid.Column{
-	{Title: "TIME", Width: 12},
-	// The running task goes first when space is short: in softirq it is
-	// whoever was on the CPU; the owner is who the socket belongs to.
-	{Title: "TASK", Width: 14, Drop: 2},
-	{Title: "OWNER", Width: 14, Drop: 1},
-	{Title: "LOCAL", Width: 15, Flex: 1},
-	{Title: "REMOTE", Width: 15, Flex: 1},
-	{Title: "EVENT", Width: 30, Flex: 3},
+	{Title: text.Titles[text.ColTime], Width: 12},
+	{Title: text.Titles[text.ColTask], Width: 14, Flex: 1, Drop: 3},
+	{Title: text.Titles[text.ColOwner], Width: 12, Flex: 1, Drop: 1},
+	{Title: text.Titles[text.ColLocal], Width: 15, Flex: 2},
+	{Title: text.Titles[text.ColRemote], Width: 15, Flex: 2, Drop: 2},
+	{Title: text.Titles[text.ColWhat], Width: 34, Flex: 3},
 }
 
 func newEventsView(ctx *uiContext, size int) *eventsView {
@@ -212,83 +215,26 @@ func (v *eventsView) row(i int, cells []grid.Cell) []grid.Cell {
 	}
 	ev := &e.ev
 	var rowStyle, evStyle *lipgloss.Style
-	switch {
-	case ev.Kind == event.KindLost || ev.Ret < 0:
+	class, state := text.Classify(ev)
+	switch class {
+	case text.ClassFailure, text.ClassLoss:
 		rowStyle, evStyle = &st.Bad, &st.Bad
-	case ev.Kind == event.KindTimeWait:
-		evStyle = st.state(event.StateTimeWait)
-	case ev.Kind == event.KindState:
-		evStyle = st.state(ev.New)
+	case text.ClassTimeWait, text.ClassState:
+		evStyle = st.state(state)
 	}
-	cells = append(cells, grid.Cell{Text: fmtClock(ev.Time, v.ctx.loc), Style: rowStyle})
-	if ev.Kind == event.KindLost {
-		return append(cells, grid.Cell{Text: "!LOST " + itoa(ev.Lost) +
-			" events: the kernel could not deliver them", Style: rowStyle, Span: true})
+	var scratch [128]byte
+	column := func(c text.Column) string {
+		return string(text.AppendColumn(scratch[:0], ev, c, v.ctx.loc))
 	}
-	task, owner := fmtOwner(ev.PID, &ev.Comm), "-"
-	switch {
-	case ev.Kind == event.KindTimeWait:
-		task = "-" // a TIME_WAIT socket belongs to no task: the kernel holds it
-		if ev.OwnerKnown() {
-			owner = fmtOwner(ev.Owner, &ev.OwnerComm)
-		}
-	case ev.OwnerKnown():
-		owner = fmtOwner(ev.Owner, &ev.OwnerComm)
-	case ev.Kind != event.KindState:
-		owner = task // a syscall runs in its process
+	cells = append(cells, grid.Cell{Text: column(text.ColTime), Style: rowStyle})
+	summary := string(text.AppendSummary(scratch[:0], ev))
+	if class == text.ClassLoss {
+		// A message, not a record: it takes the whole row.
+		return append(cells, grid.Cell{Text: summary, Style: rowStyle, Span: true})
 	}
-	local, remote := fmtAddr(ev.Src), fmtAddr(ev.Dst)
-	switch ev.Kind {
-	case event.KindBind, event.KindListen:
-		remote = ""
-	case event.KindConnect:
-		local = ""
+	for _, c := range [...]text.Column{text.ColTask, text.ColOwner, text.ColLocal, text.ColRemote} {
+		cells = append(cells, grid.Cell{Text: column(c), Style: rowStyle})
 	}
-	return append(cells,
-		grid.Cell{Text: task, Style: rowStyle},
-		grid.Cell{Text: owner, Style: rowStyle},
-		grid.Cell{Text: local, Style: rowStyle},
-		grid.Cell{Text: remote, Style: rowStyle},
-		grid.Cell{Text: eventText(ev), Style: evStyle})
-}
-
-// eventText says what happened, with the detail that explains it: the time
-// spent in the old state, the time left, the socket options of a bind.
-func eventText(ev *event.Event) string {
-	switch ev.Kind {
-	case event.KindState:
-		s := ev.Old.String() + " → " + ev.New.String()
-		if ev.OldKnown {
-			s += " " + fmtPrecise(ev.OldDur)
-		}
-		if ev.Reset {
-			s += " reset"
-		}
-		return s
-	case event.KindTimeWait:
-		s := "TIME_WAIT " + ev.TimeWait.String()
-		if ev.TimeWait == event.TimeWaitEnter || ev.Remaining > 0 {
-			s += " " + strconv.FormatFloat(ev.Remaining.Seconds(), 'f', 1, 64) + "s"
-		}
-		return s + " " + ev.Source.String()
-	case event.KindBind:
-		// The socket options decide whether a bind() meets a conflict:
-		// say which were set, or that none was.
-		s := "bind ok"
-		if ev.Ret < 0 {
-			s = "!bind " + ev.Errno()
-		}
-		switch {
-		case ev.ReuseAddr && ev.ReusePort:
-			return s + " reuseaddr+reuseport"
-		case ev.ReuseAddr:
-			return s + " reuseaddr"
-		case ev.ReusePort:
-			return s + " reuseport"
-		}
-		return s + ", no reuseaddr"
-	case event.KindListen, event.KindConnect:
-		return "!" + ev.Kind.String() + " " + ev.Errno()
-	}
-	return ev.Kind.String()
+	// EVENT holds the text stream's EVENT and DETAIL: the same words.
+	return append(cells, grid.Cell{Text: summary, Style: evStyle})
 }

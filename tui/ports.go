@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/twtrace/twtrace/tracer/event"
+	"github.com/twtrace/twtrace/tracer/text"
 
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
@@ -281,7 +282,7 @@ func (v *portsView) row(i int, cells []grid.Cell) []grid.Cell {
 		countCell(p.Total()-listen-estab-tw, nil))
 	ends := grid.Cell{}
 	if tw > 0 && !p.LastExpiry.IsZero() {
-		ends = grid.Cell{Text: fmtCountdown(p.LastExpiry.Sub(v.ctx.now)), Style: st.state(event.StateTimeWait)}
+		ends = grid.Cell{Text: text.Countdown(p.LastExpiry.Sub(v.ctx.now)), Style: st.state(event.StateTimeWait)}
 	}
 	fails := p.BindFailures + p.ListenFailures
 	failCell := grid.Cell{Text: itoa(fails)}
@@ -325,7 +326,7 @@ func fmtOwners(os []table.Owner) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(fmtOwner(os[i].PID, &os[i].Comm))
+		b.WriteString(text.Owner(os[i].PID, &os[i].Comm))
 	}
 	if n := len(os) - maxOwners; n > 0 {
 		b.WriteString(" +" + itoa(n) + " more")

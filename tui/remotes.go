@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/twtrace/twtrace/tracer/event"
+	"github.com/twtrace/twtrace/tracer/text"
 
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
@@ -111,7 +112,7 @@ func (v *remotesView) view() string {
 func (v *remotesView) row(i int, cells []grid.Cell) []grid.Cell {
 	st := v.ctx.styles
 	r := &v.all[v.rows[i]]
-	cells = append(cells, grid.Cell{Text: fmtAddr(r.Remote)})
+	cells = append(cells, grid.Cell{Text: text.Addr(r.Remote)})
 	if v.showNetNS {
 		ns := ""
 		if r.NetNS != v.ctx.hostNetNS {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/twtrace/twtrace/tracer/event"
+	"github.com/twtrace/twtrace/tracer/text"
 
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
@@ -137,7 +138,7 @@ func (v *socketsView) view(f *filter) string {
 	} else if age := v.ctx.now.Sub(v.at); !v.at.IsZero() && age >= time.Second {
 		// Large tables are queried less often: say how old the list is
 		// (countdowns and ages are computed for now, not for then).
-		title += st.paint(&st.Muted, " · list as of "+fmtAge(age)+" ago")
+		title += st.paint(&st.Muted, " · list as of "+text.Age(age)+" ago")
 	}
 	body := v.grid.View(v.row)
 	if len(v.rows) == 0 {
@@ -157,22 +158,22 @@ func (v *socketsView) row(i int, cells []grid.Cell) []grid.Cell {
 	}
 	age := "-"
 	if since := s.Since; closed {
-		age = fmtAge(v.ctx.now.Sub(s.Closed))
+		age = text.Age(v.ctx.now.Sub(s.Closed))
 	} else if !since.IsZero() {
-		age = fmtAge(v.ctx.now.Sub(since))
+		age = text.Age(v.ctx.now.Sub(since))
 	}
 	timer := grid.Cell{}
 	switch {
 	case closed:
 		timer = grid.Cell{Text: "closed", Style: rowStyle}
 	case s.State == event.StateTimeWait && !s.Expires.IsZero():
-		timer = grid.Cell{Text: fmtCountdown(s.Expires.Sub(v.ctx.now)), Style: stateStyle}
+		timer = grid.Cell{Text: text.Countdown(s.Expires.Sub(v.ctx.now)), Style: stateStyle}
 	}
 	cells = append(cells,
 		grid.Cell{Text: s.State.String(), Style: stateStyle},
-		grid.Cell{Text: fmtAddr(s.Src), Style: rowStyle},
-		grid.Cell{Text: fmtAddr(s.Dst), Style: rowStyle},
-		grid.Cell{Text: fmtOwner(s.Owner, &s.OwnerComm), Style: rowStyle},
+		grid.Cell{Text: text.Addr(s.Src), Style: rowStyle},
+		grid.Cell{Text: text.Addr(s.Dst), Style: rowStyle},
+		grid.Cell{Text: text.Owner(s.Owner, &s.OwnerComm), Style: rowStyle},
 		grid.Cell{Text: age, Style: rowStyle},
 		timer)
 	if v.showNetNS {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/twtrace/twtrace/tracer/event"
+	"github.com/twtrace/twtrace/tracer/text"
 
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
@@ -35,11 +36,11 @@ func (v *socketsView) detailView() string {
 	now := v.ctx.now
 	title := st.paint(&st.ViewTitle, "Socket "+cookieName(s.Cookie)+" ") + st.paint(st.state(s.State), s.State.String())
 	if rem := s.Remaining(now); s.State == event.StateTimeWait && !s.Expires.IsZero() {
-		title += st.paint(&st.Muted, " · ends in ") + st.paint(st.state(s.State), fmtCountdown(rem)) +
-			st.paint(&st.Muted, " (at "+fmtClock(s.Expires, v.ctx.loc)+")")
+		title += st.paint(&st.Muted, " · ends in ") + st.paint(st.state(s.State), text.Countdown(rem)) +
+			st.paint(&st.Muted, " (at "+text.Clock(s.Expires, v.ctx.loc)+")")
 	}
 	if !s.Closed.IsZero() {
-		title += st.paint(&st.Muted, " · closed "+fmtAge(now.Sub(s.Closed))+" ago")
+		title += st.paint(&st.Muted, " · closed "+text.Age(now.Sub(s.Closed))+" ago")
 	}
 	lines = append(lines, title, "")
 
@@ -63,8 +64,8 @@ func (v *socketsView) detailView() string {
 		return "  " + st.paint(&st.Label, pad(k1, 7)) + pad(v1, 26) + st.paint(&st.Label, pad(k2, 7)) + v2
 	}
 	lines = append(lines,
-		pair("local", fmtAddr(s.Src), "remote", fmtAddr(s.Dst)),
-		pair("owner", fmtOwner(s.Owner, &s.OwnerComm), "netns", netns),
+		pair("local", text.Addr(s.Src), "remote", text.Addr(s.Dst)),
+		pair("owner", text.Owner(s.Owner, &s.OwnerComm), "netns", netns),
 		pair("family", s.Family.String(), "inode", inode),
 		"  "+st.paint(&st.Label, pad("reuse", 7))+reuseText(s.Reuse),
 		"  "+st.paint(&st.Label, pad("source", 7))+source,
@@ -96,15 +97,15 @@ func (v *socketsView) timelineLines(s *table.Socket) []string {
 		}
 		spent := "?" // entered at an unknown time (before the trace)
 		if !step.At.IsZero() {
-			spent = fmtPrecise(dur)
+			spent = text.Duration(dur)
 		}
-		line := "  " + pad(fmtClock(step.At, v.ctx.loc), 13) +
+		line := "  " + pad(text.Clock(step.At, v.ctx.loc), 13) +
 			st.paint(st.state(step.State), pad(step.State.String(), 12)) + padLeft(spent, 10) + "  " +
 			st.paint(&st.Bar, bar(dur))
 		if running {
 			line += st.paint(&st.Muted, " so far")
 			if step.State == event.StateTimeWait && !s.Expires.IsZero() {
-				line += st.paint(&st.Muted, ", ") + st.paint(st.state(step.State), fmtCountdown(s.Remaining(v.ctx.now))) +
+				line += st.paint(&st.Muted, ", ") + st.paint(st.state(step.State), text.Countdown(s.Remaining(v.ctx.now))) +
 					st.paint(&st.Muted, " left")
 			}
 		}

@@ -53,13 +53,31 @@ func TestEventsView(t *testing.T) {
 	waitFor(t, tm, "EADDRINUSE", "LOST 17")
 	screen := finalScreen(t, tm)
 	requireScreen(t, screen, 100, 30)
-	requireLine(t, screen, "4300 nginx", "!bind EADDRINUSE, no reuseaddr")
+	requireLine(t, screen, "4300 nginx", "!bind EADDRINUSE no reuseaddr")
 	requireLine(t, screen, "!LOST 17 events")
-	requireLine(t, screen, "TIME_WAIT enter 60.0s inferred")
+	requireLine(t, screen, "TIME_WAIT enter 60.0s left (inferred)")
 	// The task name that carries an escape sequence is shown defanged.
 	if strings.Contains(screen, "\x1b[2J") {
 		t.Error("a task name's escape sequence reached the screen")
 	}
+	golden.RequireEqual(t, screen)
+}
+
+// TestEventsViewAt80: on an 80x24 terminal the Events view drops the
+// running task and the remote end before the owner, so that the pid of
+// every refused syscall stays on screen.
+func TestEventsViewAt80(t *testing.T) {
+	tm := startUI(t, newSampleFeed(), 80, 24)
+	waitFor(t, tm, "8080")
+	press(tm, "3")
+	waitFor(t, tm, "EADDRINUSE", "LOST 17")
+	screen := finalScreen(t, tm)
+	requireScreen(t, screen, 80, 24)
+	requireLine(t, screen, "TIME", "OWNER", "LOCAL", "EVENT")
+	requireLine(t, screen, "4300 nginx", "0.0.0.0:8080", "!bind EADDRINUSE no reuseaddr")
+	requireLine(t, screen, "4301 backup", "*:8080", "!listen EADDRINUSE")
+	requireLine(t, screen, "6000 loadgen", "!connect EADDRNOTAVAIL")
+	requireLine(t, screen, "4120 nginx", "TIME_WAIT enter 60.0s left (inferred)")
 	golden.RequireEqual(t, screen)
 }
 
@@ -219,7 +237,7 @@ func TestColours(t *testing.T) {
 	if l := rawLine(t, view, "lost"); !red.MatchString(l) {
 		t.Errorf("the lost counter is not red: %q", l)
 	}
-	if l := rawLine(t, view, "FIN_WAIT1 → FIN_WAIT2"); red.MatchString(l) {
+	if l := rawLine(t, view, "FIN_WAIT1 -> FIN_WAIT2"); red.MatchString(l) {
 		t.Errorf("a plain transition is red: %q", l)
 	}
 }

@@ -86,6 +86,27 @@ func (f *filterFlags) filter() (event.Filter, error) {
 	return flt, nil
 }
 
+// flagSet is a boolean flag and whether it was given.
+type flagSet struct {
+	name string
+	on   bool
+}
+
+// exclusive is a usage error when more than one of the flags is given:
+// output formats, one of which the command writes.
+func exclusive(flags ...flagSet) error {
+	var on []string
+	for _, f := range flags {
+		if f.on {
+			on = append(on, f.name)
+		}
+	}
+	if len(on) > 1 {
+		return usagef("%s exclude each other", strings.Join(on, " and "))
+	}
+	return nil
+}
+
 // parseSize reads a byte count with an optional K, M or G suffix (powers of 1024).
 func parseSize(s string) (int, error) {
 	mult := 1

@@ -17,13 +17,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/twtrace/twtrace/tracer/capture"
-	"github.com/twtrace/twtrace/tracer/stream"
 )
 
 // replayOptions are the flags of `twtrace replay`.
 type replayOptions struct {
 	filters filterFlags
 	json    bool
+	csv     bool
 	text    bool
 	speed   float64
 	verbose bool
@@ -35,16 +35,17 @@ func newReplayCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "replay FILE",
 		Short: "Play back a capture as an event stream",
 		Long: `replay reads a capture written by 'twtrace record' (plain or .zst, told apart
-by its content) and writes its events as 'twtrace trace' does: text columns, or
-JSON Lines with --json, the same records as the capture minus its header.
-Filters apply as they do session. On a terminal (without --json or --text) it
-opens the live view on the capture: its clock is the capture's, so TIME_WAIT
-countdowns are as they were when it was recorded.
+by its content) and writes its events as 'twtrace trace' does: text columns,
+CSV with --csv, or JSON Lines with --json, the same records as the capture
+minus its header. Filters apply as they do session. On a terminal (without
+--json, --csv or --text) it opens the live view on the capture: its clock is
+the capture's, so TIME_WAIT countdowns are as they were when it was recorded.
 
 A capture that is cut short or damaged is played up to the damage; replay then
 names the file and line and exits with code 2.`,
 		Example: `  twtrace replay incident.jsonl.zst --port 8080
   twtrace replay incident.jsonl.zst --json | jq 'select(.kind == "bind")'
+  twtrace replay incident.jsonl.zst --csv > incident.csv
   twtrace replay deploy.jsonl --speed 1   # at the pace it was recorded`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
@@ -59,6 +60,7 @@ names the file and line and exits with code 2.`,
 	fs := cmd.Flags()
 	o.filters.registerReplay(fs)
 	fs.BoolVar(&o.json, "json", false, "write JSON Lines (schema in DESIGN.md)")
+	fs.BoolVar(&o.csv, "csv", false, csvUsage)
 	fs.BoolVar(&o.text, "text", false, "write text columns (the default)")
 	fs.Float64Var(&o.speed, "speed", 0, "replay at `X` times the recorded pace (1: as recorded); 0 as fast as possible")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "describe the capture's header on stderr")
@@ -66,8 +68,8 @@ names the file and line and exits with code 2.`,
 }
 
 func runReplay(ctx context.Context, o *replayOptions, path string, stdout, stderr io.Writer) error {
-	if o.json && o.text {
-		return usagef("--json and --text exclude each other")
+	if err := exclusive(flagSet{"--json", o.json}, flagSet{"--csv", o.csv}, flagSet{"--text", o.text}); err != nil {
+		return err
 	}
 	if o.speed < 0 || math.IsNaN(o.speed) || math.IsInf(o.speed, 0) {
 		return usagef("--speed %v: want a positive factor, or 0 for as fast as possible", o.speed)
@@ -84,16 +86,11 @@ func runReplay(ctx context.Context, o *replayOptions, path string, stdout, stder
 	if o.verbose {
 		describe(stderr, r.Name(), r.Header())
 	}
-	if !o.json && !o.text && isTerminal(stdout) {
+	if !o.json && !o.csv && !o.text && isTerminal(stdout) {
 		return badCapture(replayUI(ctx, r, o.speed, &flt))
 	}
 
-	var write func([]event.Event) error
-	if o.json {
-		write = stream.NewJSON(stdout).Write
-	} else {
-		write = stream.NewText(stdout, stream.TextOptions{Color: colorful(stdout)}).Write
-	}
+	write := streamSink(stdout, o.json, o.csv)
 	var out []event.Event
 	err = r.Run(ctx, o.speed, func(batch []event.Event) error {
 		out = out[:0]

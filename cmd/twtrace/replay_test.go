@@ -50,7 +50,7 @@ func TestReplay(t *testing.T) {
 			t.Errorf("replay --json %s: exit %d, stderr %q, output:\n%s", name, code, stderr, out)
 		}
 		code, out, _ = runCLI("replay", path)
-		if code != 0 || !strings.Contains(out, "TIME_WAIT enter") || !strings.Contains(out, "!BIND EADDRINUSE") ||
+		if code != 0 || !strings.Contains(out, "TIME_WAIT enter") || !strings.Contains(out, "!bind EADDRINUSE") ||
 			strings.Count(out, "\n") != len(sample.Events())+1 {
 			t.Errorf("replay %s (text): exit %d, output:\n%s", name, code, out)
 		}

@@ -25,6 +25,7 @@ type eventSink = func([]event.Event) error
 type traceOptions struct {
 	filters   filterFlags
 	json      bool
+	csv       bool // trace only: the root command has no --csv
 	duration  time.Duration
 	count     int
 	ringSize  string
@@ -39,8 +40,13 @@ func (o *traceOptions) register(cmd *cobra.Command, root bool) {
 	fs := cmd.Flags()
 	o.registerSession(fs, root)
 	fs.BoolVar(&o.json, "json", false, "write JSON Lines (schema: docs/jsonl.md) instead of text columns")
+	if !root {
+		fs.BoolVar(&o.csv, "csv", false, csvUsage)
+	}
 	fs.IntVar(&o.count, "count", 0, "stop after this many events")
 }
+
+const csvUsage = "write CSV instead of text columns: a header, then a row per event (times RFC 3339 UTC, durations in ms)"
 
 // registerSession registers the flags of a tracing session, which trace and
 // record share: filters, how long, the ring buffer, diagnostics.
@@ -63,6 +69,7 @@ func newTraceCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Stream TCP state transitions and bind/connect/listen failures",
 		Example: `  twtrace trace --port 8080
   twtrace trace --json --port 8080 --duration 30s > events.jsonl
+  twtrace trace --csv --duration 1m > events.csv
   twtrace trace | grep EADDRINUSE`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -109,6 +116,9 @@ func withDuration(ctx context.Context, d time.Duration) (context.Context, contex
 }
 
 func runTrace(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) error {
+	if err := exclusive(flagSet{"--json", o.json}, flagSet{"--csv", o.csv}); err != nil {
+		return err
+	}
 	cfg, err := o.config(stderr)
 	if err != nil {
 		return err
@@ -125,13 +135,7 @@ func runTrace(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) er
 		return err
 	}
 
-	var write eventSink
-	if o.json {
-		write = stream.NewJSON(stdout).Write
-	} else {
-		write = stream.NewText(stdout, stream.TextOptions{Color: colorful(stdout)}).Write
-	}
-
+	write := streamSink(stdout, o.json, o.csv)
 	ctx, cancel := withDuration(ctx, o.duration)
 	defer cancel()
 	seen := 0
@@ -157,6 +161,18 @@ func runTrace(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) er
 		err = derr
 	}
 	return err
+}
+
+// streamSink returns the writer of the event stream: JSON Lines, CSV, or
+// text columns (coloured on a terminal).
+func streamSink(w io.Writer, json, csv bool) eventSink {
+	switch {
+	case json:
+		return stream.NewJSON(w).Write
+	case csv:
+		return stream.NewCSV(w).Write
+	}
+	return stream.NewText(w, stream.TextOptions{Color: colorful(w)}).Write
 }
 
 // createFile creates a file twtrace writes as root: mode 0600, never

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/twtrace/twtrace/tracer/event"
-
 	"github.com/twtrace/twtrace/tracer/table"
+	"github.com/twtrace/twtrace/tracer/text"
 )
 
 const (
@@ -61,17 +61,20 @@ func WriteSockets(w io.Writer, socks []table.Socket, now time.Time, color bool) 
 			b = append(b, ansiYel...)
 		}
 		b = pad(b, s.State.String(), wState)
-		b = padAddr(b, s.Src, wAddr)
-		b = padAddr(b, s.Dst, wAddr)
-		b = padOwner(b, s.Owner, &s.OwnerComm)
+		at := len(b)
+		b = padTo(text.AppendAddr(b, s.Src), at, wAddr)
+		at = len(b)
+		b = padTo(text.AppendAddr(b, s.Dst), at, wAddr)
+		at = len(b)
+		b = padTo(text.AppendOwner(b, s.Owner, &s.OwnerComm), at, wOwner)
 		if containers {
 			b = pad(b, cmp.Or(shortID(s.Container), "-"), wContainer)
 		}
-		timer := ""
+		at = len(b)
 		if tw {
-			timer = strconv.FormatFloat(s.Remaining(now).Seconds(), 'f', 1, 64) + "s"
+			b = text.AppendCountdown(b, s.Remaining(now))
 		}
-		b = pad(b, timer, 9)
+		b = padTo(b, at, 9)
 		b = pad(b, s.Reuse.String(), wReuse)
 		b = strconv.AppendUint(b, s.Cookie, 16)
 		if color && tw {
@@ -90,7 +93,7 @@ func WriteSockets(w io.Writer, socks []table.Socket, now time.Time, color bool) 
 		sum += ": " + strings.Join(parts, ", ")
 	}
 	if !last.IsZero() {
-		sum += fmt.Sprintf("; the last TIME_WAIT ends in %.1fs", max(last.Sub(now), 0).Seconds())
+		sum += "; the last TIME_WAIT ends in " + text.Countdown(last.Sub(now))
 	}
 	b = append(b, sum...)
 	b = append(b, '\n')
