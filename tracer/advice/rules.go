@@ -288,8 +288,8 @@ func checkFinWait2(f *Facts) []Finding {
 			continue
 		}
 		fd := Finding{Code: CodeFinWait2Orphans, Name: "fin-wait2-orphans", NetNS: ino,
-			Summary: fmt.Sprintf("%d connections wait in FIN_WAIT2 for the peer's FIN after their program closed them: peers that never close", n.FinWait2Orphans),
-			Cause:   fmt.Sprintf("%d orphaned FIN_WAIT2", n.FinWait2Orphans),
+			Summary:  fmt.Sprintf("%d connections wait in FIN_WAIT2 for the peer's FIN after their program closed them: peers that never close", n.FinWait2Orphans),
+			Cause:    fmt.Sprintf("%d orphaned FIN_WAIT2", n.FinWait2Orphans),
 			Evidence: []string{fmt.Sprintf("%d timewait sockets in substate FIN_WAIT2 (sock_diag)", n.FinWait2Orphans)},
 		}
 		if n.Sysctls != nil && n.Sysctls.FinTimeout > 15 {
