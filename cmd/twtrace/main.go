@@ -17,7 +17,7 @@ import (
 	"github.com/twtrace/twtrace/tracer"
 )
 
-// Exit codes (DESIGN.md: CLI contract).
+// Exit codes, as README.md gives them: deploy scripts branch on them.
 const (
 	exitOK      = 0
 	exitFailure = 1

@@ -2,6 +2,7 @@ package advice
 
 import (
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 
@@ -191,6 +192,18 @@ func TestTWRecycleConfig(t *testing.T) {
 
 // Every rule has a code of its own and a section in docs/advice.md.
 func TestRulesDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/advice.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, code := range []string{CodeTimeWaitNoReuse, CodeTimeWaitReuseNew, CodeLiveHolder, CodeReusePortUser,
+		CodeV6Wildcard, CodeSecondListen, CodeEphemeralTaken, CodePrivilegedPort, CodeTimeWaitUnknown,
+		CodePortExhaustion, CodeAutobindExhausted, CodeFinWait2Orphans, CodeCloseWaitLeak, CodeTimeWaitBuckets,
+		CodeTWRecycleConfig} {
+		if !strings.Contains(string(doc), "\n## "+code+" ") {
+			t.Errorf("docs/advice.md has no section for %s", code)
+		}
+	}
 	seen := map[string]bool{}
 	for _, r := range Rules {
 		if seen[r.Code] {

@@ -2,7 +2,7 @@
 // of a live session, saved by `twtrace record` and played back by
 // `twtrace replay`, so that every sink consumes live and replayed streams alike.
 //
-// A capture is JSON Lines (the schema of DESIGN.md): a header record first,
+// A capture is JSON Lines (docs/jsonl.md): a header record first,
 // then one event per line exactly as `trace --json` writes them. A file is
 // zstd-compressed when its name ends in .zst; readers detect compression by
 // the magic bytes, not the name. A compressed capture is a sequence of

@@ -1,7 +1,7 @@
 package event
 
 // Reuse is a socket's address-reuse options: SO_REUSEADDR and SO_REUSEPORT.
-// They decide whether a bind() beside the socket succeeds (DESIGN.md), and
+// They decide whether a bind() beside the socket succeeds (docs/why.md), and
 // sock_diag does not report them.
 type Reuse uint8
 

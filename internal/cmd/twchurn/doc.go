@@ -46,16 +46,7 @@
 // connection, no sleep, no thread switch, no epoll call. Only a step that
 // finds nothing (EAGAIN) registers its socket with epoll, so when workers
 // share a listener and one accepts the other's connection, both still make
-// progress. Measured alternatives (client closes first, in a namespace, over
-// eight server addresses so that ports never limit; connections/s with 1, 2
-// and 4 threads or workers, 2 vCPUs):
-//
-//	Go net.Conn, a goroutine per connection (netpoller)   24 000   27 000   29 000
-//	Go blocking syscalls, client and server threads       13 000   20 000   21 000
-//	C, blocking client and server threads                 16 000   47 000   52 000
-//	C, each thread both ends, as twchurn                  49 000   86 000   88 000
-//	twchurn with syscall.Syscall                               -   80 000        -
-//	twchurn (RawSyscall6)                                 47 000   83 000   85 000
+// progress (docs/performance.md compares it with the alternatives measured).
 //
 // The per-connection syscalls use RawSyscall6: they never block, and
 // syscall.Syscall's scheduler hand-off cost 7% at the maximum rate and, at a
@@ -123,27 +114,8 @@
 //
 // # Measurements
 //
-// On the 2-vCPU development VM, --netns, 10 s after a 6 s warmup, runs
-// kept only when other processes used under 12% of the machine (it is
-// shared); connections/s, and CPU µs per connection (user+sys):
-//
-//	workers                 1         2         4         8     µs/conn
-//	IPv4 client-close  46-48 000    83 000  82-87 000  83-85 000   20-24
-//	IPv4 server-close  37-51 000  79-92 000   90 000    87 000     19-27
-//	IPv6 client-close     45 000    79 000    79 000    74 000     22-25
-//	IPv6 server-close     44 000    80 000    88 000    89 000     22-23
-//
-// One worker fills one CPU; two or more fill both (twchurn 94-97% of the
-// machine, the rest kernel threads). Repeated two-worker runs agree within
-// about 5%; one-worker runs vary more (37 000 to 51 000 server-close).
-// Without --netns (host sysctls, 60 s, two workers, client-close): 3.26
-// million connections, no error, TIME_WAIT steady at 112 928 sockets (eight
-// times 14 116), every connect() after the first seconds reusing one.
-//
-// At --rate 5000 for 20-30 s: 5000.0/s (+0.001%), 16 to 93 of 100 000-150 000
-// starts over 1 ms late (at most 1.5-4.3 ms, the VM's hiccups), 36-62 µs of
-// CPU per connection, 8-15% of the machine. At --rate 38000: +0.001%, 27 µs
-// per connection with the default --pace-slack, 46 µs with 0.
+// docs/performance.md has the connections/s and CPU per connection measured
+// with each setting.
 //
 // # Limitations
 //
