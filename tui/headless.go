@@ -35,7 +35,11 @@ func Headless(parent context.Context, feed Feed, opts Options) error {
 			m = step(m, tickMsg(now))
 			if m.feedDone {
 				cancel()
-				return wait()
+				err := wait()
+				if parent.Err() != nil && errors.Is(err, parent.Err()) {
+					return nil // the feed saw the caller's end first: no failure
+				}
+				return err
 			}
 			if m.refresh.inFlight {
 				// The query the program would run as a command, here, in line.
