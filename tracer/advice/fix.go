@@ -76,8 +76,8 @@ func waitFix(until time.Time, now time.Time, what string) Fix {
 		Kind:  FixWait,
 		Until: &u,
 		Brief: "wait " + seconds(left),
-		Text: fmt.Sprintf("wait: %s ends in %s, at %s (twtrace why PORT --wait %s blocks until then)",
-			what, seconds(left), until.Local().Format("15:04:05"), roundUp(left+time.Second)),
+		Text: fmt.Sprintf("wait: %s ends in %s, at %s (twtrace why PORT --wait %ds blocks until then)",
+			what, seconds(left), until.Local().Format("15:04:05"), int(roundUp(left+time.Second).Seconds())),
 	}
 }
 
