@@ -89,6 +89,9 @@ func TestFilterMatch(t *testing.T) {
 		Src: netip.MustParseAddrPort("[::]:80")}
 	lost := Event{Kind: KindLost, Lost: 3}
 	tw := Event{Kind: KindTimeWait, Family: FamilyIPv4, Src: st.Src, Dst: st.Dst, NetNS: 7}
+	refused := bind
+	refused.Ret = -98 // EADDRINUSE
+	conn := Event{Kind: KindConnect, PID: 6, Ret: -99, Dst: netip.MustParseAddrPort("10.0.0.9:443")}
 	for _, tc := range []struct {
 		name string
 		f    Filter
@@ -114,6 +117,30 @@ func TestFilterMatch(t *testing.T) {
 		{"family", Filter{Family: FamilyIPv6}, st, false},
 		{"family bind", Filter{Family: FamilyIPv6}, bind, true},
 		{"lost always passes", Filter{Ports: []uint16{1}, PID: 9, Family: FamilyIPv6}, lost, true},
+		{"lost passes every part", Filter{LocalPorts: []uint16{1}, Failed: true, Comm: "x"}, lost, true},
+		{"sport is local", Filter{LocalPorts: []uint16{80}}, st, true},
+		{"sport is not remote", Filter{LocalPorts: []uint16{5000}}, st, false},
+		{"dport is remote", Filter{RemotePorts: []uint16{5000}}, st, true},
+		{"dport is not local", Filter{RemotePorts: []uint16{80}}, st, false},
+		{"dport is a connect's destination", Filter{RemotePorts: []uint16{443}}, conn, true},
+		{"sport of a bind", Filter{LocalPorts: []uint16{80}}, bind, true},
+		{"kind", Filter{Kinds: []Kind{KindBind}}, bind, true},
+		{"other kind", Filter{Kinds: []Kind{KindConnect}}, bind, false},
+		{"kind excludes states", Filter{Kinds: []Kind{KindBind}}, st, false},
+		{"fail excludes a bind that worked", Filter{Failed: true}, bind, false},
+		{"fail", Filter{Failed: true}, refused, true},
+		{"fail of a connect", Filter{Failed: true}, conn, true},
+		{"fail excludes states", Filter{Failed: true}, st, false},
+		{"fail excludes timewait", Filter{Failed: true}, tw, false},
+		{"errno", Filter{Errnos: []int32{-98}}, refused, true},
+		{"other errno", Filter{Errnos: []int32{-98}}, conn, false},
+		{"failed binds", Filter{Failed: true, Kinds: []Kind{KindBind}}, refused, true},
+		{"failed binds exclude connects", Filter{Failed: true, Kinds: []Kind{KindBind}}, conn, false},
+		// States and syscalls are alternatives: the TIME_WAITs and the failures.
+		{"state or fail: the state", Filter{States: []State{StateTimeWait}, Failed: true}, tw, true},
+		{"state or fail: the failure", Filter{States: []State{StateTimeWait}, Failed: true}, refused, true},
+		{"state or fail: neither", Filter{States: []State{StateTimeWait}, Failed: true}, bind, false},
+		{"state or fail: another state", Filter{States: []State{StateTimeWait}, Failed: true}, st, false},
 	} {
 		if got := tc.f.Match(&tc.ev); got != tc.want {
 			t.Errorf("%s: Match = %v, want %v", tc.name, got, tc.want)
