@@ -1,9 +1,7 @@
 package tui
 
 import (
-	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/twtrace/twtrace/tracer/event"
@@ -13,154 +11,248 @@ import (
 
 // ---------------------------------------------------------------- MODEL
 
-// filter is what "/" selects, applied to every view: ports (local or
-// remote), states, an owner pid. Terms of one kind are alternatives (8080
-// 8443: either port); kinds combine (8080 tw: TIME_WAIT on 8080).
+// filter is what "/" selects: the words of event.ParseFilter, the same as
+// the CLI's filter flags. The Events view applies all of it (event.Filter's
+// Match); the other views apply what their rows can be judged by, and name
+// the rest in their title.
 type filter struct {
-	text   string
-	ports  []uint16
-	states []event.State
-	pid    uint32
-	netns  uint32 // set by drilling down from a port of another namespace
+	text string // as typed
+	ev   event.Filter
 }
 
-// stateAliases are the names people type besides the kernel's.
-var stateAliases = map[string]event.State{
-	"TW": event.StateTimeWait, "TIMEWAIT": event.StateTimeWait,
-	"ESTAB": event.StateEstablished, "EST": event.StateEstablished,
-	"SYNSENT": event.StateSynSent, "SYNRECV": event.StateSynRecv,
-	"FINWAIT1": event.StateFinWait1, "FINWAIT2": event.StateFinWait2,
-	"CLOSEWAIT": event.StateCloseWait, "LASTACK": event.StateLastAck,
-	"CLOSED": event.StateClose,
-}
-
-// parseFilter reads what the user typed: numbers are ports, words are
-// states (time_wait, TIME-WAIT, tw, estab...), pid:N is an owner.
+// parseFilter reads what the user typed.
 func parseFilter(s string) (filter, error) {
-	f := filter{text: strings.TrimSpace(s)}
-	for _, tok := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' }) {
-		if rest, ok := strings.CutPrefix(strings.ToLower(tok), "pid"); ok && len(rest) > 1 && (rest[0] == ':' || rest[0] == '=') {
-			pid, err := strconv.ParseUint(rest[1:], 10, 32)
-			if err != nil || pid == 0 {
-				return filter{}, fmt.Errorf("%q is not a pid", rest[1:])
-			}
-			f.pid = uint32(pid)
-			continue
-		}
-		if n, err := strconv.ParseUint(strings.TrimPrefix(tok, ":"), 10, 16); err == nil {
-			f.ports = append(f.ports, uint16(n))
-			continue
-		}
-		name := strings.ToUpper(strings.ReplaceAll(tok, "-", "_"))
-		st, ok := event.ParseState(name)
-		if !ok {
-			st, ok = stateAliases[strings.ReplaceAll(name, "_", "")]
-		}
-		if !ok {
-			return filter{}, fmt.Errorf("%q is neither a port, a TCP state nor pid:N", tok)
-		}
-		f.states = append(f.states, st)
+	f, err := event.ParseFilter(s)
+	if err != nil {
+		return filter{}, err
 	}
-	return f, nil
+	return filter{text: strings.TrimSpace(s), ev: f}, nil
 }
 
 // portFilter selects one local port of one namespace (a drill-down).
 func portFilter(netns uint32, port uint16) filter {
-	return filter{text: itoa(port), ports: []uint16{port}, netns: netns}
+	return filter{text: itoa(port), ev: event.Filter{Ports: []uint16{port}, NetNS: netns}}
 }
 
-func (f *filter) empty() bool {
-	return len(f.ports) == 0 && len(f.states) == 0 && f.pid == 0 && f.netns == 0
+func (f *filter) empty() bool { return f.ev.Empty() }
+
+// calls reports whether the filter says which syscall events it wants.
+func (f *filter) calls() bool { return len(f.ev.Kinds) > 0 || f.ev.Failed || len(f.ev.Errnos) > 0 }
+
+// query is the table query of the Sockets view, and the part of the filter
+// the query cannot apply (nil: none). Closed sockets are included: the table
+// keeps them a few seconds so that one can see how they ended. Syscall terms
+// select no socket: a refused call leaves none.
+func (f *filter) query() (table.Query, func(*table.Socket) bool) {
+	e := &f.ev
+	q := table.Query{States: e.States, PID: e.PID, NetNS: e.NetNS, IncludeClosed: true}
+	switch {
+	case len(e.Ports) > 0:
+		q.Ports = e.Ports
+	case len(e.LocalPorts) > 0:
+		q.Ports = e.LocalPorts // either end: the socket check keeps the local ones
+	case len(e.RemotePorts) > 0:
+		q.Ports = e.RemotePorts
+	}
+	if len(e.LocalPorts) == 0 && len(e.RemotePorts) == 0 && e.Comm == "" && e.Family == 0 {
+		return q, nil
+	}
+	sf := *f
+	return q, sf.matchSocket
 }
 
-// query is the table query of the filter. Closed sockets are included: the
-// table keeps them a few seconds so that one can see how they ended.
-func (f *filter) query() table.Query {
-	return table.Query{Ports: f.ports, States: f.states, PID: f.pid, NetNS: f.netns, IncludeClosed: true}
+// matchSocket applies what the table's query does not: local and remote
+// ports, the owner's name, the family.
+func (f *filter) matchSocket(s *table.Socket) bool {
+	e := &f.ev
+	return (len(e.LocalPorts) == 0 || slices.Contains(e.LocalPorts, s.Src.Port())) &&
+		(len(e.RemotePorts) == 0 || slices.Contains(e.RemotePorts, s.Dst.Port())) &&
+		(e.Comm == "" || s.OwnerComm == event.MakeComm(e.Comm)) &&
+		(e.Family == 0 || s.Family == e.Family)
 }
 
+// matchPort judges a port's row: the local port, its owners (and those who
+// left its TIME_WAITs), its sockets' states, the calls its counters count.
 func (f *filter) matchPort(p *table.PortSummary) bool {
-	if f.netns != 0 && p.NetNS != f.netns {
+	e := &f.ev
+	switch {
+	case e.NetNS != 0 && p.NetNS != e.NetNS,
+		len(e.Ports) > 0 && !slices.Contains(e.Ports, p.Port),
+		len(e.LocalPorts) > 0 && !slices.Contains(e.LocalPorts, p.Port),
+		e.PID != 0 && !hasOwner(p, func(o *table.Owner) bool { return o.PID == e.PID }),
+		e.Comm != "" && !hasOwner(p, func(o *table.Owner) bool { return o.Comm == event.MakeComm(e.Comm) }):
 		return false
 	}
-	if len(f.ports) > 0 && !slices.Contains(f.ports, p.Port) {
-		return false
-	}
-	if len(f.states) > 0 && !slices.ContainsFunc(f.states, func(s event.State) bool { return p.States[s] > 0 }) {
-		return false
-	}
-	if f.pid != 0 && !slices.ContainsFunc(p.Owners, func(o table.Owner) bool { return o.PID == f.pid }) {
-		return false
-	}
-	return true
-}
-
-func (f *filter) matchRemote(r *table.RemoteSummary) bool {
-	if f.netns != 0 && r.NetNS != f.netns {
-		return false
-	}
-	if len(f.ports) > 0 && !slices.Contains(f.ports, r.Remote.Port()) {
-		return false
-	}
-	if len(f.states) > 0 {
-		has := func(s event.State) bool {
-			return (s == event.StateTimeWait && r.TimeWait > 0) || (s == event.StateEstablished && r.Established > 0)
-		}
-		if !slices.ContainsFunc(f.states, has) {
-			return false
-		}
-	}
-	return true
-}
-
-// matchEvent: a port matches either end, a state either side of a
-// transition (TIME_WAIT matches the timewait events), a pid the task or the
-// owner. Lost events and gaps always show: loss is never filtered away.
-func (f *filter) matchEvent(e *logEntry) bool {
-	ev := &e.ev
-	if e.skipped > 0 || ev.Kind == event.KindLost {
+	states, calls := len(e.States) > 0, f.portCalls()
+	if !states && !calls {
 		return true
 	}
-	if f.netns != 0 && ev.NetNS != f.netns {
-		return false
+	if states && slices.ContainsFunc(e.States, func(s event.State) bool { return p.States[s] > 0 }) {
+		return true
 	}
-	if len(f.ports) > 0 && !slices.Contains(f.ports, ev.Src.Port()) && !slices.Contains(f.ports, ev.Dst.Port()) {
-		return false
-	}
-	if len(f.states) > 0 {
-		switch ev.Kind {
-		case event.KindState:
-			if !slices.Contains(f.states, ev.Old) && !slices.Contains(f.states, ev.New) {
-				return false
-			}
-		case event.KindTimeWait:
-			if !slices.Contains(f.states, event.StateTimeWait) {
-				return false
-			}
-		default:
-			return false
-		}
-	}
-	if f.pid != 0 && ev.PID != f.pid && ev.Owner != f.pid {
-		return false
-	}
-	return true
+	return calls && f.portCallsMatch(p)
 }
 
-// String describes the filter for the status line.
-func (f *filter) String() string {
-	var parts []string
-	for _, p := range f.ports {
-		parts = append(parts, "port "+itoa(p))
+func hasOwner(p *table.PortSummary, ok func(*table.Owner) bool) bool {
+	for _, os := range [][]table.Owner{p.Owners, p.TimeWaitOwners} {
+		for i := range os {
+			if ok(&os[i]) {
+				return true
+			}
+		}
 	}
-	for _, s := range f.states {
+	return false
+}
+
+// portCalls reports whether the port counters can judge the filter's
+// syscall terms: they count binds and refused binds and listens, by port;
+// not connect() (its failures name a remote port), not errnos.
+func (f *filter) portCalls() bool {
+	return f.calls() && !slices.Contains(f.ev.Kinds, event.KindConnect) &&
+		(len(f.ev.Kinds) > 0 || f.ev.Failed)
+}
+
+func (f *filter) portCallsMatch(p *table.PortSummary) bool {
+	e := &f.ev
+	any := len(e.Kinds) == 0
+	binds := p.Binds
+	if e.Failed {
+		binds = p.BindFailures
+	}
+	return ((any || slices.Contains(e.Kinds, event.KindBind)) && binds > 0) ||
+		((any || slices.Contains(e.Kinds, event.KindListen)) && p.ListenFailures > 0)
+}
+
+// matchRemote judges a remote endpoint's row: its port, the states it
+// counts (TIME_WAIT, ESTABLISHED).
+func (f *filter) matchRemote(r *table.RemoteSummary) bool {
+	e := &f.ev
+	switch {
+	case e.NetNS != 0 && r.NetNS != e.NetNS,
+		len(e.Ports) > 0 && !slices.Contains(e.Ports, r.Remote.Port()),
+		len(e.RemotePorts) > 0 && !slices.Contains(e.RemotePorts, r.Remote.Port()):
+		return false
+	}
+	if len(e.States) == 0 {
+		return true
+	}
+	has := func(s event.State) bool {
+		return (s == event.StateTimeWait && r.TimeWait > 0) || (s == event.StateEstablished && r.Established > 0)
+	}
+	return slices.ContainsFunc(e.States, has)
+}
+
+// matchEvent is the event filter's Match. Gaps always show, as lost
+// events do: loss is never filtered away.
+func (f *filter) matchEvent(e *logEntry) bool {
+	return e.skipped > 0 || f.ev.Match(&e.ev)
+}
+
+// notHere lists the terms a view does not apply: its rows cannot be judged
+// by them (a port's row has no remote port, a socket no refused call).
+func (f *filter) notHere(v viewID) []string {
+	e := &f.ev
+	var out []string
+	ports := func(key string, ps []uint16) {
+		for _, p := range ps {
+			out = append(out, key+itoa(p))
+		}
+	}
+	switch v {
+	case viewPorts:
+		ports("dport:", e.RemotePorts)
+		if f.calls() && !f.portCalls() {
+			out = append(out, f.callTerms()...)
+		} else {
+			out = append(out, f.errnoTerms()...)
+		}
+	case viewSockets:
+		out = append(out, f.callTerms()...)
+		return out
+	case viewRemotes:
+		ports("sport:", e.LocalPorts)
+		if e.PID != 0 {
+			out = append(out, "pid:"+itoa(e.PID))
+		}
+		if e.Comm != "" {
+			out = append(out, "comm:"+e.Comm)
+		}
+		out = append(out, f.callTerms()...)
+	default:
+		return nil
+	}
+	if e.Family != 0 {
+		out = append(out, e.Family.String())
+	}
+	return out
+}
+
+// callTerms are the syscall terms, as typed; listen, which is the LISTEN
+// state too, applies as that where calls do not.
+func (f *filter) callTerms() []string {
+	var out []string
+	for _, k := range f.ev.Kinds {
+		if k != event.KindListen || !slices.Contains(f.ev.States, event.StateListen) {
+			out = append(out, k.String())
+		}
+	}
+	if f.ev.Failed {
+		out = append(out, "fail")
+	}
+	return append(out, f.errnoTerms()...)
+}
+
+func (f *filter) errnoTerms() []string {
+	var out []string
+	for _, e := range f.ev.Errnos {
+		out = append(out, event.ErrnoName(e))
+	}
+	return out
+}
+
+// notHereNote is the title's note of the terms a view does not apply.
+func notHereNote(ctx *uiContext, f *filter, v viewID) string {
+	terms := f.notHere(v)
+	if len(terms) == 0 {
+		return ""
+	}
+	st := ctx.styles
+	return st.paint(&st.Muted, " · only in Events: "+strings.Join(terms, " "))
+}
+
+// String describes the filter for the status line and the titles.
+func (f *filter) String() string {
+	e := &f.ev
+	var parts []string
+	add := func(key string, ps []uint16) {
+		for _, p := range ps {
+			parts = append(parts, key+itoa(p))
+		}
+	}
+	add("port ", e.Ports)
+	add("sport ", e.LocalPorts)
+	add("dport ", e.RemotePorts)
+	for _, s := range e.States {
 		parts = append(parts, s.String())
 	}
-	if f.pid != 0 {
-		parts = append(parts, "pid "+itoa(f.pid))
+	for _, k := range e.Kinds {
+		parts = append(parts, k.String()+"()")
 	}
-	if f.netns != 0 {
-		parts = append(parts, "netns "+itoa(f.netns))
+	if e.Failed {
+		parts = append(parts, "failed calls")
+	}
+	parts = append(parts, f.errnoTerms()...)
+	if e.PID != 0 {
+		parts = append(parts, "pid "+itoa(e.PID))
+	}
+	if e.Comm != "" {
+		parts = append(parts, "comm "+e.Comm)
+	}
+	if e.NetNS != 0 {
+		parts = append(parts, "netns "+itoa(e.NetNS))
+	}
+	if e.Family != 0 {
+		parts = append(parts, e.Family.String())
 	}
 	return strings.Join(parts, ", ")
 }

@@ -20,6 +20,9 @@ import (
 	"github.com/twtrace/twtrace/tracer/table"
 )
 
+// sampleNetNS is the network namespace of the sample's events.
+const sampleNetNS = 4026531840
+
 // testNow is the fixed clock of the golden tests: 17.5 s into the sample,
 // when its TIME_WAIT on port 8080 has 42.5 s left.
 var testNow = sample.Start.Add(17500 * time.Millisecond)
@@ -72,7 +75,7 @@ func testOptions() Options {
 		Host:      "web-1",
 		Kernel:    "6.8.0-twtrace",
 		Tick:      20 * time.Millisecond, // tests need not wait 200 ms per frame
-		HostNetNS: initNetNS,             // the sample's namespace, whatever this machine's is
+		HostNetNS: sampleNetNS,           // the sample's namespace, whatever this machine's is
 	}
 }
 
@@ -183,6 +186,8 @@ func keyMsg(k string) tea.KeyPressMsg {
 		return tea.KeyPressMsg{Code: tea.KeyUp}
 	case "end":
 		return tea.KeyPressMsg{Code: tea.KeyEnd}
+	case "backspace":
+		return tea.KeyPressMsg{Code: tea.KeyBackspace}
 	}
 	r := []rune(k)[0]
 	return tea.KeyPressMsg{Code: r, Text: k}
@@ -239,5 +244,3 @@ func headless(t testing.TB, w, h int) Model {
 	m = step(m, EventsMsg(f.events))
 	return m.Refresh()
 }
-
-// update is Update for a Model, without the commands.

@@ -41,7 +41,7 @@ func DefaultKeyMap() *KeyMap {
 		Filter:   key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
 		Back:     key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
 		Select:   key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "open")),
-		Pause:    key.NewBinding(key.WithKeys("space"), key.WithHelp("space", "pause")),
+		Pause:    key.NewBinding(key.WithKeys("space"), key.WithHelp("space", "pause log")),
 		Apply:    key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "apply")),
 		Cancel:   key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "cancel")),
 	}
@@ -52,6 +52,7 @@ type mode struct {
 	view      viewID
 	filtering bool // typing a filter
 	detail    bool // a socket's timeline is open
+	help      bool // the full help is open
 	paused    bool
 	canBack   bool // esc has something to undo
 }
@@ -64,7 +65,7 @@ func (k *KeyMap) setMode(m mode) {
 	}
 	k.Apply.SetEnabled(typing)
 	k.Cancel.SetEnabled(typing)
-	k.Back.SetEnabled(!typing && (m.canBack || m.detail))
+	k.Back.SetEnabled(!typing && (m.canBack || m.detail || m.help))
 
 	k.Select.SetEnabled(!typing && !m.detail && (m.view == viewPorts || m.view == viewSockets))
 	switch m.view {
@@ -74,13 +75,16 @@ func (k *KeyMap) setMode(m mode) {
 		k.Select.SetHelp("enter", "timeline")
 	}
 	if m.paused {
-		k.Pause.SetHelp("space", "resume")
+		k.Pause.SetHelp("space", "resume log")
 	} else {
-		k.Pause.SetHelp("space", "pause")
+		k.Pause.SetHelp("space", "pause log")
 	}
-	if m.detail {
+	switch {
+	case m.help:
+		k.Back.SetHelp("esc", "close help")
+	case m.detail:
 		k.Back.SetHelp("esc", "close")
-	} else {
+	default:
 		k.Back.SetHelp("esc", "back")
 	}
 	if m.view == viewEvents {

@@ -36,11 +36,12 @@ const (
 var viewNames = [numViews]string{"Ports", "Sockets", "Events", "Remotes"}
 
 // uiContext is what every view shares: styles, keys, and the time of the
-// frame. One per model; views hold a pointer to it.
+// frame. One per model; views hold a pointer to it. Update changes it, View
+// only reads it.
 type uiContext struct {
 	styles    *Styles
 	keys      *KeyMap
-	now       time.Time // the frame's "now", frozen while paused
+	now       time.Time // the frame's "now" (Options.Clock)
 	loc       *time.Location
 	hostNetNS uint32
 	portRange [2]int
@@ -73,6 +74,7 @@ type Model struct {
 	filter    filter //
 	drilled   bool   // the filter came from Ports' enter: esc goes back there
 	status    string // a transient message (bad filter, ...)
+	dark      bool   // the terminal's background, as the styles were built for it
 
 	paused    bool
 	newPaused uint64 // events delivered since the pause
@@ -82,22 +84,15 @@ type Model struct {
 	evRate    meter
 	stats     table.Stats
 
-	kernel   kstat.Sampler
 	kRates   kstat.Rates
 	kRatesOK bool
-	kErr     error
 
 	feedDone bool
 	feedErr  error
 
-	refresh refreshState
-	cache   *frameCache
-}
-
-// frameCache keeps what does not change from frame to frame.
-type frameCache struct {
-	helpKey helpKey
-	help    string
+	refresh  refreshState
+	helpKey  helpKey // what helpText was rendered for
+	helpText string  // the footer's help, rendered by Update for View
 }
 
 // helpKey is what the footer's help depends on.
@@ -105,15 +100,17 @@ type helpKey struct {
 	mode  mode
 	width int
 	all   bool
+	dark  bool
 }
 
 // NewModel returns a model that reads tab. Options are defaulted as Run
 // defaults them.
 func NewModel(tab *table.Table, opts Options) Model {
 	opts = opts.withDefaults()
+	keys := *opts.KeyMap // setMode changes the bindings: not the caller's
 	ctx := &uiContext{
-		styles:    NewStyles(DefaultTheme()),
-		keys:      DefaultKeyMap(),
+		styles:    opts.Styles(true),
+		keys:      &keys,
 		now:       opts.Clock(),
 		loc:       opts.Location,
 		hostNetNS: opts.HostNetNS,
@@ -130,31 +127,53 @@ func NewModel(tab *table.Table, opts Options) Model {
 		remotes: newRemotesView(ctx),
 		help:    new(help.New()),
 		input:   new(textinput.New()),
-		cache:   &frameCache{},
+		dark:    true,
 	}
-	m.help.Styles = ctx.styles.Help
 	m.input.Prompt = "/"
-	m.input.Placeholder = "port, state or pid:N (8080 tw)"
-	m.input.SetStyles(ctx.styles.Filter)
+	m.input.Placeholder = "8080 tw fail nginx sport:N pid:N"
+	m.applyStyles(ctx.styles)
 	m.stats = tab.Stats()
 	m.evRate.observe(0, ctx.now)
 	m.refresh.want = 1 // nothing fetched yet
 	m.resize(80, 24)
+	m.settle()
 	return m
 }
 
-// Init starts the tick and the first query of the table.
+// Init starts the tick, the first query of the table, and asks the
+// terminal for its background.
 func (m Model) Init() tea.Cmd {
-	return tea.Batch(m.tick(), func() tea.Msg { return kickMsg{} })
+	return tea.Batch(m.tick(), func() tea.Msg { return kickMsg{} }, tea.RequestBackgroundColor)
+}
+
+// setDark builds the styles for the terminal's background.
+func (m *Model) setDark(dark bool) {
+	if dark == m.dark {
+		return
+	}
+	m.dark = dark
+	m.applyStyles(m.opts.Styles(dark))
+}
+
+// applyStyles hands the styles to every part that draws.
+func (m *Model) applyStyles(st *Styles) {
+	m.ctx.styles = st
+	m.help.Styles = st.Help
+	m.input.SetStyles(st.Filter)
+	m.ports.grid.Styles = st.Grid
+	m.sockets.grid.Styles = st.Grid
+	m.events.grid.Styles = st.Grid
+	m.remotes.grid.Styles = st.Grid
 }
 
 // Refresh queries the table for the current view synchronously, as the
 // program does in the background. For headless use: benchmarks, tests.
 func (m Model) Refresh() Model {
-	req := m.request()
+	req := m.request(m.opts.WallClock())
 	m.refresh.asked = req.gen
 	m.refresh.inFlight = true
 	m.onSnapshot(takeSnapshot(m.tab, req, m.kernelSource()))
+	m.settle()
 	return m
 }
 
@@ -164,6 +183,7 @@ func (m *Model) mode() mode {
 		view:      m.active,
 		filtering: m.filtering,
 		detail:    m.active == viewSockets && m.sockets.detail,
+		help:      m.help.ShowAll,
 		paused:    m.paused,
 		canBack:   !m.filter.empty() || m.drilled,
 	}
@@ -180,7 +200,6 @@ func (m *Model) resize(w, h int) {
 // layout gives the body what the header and the footer leave; full help
 // takes more footer.
 func (m *Model) layout() {
-	m.ctx.keys.setMode(m.mode())
 	body := m.height - headerLines - m.footerLines()
 	for _, v := range []interface{ setSize(w, h int) }{m.ports, m.sockets, m.events, m.remotes} {
 		v.setSize(m.width, max(body, 2))
@@ -200,4 +219,19 @@ func (m *Model) addEvents(evs []event.Event, dropped uint64) {
 		m.uiDropped += dropped
 		m.log.Warn("event log fell behind", "skipped", dropped)
 	}
+}
+
+// settle brings what View reads up to date after a message: whether the
+// view's data is on its way, the bindings of the mode, the footer's help
+// (and the layout, when the help changed its height).
+func (m *Model) settle() {
+	m.ctx.querying = m.refresh.got != m.refresh.want
+	md := m.mode()
+	k := helpKey{md, m.width, m.help.ShowAll, m.dark}
+	if k == m.helpKey && m.helpText != "" {
+		return
+	}
+	m.ctx.keys.setMode(md)
+	m.helpKey, m.helpText = k, m.renderHelp()
+	m.layout()
 }

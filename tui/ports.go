@@ -29,8 +29,8 @@ type portsView struct {
 	rows   []*portRow // what is shown: rows of all and folded
 	hidden int        // idle ports not shown
 	nFold  int        // ports folded
-	rates  map[portKey]*portMeter
-	gen    uint32
+	rates  portRates
+	filter *filter // the filter the rows were chosen by
 
 	// Once the user has moved the cursor, the selected port keeps it when
 	// rows are re-sorted; until then the cursor stays on the busiest.
@@ -72,10 +72,48 @@ func byActivity(a, b *portRow) int {
 		cmp.Compare(a.Port, b.Port))
 }
 
-type portMeter struct {
-	meter
-	gen uint32 // last query that saw the port; older ones are pruned
+// portRates measures every port's transitions per second over the same
+// windows of at least rateWindow. Until the first window ends no port has a
+// rate ("-"); then every port has one, a port first seen in the window
+// counted from zero: the table counts a port from its first transition and
+// lists it from then on, so a port not listed before had none.
+type portRates struct {
+	start  time.Time           // the current window's start
+	counts map[portKey]uint64  // Transitions at start
+	rates  map[portKey]float64 // over the last complete window
+	ok     bool                // a window has ended
 }
+
+// observe takes a query's counts at a time.
+func (r *portRates) observe(ports []table.PortSummary, at time.Time) {
+	dt := at.Sub(r.start)
+	if r.counts == nil || dt < 0 {
+		// The first reading, or the clock stepped back (a replay restarted).
+		r.start, r.counts, r.rates, r.ok = at, make(map[portKey]uint64, len(ports)), nil, false
+		for i := range ports {
+			r.counts[portKey{netns: ports[i].NetNS, port: ports[i].Port}] = ports[i].Transitions
+		}
+		return
+	}
+	if dt < rateWindow {
+		return
+	}
+	rates := make(map[portKey]float64, len(ports))
+	counts := make(map[portKey]uint64, len(ports))
+	for i := range ports {
+		p := &ports[i]
+		k := portKey{netns: p.NetNS, port: p.Port}
+		d := p.Transitions - r.counts[k]
+		if p.Transitions < r.counts[k] {
+			d = p.Transitions // the counter restarted
+		}
+		rates[k], counts[k] = float64(d)/dt.Seconds(), p.Transitions
+	}
+	r.start, r.counts, r.rates, r.ok = at, counts, rates, true
+}
+
+// get returns a port's rate, and whether there are rates yet.
+func (r *portRates) get(k portKey) (float64, bool) { return r.rates[k], r.ok }
 
 // Columns; NETNS only when some port is in another namespace.
 var (
@@ -94,7 +132,7 @@ var (
 )
 
 func newPortsView(ctx *uiContext) *portsView {
-	v := &portsView{ctx: ctx, grid: grid.New(portCols...), rates: make(map[portKey]*portMeter)}
+	v := &portsView{ctx: ctx, grid: grid.New(portCols...), filter: &filter{}}
 	v.grid.KeyMap = ctx.keys.Nav
 	v.grid.Styles = ctx.styles.Grid
 	return v
@@ -133,28 +171,15 @@ func (v *portsView) remember() {
 // setData takes a query's result: rates from the change of each port's
 // counters since the previous query, then the order by activity.
 func (v *portsView) setData(ports []table.PortSummary, at time.Time, f *filter) {
-	v.gen++
 	v.all = v.all[:0]
+	v.rates.observe(ports, at)
 	netns := false
 	for i := range ports {
 		p := &ports[i]
-		k := portKey{netns: p.NetNS, port: p.Port}
-		pm := v.rates[k]
-		if pm == nil {
-			pm = &portMeter{}
-			v.rates[k] = pm
-		}
-		pm.gen = v.gen
-		pm.observe(p.Transitions, at)
-		r, ok := pm.get()
+		r, ok := v.rates.get(portKey{netns: p.NetNS, port: p.Port})
 		// The table's row of connect()-made sockets is a fold already.
 		v.all = append(v.all, portRow{PortSummary: *p, rate: r, rateOK: ok, folded: p.Clients})
 		netns = netns || p.NetNS != v.ctx.hostNetNS
-	}
-	for k, pm := range v.rates {
-		if pm.gen != v.gen {
-			delete(v.rates, k)
-		}
 	}
 	slices.SortFunc(v.all, func(a, b portRow) int { return byActivity(&a, &b) })
 	if netns != v.showNetNS {
@@ -175,8 +200,9 @@ func (v *portsView) setData(ports []table.PortSummary, at time.Time, f *filter) 
 // service ports, so they are folded into one row per namespace (the Remotes
 // view shows them by destination). A port filter shows them one by one.
 func (v *portsView) setFilter(f *filter) {
+	v.filter = f
 	v.rows, v.folded, v.hidden, v.nFold = v.rows[:0], v.folded[:0], 0, 0
-	fold := len(f.ports) == 0
+	fold := len(f.ev.Ports) == 0 && len(f.ev.LocalPorts) == 0
 	for i := range v.all {
 		p := &v.all[i]
 		switch {
@@ -249,6 +275,7 @@ func (v *portsView) view() string {
 	if v.hidden > 0 {
 		title += st.paint(&st.Muted, " · "+itoa(v.hidden)+" idle hidden")
 	}
+	title += notHereNote(v.ctx, v.filter, viewPorts)
 	body := v.grid.View(v.row)
 	if len(v.rows) == 0 {
 		body = emptyNote(body, v.ctx, "no port has sockets or failures yet")
@@ -292,10 +319,10 @@ func (v *portsView) row(i int, cells []grid.Cell) []grid.Cell {
 	owners := fmtOwners(p.Owners)
 	switch {
 	case p.Clients > 0:
-		owners = itoa(p.Clients) + " sockets connect() made, by remote: enter"
+		owners = plural(p.Clients, "socket", "sockets") + " connect() made, by remote: enter"
 	case p.folded > 0:
 		pr := v.ctx.portRange
-		owners = itoa(p.folded) + " client ports of " + itoa(pr[0]) + "-" + itoa(pr[1]) + ", by remote: enter"
+		owners = plural(p.folded, "client port", "client ports") + " of " + itoa(pr[0]) + "-" + itoa(pr[1]) + ", by remote: enter"
 	case len(p.Owners) == 0 && tw > 0 && len(p.TimeWaitOwners) > 0:
 		owners = "TIME_WAIT left by " + fmtOwners(p.TimeWaitOwners)
 	case len(p.Owners) == 0 && tw > 0:

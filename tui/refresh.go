@@ -33,7 +33,8 @@ type (
 	kickMsg struct{} // fetch the first data at once, without waiting for a tick
 )
 
-// refreshState schedules queries.
+// refreshState schedules queries, on the wall clock (Options.WallClock):
+// the cost of a query is real time whatever the UI's clock shows.
 type refreshState struct {
 	inFlight bool
 	want     uint64 // generation of the query the screen needs; bumped when the view, filter or selection changes
@@ -50,9 +51,11 @@ type request struct {
 	gen      uint64
 	view     viewID
 	query    table.Query
-	detail   uint64 // the cookie whose timeline is open, 0: none
+	socket   func(*table.Socket) bool // the part of the filter the table's query cannot apply; nil: none
+	detail   uint64                   // the cookie whose timeline is open, 0: none
 	now      time.Time
 	counters bool
+	wall     func() time.Time // measures the query's cost
 }
 
 // snapshotMsg is a query's result.
@@ -74,14 +77,11 @@ type snapshotMsg struct {
 	kernel *kernelReading // nil: not read this time
 }
 
-// kernelReading is one reading of the kernel's TIME_WAIT counters, raw
-// (Options.Counters) or as rates (Options.Rates).
+// kernelReading is one reading of the kernel's TIME_WAIT counter rates
+// (Options.Rates).
 type kernelReading struct {
-	counters kstat.Counters
-	err      error
-	rates    kstat.Rates
-	ratesOK  bool
-	isRates  bool
+	rates kstat.Rates
+	ok    bool // there are rates yet
 }
 
 func (m Model) tick() tea.Cmd {
@@ -94,13 +94,14 @@ func (m *Model) maybeRefresh() tea.Cmd {
 	if r.inFlight {
 		return nil
 	}
+	now := m.opts.WallClock()
 	changed := r.want != r.got
-	due := !m.paused && time.Since(r.started) >= max(m.opts.Tick, costFactor*r.cost)
+	due := now.Sub(r.started) >= max(m.opts.Tick, costFactor*r.cost)
 	if !changed && !due {
 		return nil
 	}
-	req := m.request()
-	r.inFlight, r.asked, r.started, r.req = true, req.gen, time.Now(), req
+	req := m.request(now)
+	r.inFlight, r.asked, r.started, r.req = true, req.gen, now, req
 	if req.counters {
 		r.counters = r.started
 	}
@@ -108,16 +109,17 @@ func (m *Model) maybeRefresh() tea.Cmd {
 	return func() tea.Msg { return takeSnapshot(tab, req, kernel) }
 }
 
-// request describes the query the active view needs.
-func (m *Model) request() request {
+// request describes the query the active view needs, asked at wall time now.
+func (m *Model) request(now time.Time) request {
 	req := request{
 		gen:      m.refresh.want,
 		view:     m.active,
 		now:      m.ctx.now,
-		counters: m.kernelSource() != nil && time.Since(m.refresh.counters) >= countersEvery,
+		counters: m.opts.Rates != nil && now.Sub(m.refresh.counters) >= countersEvery,
+		wall:     m.opts.WallClock,
 	}
 	if m.active == viewSockets {
-		req.query = m.filter.query()
+		req.query, req.socket = m.filter.query()
 		if m.sockets.detail {
 			req.detail = m.sockets.detailCookie
 		}
@@ -125,23 +127,16 @@ func (m *Model) request() request {
 	return req
 }
 
-// kernelSource returns the reader of the kernel's counters, nil if none.
+// kernelSource returns the reader of the kernel's counter rates, nil if none.
 func (m *Model) kernelSource() func() kernelReading {
-	switch {
-	case m.opts.Rates != nil:
-		rates := m.opts.Rates
-		return func() kernelReading {
-			r, ok := rates()
-			return kernelReading{rates: r, ratesOK: ok, isRates: true}
-		}
-	case m.opts.Counters != nil:
-		counters := m.opts.Counters
-		return func() kernelReading {
-			c, err := counters()
-			return kernelReading{counters: c, err: err}
-		}
+	if m.opts.Rates == nil {
+		return nil
 	}
-	return nil
+	rates := m.opts.Rates
+	return func() kernelReading {
+		r, ok := rates()
+		return kernelReading{rates: r, ok: ok}
+	}
 }
 
 // socketsLimit bounds the rows the Sockets view lists: the first of the
@@ -152,7 +147,7 @@ const socketsLimit = 2000
 // takeSnapshot runs a query. It runs on a command's goroutine: it reads
 // only the table (safe for concurrent readers) and what req carries.
 func takeSnapshot(tab *table.Table, req request, kernel func() kernelReading) snapshotMsg {
-	start := time.Now()
+	start := req.wall()
 	s := snapshotMsg{gen: req.gen, view: req.view, now: req.now}
 	switch req.view {
 	case viewPorts:
@@ -165,9 +160,7 @@ func takeSnapshot(tab *table.Table, req request, kernel func() kernelReading) sn
 				s.detail = &d
 			}
 		} else {
-			q := req.query
-			q.Limit = socketsLimit
-			s.sockets, s.matched = tab.Sockets(q, req.now)
+			s.sockets, s.matched = querySockets(tab, req)
 		}
 	case viewRemotes:
 		s.remotes = tab.Remotes()
@@ -177,6 +170,26 @@ func takeSnapshot(tab *table.Table, req request, kernel func() kernelReading) sn
 		k := kernel()
 		s.kernel = &k
 	}
-	s.took = time.Since(start)
+	s.took = req.wall().Sub(start)
 	return s
+}
+
+// querySockets lists the sockets of the Sockets view. When the filter has
+// parts the table's query cannot apply (a local port only, a task name), the
+// query selects more and the rest is filtered here, before the limit.
+func querySockets(tab *table.Table, req request) ([]table.Socket, int) {
+	q := req.query
+	if req.socket == nil {
+		q.Limit = socketsLimit
+		return tab.Sockets(q, req.now)
+	}
+	all, _ := tab.Sockets(q, req.now)
+	n := 0
+	for i := range all {
+		if req.socket(&all[i]) {
+			all[n] = all[i]
+			n++
+		}
+	}
+	return all[:min(n, socketsLimit)], n
 }

@@ -26,6 +26,7 @@ type remotesView struct {
 
 	all       []table.RemoteSummary // the last query, most TIME_WAIT first
 	rows      []int                 // indexes into all that pass the filter
+	filter    *filter               // the filter the rows were chosen by
 	showNetNS bool
 	height    int
 }
@@ -48,7 +49,7 @@ var (
 )
 
 func newRemotesView(ctx *uiContext) *remotesView {
-	v := &remotesView{ctx: ctx, grid: grid.New(remoteCols...)}
+	v := &remotesView{ctx: ctx, grid: grid.New(remoteCols...), filter: &filter{}}
 	v.grid.KeyMap = ctx.keys.Nav
 	v.grid.Styles = ctx.styles.Grid
 	return v
@@ -81,6 +82,7 @@ func (v *remotesView) setData(rs []table.RemoteSummary, f *filter) {
 }
 
 func (v *remotesView) setFilter(f *filter) {
+	v.filter = f
 	v.rows = v.rows[:0]
 	for i := range v.all {
 		if f.matchRemote(&v.all[i]) {
@@ -99,8 +101,8 @@ func (v *remotesView) rangeSize() int {
 func (v *remotesView) view() string {
 	st := v.ctx.styles
 	pr := v.ctx.portRange
-	title := st.paint(&st.ViewTitle, "Remotes") + st.paint(&st.Muted, " "+itoa(len(v.rows))+
-		" endpoints · TIME_WAIT towards each vs ip_local_port_range "+
+	title := st.paint(&st.ViewTitle, "Remotes") + st.paint(&st.Muted, " "+plural(len(v.rows), "endpoint", "endpoints")) +
+		notHereNote(v.ctx, v.filter, viewRemotes) + st.paint(&st.Muted, " · TIME_WAIT towards each vs ip_local_port_range "+
 		itoa(pr[0])+"-"+itoa(pr[1])+" ("+itoa(v.rangeSize())+" ports)")
 	body := v.grid.View(v.row)
 	if len(v.rows) == 0 {

@@ -26,7 +26,6 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/colorprofile"
-	"golang.org/x/sys/unix"
 
 	"github.com/twtrace/twtrace/tracer/kstat"
 	"github.com/twtrace/twtrace/tracer/table"
@@ -52,28 +51,38 @@ type Options struct {
 	// Clock is the UI's "now": countdowns, ages and rates. nil: time.Now.
 	// A replay passes the capture's clock; tests pass a fixed one.
 	Clock func() time.Time
+	// WallClock is the time that passes for the UI itself: when a query is
+	// due, what it cost. nil: time.Now. It differs from Clock in a replay,
+	// whose Clock is the capture's.
+	WallClock func() time.Time
 	// Location of the times shown; nil: time.Local.
 	Location *time.Location
 
-	// Counters reads the kernel's TIME_WAIT counters (kstat.Reader.Counters);
-	// their rates (TW/s, TWKilled/s) go in the header. nil: not shown. It is
-	// called off the UI goroutine, at most once a second.
-	Counters func() (kstat.Counters, error)
-	// Rates, when set, gives rates already computed elsewhere
-	// (session.Session.Rates) and is used instead of Counters.
+	// Rates gives the kernel's TIME_WAIT counter rates (session.Session.Rates),
+	// false until there are two readings; they (TW/s, TWKilled/s) go in the
+	// header. nil: not shown. It is called off the UI goroutine, at most once
+	// a second.
 	Rates func() (kstat.Rates, bool)
 	// PortRange is net.ipv4.ip_local_port_range, against which the Remotes
 	// view measures exhaustion. Zero: the kernel's default, 32768-60999.
 	PortRange [2]int
-	// HostNetNS is the inode of the host's network namespace, whose sockets
-	// need no netns column. 0: the calling thread's.
+	// HostNetNS is the inode of the host's network namespace
+	// (session.Session.HostNetNS, a capture's header): its sockets need no
+	// netns column. 0: not known, every namespace is shown.
 	HostNetNS uint32
+
+	// KeyMap is the keys; nil: DefaultKeyMap. The UI works on its own copy.
+	KeyMap *KeyMap
+	// Styles builds the styles for a dark or a light terminal background,
+	// detected when the UI starts (dark until the terminal answers); nil:
+	// DefaultStyles.
+	Styles func(dark bool) *Styles
 
 	// Logger receives the UI's own diagnostics. It must not write to the
 	// terminal the UI draws on (use a file). nil: discarded.
 	Logger *slog.Logger
 
-	LogSize     int           // events kept for the log; 0: 2000
+	LogSize     int           // events kept for the log; 0: 2000, at most MaxLogSize
 	PendingSize int           // events buffered between ticks; 0: 16384
 	Tick        time.Duration // how often the UI collects events and redraws; 0: 200 ms
 
@@ -88,9 +97,9 @@ type Options struct {
 // Defaults.
 const (
 	DefaultLogSize     = 2000
+	MaxLogSize         = 50000 // about 11 MiB of events, twice that while paused
 	DefaultPendingSize = 16384
 	DefaultTick        = 200 * time.Millisecond
-	initNetNS          = 4026531840 // PROC_NET_INIT_INO of most kernels (this one may differ: see withDefaults)
 )
 
 // withDefaults fills in what the caller left zero.
@@ -101,20 +110,20 @@ func (o Options) withDefaults() Options {
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
+	if o.WallClock == nil {
+		o.WallClock = time.Now
+	}
 	if o.Location == nil {
 		o.Location = time.Local
 	}
 	if o.PortRange == [2]int{} {
 		o.PortRange = [2]int{32768, 60999}
 	}
-	if o.HostNetNS == 0 {
-		// The inode of init_net is not the same on every kernel (6.18
-		// numbers it 4026531833): ask this thread's namespace.
-		o.HostNetNS = initNetNS
-		var st unix.Stat_t
-		if unix.Stat("/proc/thread-self/ns/net", &st) == nil {
-			o.HostNetNS = uint32(st.Ino)
-		}
+	if o.KeyMap == nil {
+		o.KeyMap = DefaultKeyMap()
+	}
+	if o.Styles == nil {
+		o.Styles = DefaultStyles
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -122,6 +131,7 @@ func (o Options) withDefaults() Options {
 	if o.LogSize <= 0 {
 		o.LogSize = DefaultLogSize
 	}
+	o.LogSize = min(o.LogSize, MaxLogSize)
 	if o.PendingSize <= 0 {
 		o.PendingSize = DefaultPendingSize
 	}

@@ -106,27 +106,25 @@ func TestFeedStopShows(t *testing.T) {
 	requireLine(t, stripView(m), "feed stopped: tracer detached", "09:30:17")
 }
 
-// TestKernelRates: TW/s and TWKilled/s from two readings of the counters.
+// TestKernelRates: TW/s and TWKilled/s from two readings of the counters,
+// turned into rates as the session does; "-" until there are two.
 func TestKernelRates(t *testing.T) {
 	readings := []kstat.Counters{
 		{Time: testNow, TW: 1000, TWKilled: 10},
 		{Time: testNow.Add(2 * time.Second), TW: 1100, TWKilled: 14},
 	}
+	var sampler kstat.Sampler
 	m := headless(t, 100, 30)
-	m.opts.Counters = func() (kstat.Counters, error) {
+	m.opts.Rates = func() (kstat.Rates, bool) {
 		c := readings[0]
 		readings = readings[1:]
-		return c, nil
+		return sampler.Add(c)
 	}
 	m = m.Refresh()
+	requireLine(t, stripView(m), "TW/s -", "TWKilled/s -")
 	m.refresh.counters = time.Time{} // due again at once
 	m = m.Refresh()
 	requireLine(t, stripView(m), "TW/s 50", "TWKilled/s 2.0")
-
-	m.opts.Counters = func() (kstat.Counters, error) { return kstat.Counters{}, errors.New("no /proc") }
-	m.refresh.counters = time.Time{}
-	m = m.Refresh()
-	requireLine(t, stripView(m), "kernel counters n/a")
 }
 
 func TestKernelRatesGiven(t *testing.T) {

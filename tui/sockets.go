@@ -133,6 +133,7 @@ func (v *socketsView) view(f *filter) string {
 	if !f.empty() {
 		title += st.paint(&st.Muted, " matching ") + st.paint(&st.Accent, f.String())
 	}
+	title += notHereNote(v.ctx, f, viewSockets)
 	if v.ctx.querying && len(v.rows) > 0 {
 		title += st.paint(&st.Muted, " · querying…")
 	} else if age := v.ctx.now.Sub(v.at); !v.at.IsZero() && age >= time.Second {

@@ -15,8 +15,8 @@ import (
 // ---------------------------------------------------------------- VIEW
 
 // Theme is the palette every style is built from. The default uses the 16
-// ANSI colours, which the terminal's own theme maps to shades that are
-// readable on its background, light or dark.
+// ANSI colours, which the terminal's own theme maps to its background,
+// except where the usual mapping is unreadable on a light one.
 type Theme struct {
 	Accent color.Color // titles, the active tab
 	Good   color.Color // LISTEN, ESTABLISHED
@@ -24,10 +24,19 @@ type Theme struct {
 	Bad    color.Color // failures, loss
 }
 
-// DefaultTheme returns the ANSI palette.
-func DefaultTheme() Theme {
-	return Theme{Accent: lipgloss.Cyan, Good: lipgloss.Green, Warn: lipgloss.Yellow, Bad: lipgloss.Red}
+// DefaultTheme returns the ANSI palette for a dark or a light background:
+// on a light one, cyan and yellow text is too pale to read, so the accent
+// is blue and TIME_WAIT a dark orange (256 colours; yellow with 16).
+func DefaultTheme(dark bool) Theme {
+	if dark {
+		return Theme{Accent: lipgloss.Cyan, Good: lipgloss.Green, Warn: lipgloss.Yellow, Bad: lipgloss.Red}
+	}
+	return Theme{Accent: lipgloss.Blue, Good: lipgloss.Green, Warn: lipgloss.Color("130"), Bad: lipgloss.Red}
 }
+
+// DefaultStyles returns the styles of the default theme for a dark or a
+// light background.
+func DefaultStyles(dark bool) *Styles { return NewStyles(DefaultTheme(dark), dark) }
 
 // Styles holds every style of the UI, built once from a Theme. Meaning
 // never rests on colour alone: failures are also bold and marked "!",
@@ -55,30 +64,29 @@ type Styles struct {
 	Help   help.Styles
 	Filter textinput.Styles
 
+	// seqs are the escape sequences of each style above, rendered once by
+	// NewStyles: lipgloss.Style.Render costs microseconds, and a frame has
+	// dozens of styled pieces.
 	seqs map[*lipgloss.Style][2]string
 }
 
-// paint applies a style to one line of text. lipgloss.Style.Render costs
-// microseconds and a frame has dozens of styled pieces: each style's escape
-// sequences are rendered once, then reused. A nil style leaves the text
-// plain. Only the UI goroutine paints.
+// paint applies a style to one line of text; a nil style leaves it plain.
+// It only reads: a style NewStyles did not render is rendered each time.
 func (s *Styles) paint(st *lipgloss.Style, text string) string {
 	if st == nil {
 		return text
 	}
 	q, ok := s.seqs[st]
 	if !ok {
-		pre, post := grid.SeqOf(*st)
-		q = [2]string{pre, post}
-		s.seqs[st] = q
+		q[0], q[1] = grid.SeqOf(*st)
 	}
 	return q[0] + text + q[1]
 }
 
-// NewStyles builds the styles from a theme.
-func NewStyles(t Theme) *Styles {
+// NewStyles builds the styles from a theme, for a dark or a light
+// background.
+func NewStyles(t Theme, dark bool) *Styles {
 	s := &Styles{
-		seqs:      make(map[*lipgloss.Style][2]string),
 		Title:     lipgloss.NewStyle().Bold(true).Foreground(t.Accent),
 		Label:     lipgloss.NewStyle().Faint(true),
 		Value:     lipgloss.NewStyle().Bold(true),
@@ -118,11 +126,29 @@ func NewStyles(t Theme) *Styles {
 		FullDesc:       lipgloss.NewStyle(),
 		FullSeparator:  lipgloss.NewStyle().Faint(true),
 	}
-	s.Filter = textinput.DefaultStyles(true)
+	s.Filter = textinput.DefaultStyles(dark)
 	s.Filter.Focused.Prompt = lipgloss.NewStyle().Bold(true).Foreground(t.Accent)
 	s.Filter.Focused.Text = lipgloss.NewStyle()
+	s.Filter.Cursor.Color = lipgloss.LightDark(dark)(lipgloss.Black, lipgloss.White)
 	s.Filter.Cursor.Blink = false // a blinking cursor redraws the screen for nothing
+	s.render()
 	return s
+}
+
+// render renders the escape sequences of every style paint is given.
+func (s *Styles) render() {
+	s.seqs = make(map[*lipgloss.Style][2]string)
+	for _, st := range []*lipgloss.Style{&s.Title, &s.Label, &s.Value, &s.Muted, &s.Accent, &s.Bad,
+		&s.Warn, &s.Paused, &s.TabActive, &s.TabIdle, &s.ViewTitle, &s.Section, &s.Bar} {
+		pre, post := grid.SeqOf(*st)
+		s.seqs[st] = [2]string{pre, post}
+	}
+	for _, st := range s.States {
+		if st != nil {
+			pre, post := grid.SeqOf(*st)
+			s.seqs[st] = [2]string{pre, post}
+		}
+	}
 }
 
 // state returns the style of a TCP state, nil when it has none.

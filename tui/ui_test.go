@@ -89,6 +89,7 @@ func TestRemotesView(t *testing.T) {
 	screen := finalScreen(t, tm)
 	requireScreen(t, screen, 100, 30)
 	requireLine(t, screen, "10.0.0.9:5432", "1", "%")
+	requireLine(t, screen, "Remotes 1 endpoint ·")
 	golden.RequireEqual(t, screen)
 }
 
@@ -157,7 +158,8 @@ func TestPause(t *testing.T) {
 	waitFor(t, tm, "3 new")
 	screen := finalScreen(t, tm)
 	requireLine(t, screen, "Events last 27 of 27", "PAUSED", "3 new", "space resumes")
-	requireLine(t, screen, "space resume")
+	requireLine(t, screen, "1 Ports", "4 Remotes", "PAUSED", "log, 3 new events")
+	requireLine(t, screen, "space resume log")
 	if strings.Contains(screen, "09:30:17.500") {
 		t.Error("events that came during the pause are shown")
 	}

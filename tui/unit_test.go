@@ -202,7 +202,10 @@ func TestParseFilter(t *testing.T) {
 		{"TCP_LISTEN,8080", "port 8080, LISTEN", false},
 		{"pid:4120 fin_wait2", "FIN_WAIT2, pid 4120", false},
 		{"", "", false},
-		{"nginx", "", true},
+		{"nginx", "comm nginx", false},
+		{"sport:8080 dport:5432 fail bind EADDRINUSE", "sport 8080, dport 5432, bind(), failed calls, EADDRINUSE", false},
+		{"listen", "LISTEN, listen()", false},
+		{"estabished", "", true},
 		{"pid:x", "", true},
 		{"70000", "", true},
 	} {
@@ -219,13 +222,13 @@ func TestParseFilter(t *testing.T) {
 
 func TestBadFilterStays(t *testing.T) {
 	m := headless(t, 100, 30)
-	for _, k := range []string{"/", "n", "o", "p", "e", "enter"} {
+	for _, k := range []string{"/", "p", "i", "d", ":", "x", "enter"} {
 		m = step(m, keyMsg(k))
 	}
 	if !m.filtering {
 		t.Fatal("a bad filter closed the filter line")
 	}
-	requireLine(t, stripView(m), `"nope" is neither a port`)
+	requireLine(t, stripView(m), `"x" is not a process id`)
 	m = step(m, keyMsg("esc"))
 	if m.filtering || !m.filter.empty() {
 		t.Error("esc did not cancel the filter line")

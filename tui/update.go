@@ -9,36 +9,45 @@ import (
 
 // Update handles a message.
 func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	cmd := m.update(msg)
+	m.settle()
+	return m, cmd
+}
+
+func (m *Model) update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.resize(msg.Width, msg.Height)
-		return m, nil
+		return nil
+	case tea.BackgroundColorMsg:
+		m.setDark(msg.IsDark())
+		return nil
 	case tickMsg:
 		return m.onTick()
 	case kickMsg:
-		return m, m.maybeRefresh()
+		return m.maybeRefresh()
 	case EventsMsg:
 		m.addEvents(msg, 0)
-		return m, nil
+		return nil
 	case snapshotMsg:
 		m.onSnapshot(msg)
-		return m, m.maybeRefresh()
+		return m.maybeRefresh()
 	case tea.KeyPressMsg:
 		cmd := m.onKey(msg)
-		m.layout()
-		return m, tea.Batch(cmd, m.maybeRefresh())
+		return tea.Batch(cmd, m.maybeRefresh())
 	}
 	if m.filtering {
 		// The input's own messages (paste, ...).
 		var cmd tea.Cmd
 		*m.input, cmd = m.input.Update(msg)
-		return m, cmd
+		return cmd
 	}
-	return m, nil
+	return nil
 }
 
 // onTick collects what the feed delivered, moves the clock and re-arms.
-func (m Model) onTick() (tea.Model, tea.Cmd) {
+// The clock moves while the log is paused: countdowns keep running.
+func (m *Model) onTick() tea.Cmd {
 	now := m.opts.Clock()
 	if m.pending != nil {
 		d := m.pending.drain(m.spare)
@@ -48,12 +57,10 @@ func (m Model) onTick() (tea.Model, tea.Cmd) {
 			m.feedDone, m.feedErr = true, d.err
 		}
 	}
-	if !m.paused {
-		m.ctx.now = now
-	}
+	m.ctx.now = now
 	m.evRate.observe(m.seen, now)
 	m.stats = m.tab.Stats()
-	return m, tea.Batch(m.tick(), m.maybeRefresh())
+	return tea.Batch(m.tick(), m.maybeRefresh())
 }
 
 // onKey handles a key press and returns the command it needs.
@@ -107,6 +114,7 @@ func (m *Model) onFilterKey(k tea.KeyPressMsg) tea.Cmd {
 			m.status = err.Error()
 			return nil // stay in the line, so the typo can be fixed
 		}
+		m.status = "" // the error of a previous try is fixed
 		m.filtering = false
 		m.input.Blur()
 		m.drilled = false
@@ -133,12 +141,14 @@ func (m *Model) navigate(k tea.KeyPressMsg) {
 	}
 }
 
-// switchTo shows a view; its data is fetched at once.
+// switchTo shows a view; its data is fetched at once. The full help is
+// about the view it was opened on: it closes.
 func (m *Model) switchTo(v viewID) {
 	if v < 0 || v >= numViews || v == m.active {
 		return
 	}
 	m.active = v
+	m.help.ShowAll = false
 	m.refresh.want++
 }
 
@@ -178,9 +188,12 @@ func (m *Model) selectRow() {
 	}
 }
 
-// back undoes the last step: the timeline, then a drill-down or a filter.
+// back undoes the last step: the full help, the timeline, then a
+// drill-down or a filter.
 func (m *Model) back() {
 	switch {
+	case m.help.ShowAll:
+		m.help.ShowAll = false
 	case m.active == viewSockets && m.sockets.detail:
 		m.sockets.detail = false
 	case m.drilled:
@@ -192,17 +205,13 @@ func (m *Model) back() {
 	}
 }
 
-// setPaused freezes or thaws the views. While paused the feed keeps
-// running and the table keeps changing: the header still counts, and says
+// setPaused freezes or thaws the event log. The feed keeps running, and
+// the other views, the countdowns and the header stay live; the header says
 // how many events came since.
 func (m *Model) setPaused(p bool) {
 	m.paused = p
 	m.newPaused = 0
 	m.events.setPaused(p)
-	if !p {
-		m.ctx.now = m.opts.Clock()
-		m.refresh.want++
-	}
 }
 
 // onSnapshot takes the result of a table query.
@@ -210,7 +219,7 @@ func (m *Model) onSnapshot(s snapshotMsg) {
 	m.refresh.inFlight = false
 	m.refresh.cost = s.took
 	if s.kernel != nil {
-		m.onKernel(s.kernel)
+		m.kRates, m.kRatesOK = s.kernel.rates, s.kernel.ok
 	}
 	if s.gen != m.refresh.want {
 		return // asked for before the view or the filter changed: ask again
@@ -228,25 +237,5 @@ func (m *Model) onSnapshot(s snapshotMsg) {
 	if s.took > slowQuery {
 		m.log.Info("slow table query", "view", viewNames[s.view], "took", s.took,
 			"sockets", s.stats.Sockets)
-	}
-}
-
-// onKernel takes a reading of the kernel's counters: rates as they come,
-// or raw counters turned into rates.
-func (m *Model) onKernel(k *kernelReading) {
-	if k.isRates {
-		m.kRates, m.kRatesOK = k.rates, k.ratesOK
-		return
-	}
-	if k.err != nil {
-		if m.kErr == nil {
-			m.log.Warn("kernel counters unavailable", "err", k.err)
-		}
-		m.kErr = k.err
-		return
-	}
-	m.kErr = nil
-	if r, ok := m.kernel.Add(k.counters); ok {
-		m.kRates, m.kRatesOK = r, true
 	}
 }

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/twtrace/twtrace/tracer/event"
@@ -15,7 +16,8 @@ import (
 // headerLines: the title line, the counters, the tabs.
 const headerLines = 3
 
-// View renders the screen: header, the active view, footer.
+// View renders the screen: header, the active view, footer. It changes
+// nothing: what it shows, Update has prepared (settle).
 func (m Model) View() tea.View {
 	v := tea.NewView(m.render())
 	v.AltScreen = true
@@ -25,7 +27,6 @@ func (m Model) View() tea.View {
 
 // render builds the screen as one string of exactly height lines.
 func (m *Model) render() string {
-	m.ctx.querying = m.refresh.got != m.refresh.want
 	var b strings.Builder
 	b.Grow(m.width * m.height * 2)
 	b.WriteString(m.titleLine())
@@ -47,95 +48,149 @@ func (m *Model) render() string {
 	b.WriteByte('\n')
 	b.WriteString(m.statusLine())
 	b.WriteByte('\n')
-	b.WriteString(m.helpView())
+	b.WriteString(m.helpText)
 	return b.String()
 }
 
 // footerLines: the status line and the help, one line or the full table.
 func (m *Model) footerLines() int {
 	if m.help.ShowAll {
-		return 1 + lipgloss.Height(m.helpView())
+		return 1 + lipgloss.Height(m.helpText)
 	}
 	return 2
 }
 
-// helpView is the help for the keys of the current mode, rendered again
-// only when the mode or the width changes.
-func (m *Model) helpView() string {
-	k := helpKey{m.mode(), m.width, m.help.ShowAll}
-	if m.cache.help == "" || m.cache.helpKey != k {
-		m.cache.helpKey, m.cache.help = k, m.help.View(m.ctx.keys)
+// helpLegend explains, under the full help, the header's counters of what
+// the UI misses and the words of the filter.
+const helpLegend = "lost N: events the kernel could not deliver (its ring buffer was full, or it skipped a program run).\n" +
+	"UI skipped N: events the log had no time to show; the tables and counts still have them.\n" +
+	"/ words: 8080 sport:N dport:N · tw estab listening (ss's states) · bind connect listen fail EADDRINUSE · " +
+	"pid:N comm:NAME or NAME · netns:N ipv4 ipv6\n" +
+	"8080 8443: either port · 8080 nginx: both · tw fail: the TIME_WAITs and the failures"
+
+// renderHelp renders the help for the keys of the current mode; the full
+// help ends with the legend, as much of it as fits while the view keeps
+// three lines (its title, its header, a row). Lines are cut to the width:
+// bubbles' help adds the item that does not fit when its ellipsis does not
+// fit either.
+func (m *Model) renderHelp() string {
+	lines := strings.Split(m.help.View(m.ctx.keys), "\n")
+	if m.help.ShowAll {
+		st := m.ctx.styles
+		legend := lipgloss.NewStyle().Width(m.width).Render(helpLegend)
+		for _, l := range strings.Split(legend, "\n") {
+			lines = append(lines, st.paint(&st.Muted, strings.TrimRight(l, " ")))
+		}
+		lines = lines[:min(len(lines), max(m.height-headerLines-1-3, 1))]
 	}
-	return m.cache.help
+	for i := range lines {
+		lines[i] = fitWidth(lines[i], m.width)
+	}
+	return strings.Join(lines, "\n")
 }
 
-// titleLine: product, host, kernel on the left; the clock, the pause and
-// the feed's state on the right.
+// titleLine: product, host, kernel on the left; the feed's state and the
+// clock on the right. Narrow, the kernel goes first, then the host.
 func (m *Model) titleLine() string {
 	st := m.ctx.styles
-	left := st.paint(&st.Title, m.opts.Title)
-	if m.opts.Host != "" {
-		left += st.paint(&st.Label, "  host ") + m.opts.Host
-	}
-	if m.opts.Kernel != "" {
-		left += st.paint(&st.Label, "  kernel ") + m.opts.Kernel
-	}
 	right := m.ctx.now.In(m.ctx.loc).Format("15:04:05")
-	if m.paused {
-		right = st.paint(&st.Paused, " PAUSED ") + st.paint(&st.Muted, " "+itoa(m.newPaused)+" new  ") + right
-	}
 	switch {
 	case m.feedDone && m.feedErr != nil:
 		right = st.paint(&st.Bad, "feed stopped: "+m.feedErr.Error()) + "  " + right
 	case m.feedDone:
 		right = st.paint(&st.Muted, "feed ended") + "  " + right
 	}
+	left := st.paint(&st.Title, m.opts.Title)
+	host, kernel := "", ""
+	if m.opts.Host != "" {
+		host = st.paint(&st.Label, "  host ") + m.opts.Host
+	}
+	if m.opts.Kernel != "" {
+		kernel = st.paint(&st.Label, "  kernel ") + m.opts.Kernel
+	}
+	room := m.width - ansi.StringWidth(right) - 1
+	switch {
+	case ansi.StringWidth(left+host+kernel) <= room:
+		left += host + kernel
+	case ansi.StringWidth(left+host) <= room:
+		left += host
+	}
 	return spread(left, right, m.width)
 }
 
+// counter is one number of the counters line; the line drops the least
+// important first when it is too narrow.
+type counter struct {
+	label, value string
+	style        *lipgloss.Style
+	rank         int // 0 is never dropped
+}
+
 // countersLine: the numbers to watch. Loss and skipped events are always
-// there, red when not zero: the UI never hides that it misses something.
+// there, red when not zero: the UI never hides that it misses something,
+// and at any width the loss stays.
 func (m *Model) countersLine() string {
 	st := m.ctx.styles
 	s := m.stats
-	var items []string
-	item := func(label, value string, style *lipgloss.Style) {
-		v := st.paint(&st.Value, value)
-		if style != nil {
-			v = st.paint(style, value)
-		}
-		items = append(items, st.paint(&st.Label, label+" ")+v)
+	var lost *lipgloss.Style
+	if s.Lost > 0 {
+		lost = &st.Bad
 	}
 	r, ok := m.evRate.get()
-	item("events/s", fmtRate(r, ok), nil)
-	item("sockets", itoa(s.Sockets), nil)
-	item("TIME_WAIT", itoa(s.TimeWait), st.state(event.StateTimeWait))
-	var bad *lipgloss.Style
-	if s.Lost > 0 {
-		bad = &st.Bad
+	items := []counter{
+		{"events/s", fmtRate(r, ok), nil, 6},
+		{"sockets", itoa(s.Sockets), nil, 4},
+		{"TIME_WAIT", itoa(s.TimeWait), st.state(event.StateTimeWait), 3},
+		{"lost", itoa(s.Lost), lost, 0},
 	}
-	item("lost", itoa(s.Lost), bad)
 	if s.Evicted > 0 {
-		item("evicted", itoa(s.Evicted), &st.Warn)
+		items = append(items, counter{"evicted", itoa(s.Evicted), &st.Warn, 5})
 	}
 	if m.uiDropped > 0 {
-		item("UI skipped", itoa(m.uiDropped), &st.Bad)
+		items = append(items, counter{"UI skipped", itoa(m.uiDropped), &st.Bad, 1})
 	}
-	switch {
-	case m.opts.Counters == nil && m.opts.Rates == nil:
-	case m.kErr != nil:
-		item("kernel counters", "n/a", &st.Muted)
-	default:
-		item("TW/s", fmtRate(m.kRates.TW, m.kRatesOK), nil)
-		item("TWKilled/s", fmtRate(m.kRates.TWKilled, m.kRatesOK), nil)
+	if m.opts.Rates != nil {
+		items = append(items,
+			counter{"TW/s", fmtRate(m.kRates.TW, m.kRatesOK), nil, 7},
+			counter{"TWKilled/s", fmtRate(m.kRates.TWKilled, m.kRatesOK), nil, 8})
 		if m.kRates.TCPTimeWaitOverflow > 0 {
-			item("TW overflow/s", fmtRate(m.kRates.TCPTimeWaitOverflow, true), &st.Bad)
+			items = append(items, counter{"TW overflow/s", fmtRate(m.kRates.TCPTimeWaitOverflow, true), &st.Bad, 2})
 		}
 	}
-	return fitWidth(strings.Join(items, "  "), m.width)
+	for width(items) > m.width {
+		drop := 0
+		for i := range items {
+			if items[i].rank > items[drop].rank {
+				drop = i
+			}
+		}
+		if items[drop].rank == 0 {
+			break
+		}
+		items = slices.Delete(items, drop, drop+1)
+	}
+	parts := make([]string, len(items))
+	for i, c := range items {
+		style := c.style
+		if style == nil {
+			style = &st.Value
+		}
+		parts[i] = st.paint(&st.Label, c.label+" ") + st.paint(style, c.value)
+	}
+	return fitWidth(strings.Join(parts, "  "), m.width)
 }
 
-// tabsLine names the views; the active one is highlighted.
+// width is the counters' width on one line.
+func width(cs []counter) int {
+	n := 2 * max(len(cs)-1, 0)
+	for _, c := range cs {
+		n += len(c.label) + 1 + len(c.value)
+	}
+	return n
+}
+
+// tabsLine names the views, the active one highlighted; a paused log says
+// so here, where the eye goes to change views, at any width.
 func (m *Model) tabsLine() string {
 	st := m.ctx.styles
 	var b strings.Builder
@@ -147,6 +202,10 @@ func (m *Model) tabsLine() string {
 			b.WriteString(st.paint(&st.TabIdle, label))
 		}
 		b.WriteByte(' ')
+	}
+	if m.paused {
+		b.WriteString(" " + st.paint(&st.Paused, " PAUSED ") +
+			st.paint(&st.Muted, " log, "+plural(m.newPaused, "new event", "new events")))
 	}
 	return fitWidth(b.String(), m.width)
 }
@@ -204,4 +263,12 @@ func emptyNote(grid string, ctx *uiContext, note string) string {
 		return head + "\n" + line
 	}
 	return head + "\n" + line + "\n" + after
+}
+
+// plural counts things: "1 socket", "2 sockets".
+func plural[T ~int | ~uint64](n T, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return itoa(n) + " " + many
 }

@@ -10,7 +10,10 @@ import (
 // ---------------------------------------------------------------- VIEW
 
 // View renders the header and the rows on screen, exactly height lines of
-// at most width cells each.
+// at most width cells each. The cursor row is drawn in the Selected style
+// over the whole width, its cells keeping their own styles on top (a red
+// failure count stays red under reverse video). View changes nothing but
+// its scratch buffers and its cache of the styles' escape sequences.
 func (m *Model) View(row RowFunc) string {
 	var b strings.Builder
 	b.Grow((m.width + 16) * m.height)
@@ -33,22 +36,10 @@ func (m *Model) View(row RowFunc) string {
 		}
 		m.cells = row(r, m.cells[:0])
 		if r == m.cursor && !m.cursorless {
-			line = line[:0]
-			at := m.spanAt()
-			for i := range m.cols {
-				if at >= 0 && i >= at && m.widths[i] > 0 {
-					if len(line) > 0 {
-						line = append(line, ' ')
-					}
-					line = append(line, m.cells[at].Text...)
-					break
-				}
-				line = m.appendCell(line, i, m.cellText(i))
-			}
-			b.WriteString(sel.pre + fitLine(string(line), m.width) + sel.post)
+			m.writeRow(&b, line[:0], sel)
 			continue
 		}
-		m.writeRow(&b, line[:0])
+		m.writeRow(&b, line[:0], seq{})
 	}
 	return b.String()
 }
@@ -85,11 +76,14 @@ func (m *Model) cellText(i int) string {
 
 // writeRow writes a row with its cells' styles. Separators stay outside
 // the styles, so that an underline or a background stops at the text; plain
-// cells do not pay for lipgloss.
-func (m *Model) writeRow(b *strings.Builder, line []byte) {
+// cells do not pay for lipgloss. A row style (the cursor's) spans the whole
+// width, under the cells' styles: each cell's reset is followed by the row
+// style again.
+func (m *Model) writeRow(b *strings.Builder, line []byte, row seq) {
 	var cell []byte
 	first := true
 	at := m.spanAt()
+	line = append(line, row.pre...)
 	for i := range m.cols {
 		if m.widths[i] == 0 {
 			continue
@@ -109,6 +103,7 @@ func (m *Model) writeRow(b *strings.Builder, line []byte) {
 			line = append(line, q.pre...)
 			line = append(line, cell...)
 			line = append(line, q.post...)
+			line = append(line, row.pre...)
 		} else {
 			line = append(line, cell...)
 		}
@@ -118,14 +113,19 @@ func (m *Model) writeRow(b *strings.Builder, line []byte) {
 	}
 	if m.overflow() {
 		b.WriteString(ansi.Truncate(string(line), m.width, "…"))
+		b.WriteString(row.post)
 		return
 	}
+	if row.pre != "" {
+		// The row style spans the width, past the last column.
+		line = appendSpaces(line, m.width-m.rowWidth())
+	}
 	b.Write(line)
+	b.WriteString(row.post)
 }
 
-// overflow reports whether the undroppable columns alone are wider than
-// the grid.
-func (m *Model) overflow() bool {
+// rowWidth is the width the shown columns take.
+func (m *Model) rowWidth() int {
 	w, n := 0, 0
 	for _, cw := range m.widths {
 		if cw > 0 {
@@ -133,8 +133,12 @@ func (m *Model) overflow() bool {
 			n++
 		}
 	}
-	return w+max(n-1, 0) > m.width
+	return w + max(n-1, 0)
 }
+
+// overflow reports whether the undroppable columns alone are wider than
+// the grid.
+func (m *Model) overflow() bool { return m.rowWidth() > m.width }
 
 // appendCell appends column i's text, fitted, after a separator.
 func (m *Model) appendCell(line []byte, i int, text string) []byte {
