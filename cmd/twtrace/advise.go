@@ -225,11 +225,11 @@ func checkSysctlFile(o *adviseOptions) error {
 	if fi, err := os.Lstat(o.sysctlFile); err == nil {
 		switch {
 		case fi.Mode()&os.ModeSymlink != 0:
-			return usagef("--sysctl-file %s is a symbolic link: twtrace does not write through links", o.sysctlFile)
+			return inputf("--sysctl-file %s is a symbolic link: twtrace does not write through links", o.sysctlFile)
 		case fi.IsDir():
-			return usagef("--sysctl-file %s is a directory", o.sysctlFile)
+			return inputf("--sysctl-file %s is a directory", o.sysctlFile)
 		case !o.force:
-			return usagef("--sysctl-file %s exists: choose another file, or add --force to replace it", o.sysctlFile)
+			return inputf("--sysctl-file %s exists: choose another file, or add --force to replace it", o.sysctlFile)
 		}
 	}
 	return nil
@@ -346,9 +346,9 @@ func writeSysctlFile(o *adviseOptions, ob *observation, findings []advice.Findin
 	f, err := safefile.Create(o.sysctlFile, o.force)
 	if err != nil {
 		if errors.Is(err, safefile.ErrExist) {
-			return usagef("--sysctl-file %s exists: choose another file, or add --force to replace it", o.sysctlFile)
+			return inputf("--sysctl-file %s exists: choose another file, or add --force to replace it", o.sysctlFile)
 		}
-		return usagef("--sysctl-file: %v", err)
+		return inputf("--sysctl-file: %v", err)
 	}
 	if _, err := f.WriteString(b.String()); err != nil {
 		f.Abort()

@@ -31,8 +31,10 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
-// inputError marks a bad input file: exit code 2, and the message says
-// what is wrong with the file (no usage hint: the command line was right).
+// inputError marks a file named on the command line that cannot be used: a
+// capture that is damaged, an output that exists. Exit code 2, and the
+// message says what is wrong with the file, without the usage hint: the
+// command line was right.
 type inputError struct{ err error }
 
 func (e inputError) Error() string { return e.err.Error() }
@@ -40,6 +42,18 @@ func (e inputError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
+}
+
+func inputf(format string, args ...any) error {
+	return inputError{fmt.Errorf(format, args...)}
+}
+
+// plural counts things: "1 event", "2 events".
+func plural[T ~int | ~int64 | ~uint64](n T, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // memoryLimit is the Go heap's soft limit unless GOMEMLIMIT says otherwise:
@@ -120,6 +134,9 @@ with TIME_WAIT countdowns, the event log, remote endpoints. Piped, or with
 		SilenceErrors: true,
 		Args:          noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkLogSize(opts.logSize); err != nil {
+				return err
+			}
 			// --json and --count ask for the stream, even on a terminal.
 			if opts.dev.headless() || (isTerminal(stdout) && !opts.json && opts.count == 0) {
 				return runUI(cmd.Context(), opts, stdout, stderr)
@@ -128,7 +145,8 @@ with TIME_WAIT countdowns, the event log, remote endpoints. Piped, or with
 		},
 	}
 	root.Flags().StringVar(&opts.logFile, "log-file", "", "write the live view's diagnostics to this file")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	registerLogSize(root.Flags(), &opts.logSize)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return flagError(err) })
 	opts.register(root, true)
 	root.AddCommand(newTraceCmd(stdout, stderr), newSocketsCmd(stdout, stderr),
 		newRecordCmd(stdout, stderr), newReplayCmd(stdout, stderr), newWhyCmd(stdout, stderr),

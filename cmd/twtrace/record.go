@@ -137,27 +137,27 @@ func runRecord(ctx context.Context, o *recordOptions, filters map[string][]strin
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "twtrace: recorded %d events (%d lost) in %s to %s\n",
-		w.Events(), lost, byteSize(w.Bytes()), o.output)
+	fmt.Fprintf(stderr, "twtrace: recorded %s (%d lost) in %s to %s\n",
+		plural(w.Events(), "event", "events"), lost, byteSize(w.Bytes()), o.output)
 	return nil
 }
 
-// checkOutput reports, as usage errors, a capture file that exists (unless
-// force) or cannot be created for its directory.
+// checkOutput reports a capture file that exists (unless force) or cannot be
+// created for its directory: exit code 2, without the usage hint.
 func checkOutput(path string, force bool) error {
 	if _, err := os.Lstat(path); err == nil && !force {
-		return usagef("%s exists: choose another file, or add --force to replace it", path)
+		return inputf("%s exists: choose another file, or add --force to replace it", path)
 	}
 	dir := filepath.Dir(path)
 	fi, err := os.Stat(dir)
 	switch {
 	case err != nil:
-		return usagef("-o %s: %v", path, err)
+		return inputf("-o %s: %v", path, err)
 	case !fi.IsDir():
-		return usagef("-o %s: %s is not a directory", path, dir)
+		return inputf("-o %s: %s is not a directory", path, dir)
 	}
 	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
-		return usagef("-o %s: cannot create a file in %s: %v", path, dir, err)
+		return inputf("-o %s: cannot create a file in %s: %v", path, dir, err)
 	}
 	return nil
 }

@@ -149,7 +149,7 @@ func TestRecordReplayCLI(t *testing.T) {
 			if err := <-rec.exited; err != nil {
 				t.Fatalf("record after %v: %v; stderr: %s", sig, err, stderr)
 			}
-			summary := regexp.MustCompile(`^twtrace: recorded (\d+) events \(0 lost\) in [0-9.]+ (B|KiB) to ` + regexp.QuoteMeta(path) + "\n$")
+			summary := regexp.MustCompile(`^twtrace: recorded (\d+) events? \(0 lost\) in [0-9.]+ (B|KiB) to ` + regexp.QuoteMeta(path) + "\n$")
 			if !summary.MatchString(stderr.String()) {
 				t.Errorf("record's summary: %q", stderr)
 			}

@@ -27,6 +27,7 @@ type replayOptions struct {
 	text    bool
 	speed   float64
 	verbose bool
+	logSize int
 }
 
 func newReplayCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -64,6 +65,8 @@ names the file and line and exits with code 2.`,
 	fs.BoolVar(&o.text, "text", false, "write text columns (the default)")
 	fs.Float64Var(&o.speed, "speed", 0, "replay at `X` times the recorded pace (1: as recorded); 0 as fast as possible")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "describe the capture's header on stderr")
+	accepts(fs, "speed", "a factor such as 1 or 0.5, or 0 for as fast as possible")
+	registerLogSize(fs, &o.logSize)
 	return cmd
 }
 
@@ -73,6 +76,9 @@ func runReplay(ctx context.Context, o *replayOptions, path string, stdout, stder
 	}
 	if o.speed < 0 || math.IsNaN(o.speed) || math.IsInf(o.speed, 0) {
 		return usagef("--speed %v: want a positive factor, or 0 for as fast as possible", o.speed)
+	}
+	if err := checkLogSize(o.logSize); err != nil {
+		return err
 	}
 	flt, err := o.filters.filter()
 	if err != nil {
@@ -87,7 +93,7 @@ func runReplay(ctx context.Context, o *replayOptions, path string, stdout, stder
 		describe(stderr, r.Name(), r.Header())
 	}
 	if !o.json && !o.csv && !o.text && isTerminal(stdout) {
-		return badCapture(replayUI(ctx, r, o.speed, &flt))
+		return badCapture(replayUI(ctx, r, o.speed, &flt, o.logSize))
 	}
 
 	write := streamSink(stdout, o.json, o.csv)

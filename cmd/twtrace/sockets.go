@@ -49,7 +49,8 @@ func runSockets(o *socketsOptions, stdout, stderr io.Writer) error {
 		return err
 	}
 	if st := tab.Stats(); st.Untracked > 0 {
-		fmt.Fprintf(stderr, "twtrace: %d more sockets not listed: a listing holds at most %d\n", st.Untracked, st.Sockets)
+		fmt.Fprintf(stderr, "twtrace: %s not listed: a listing holds at most %d\n",
+			plural(st.Untracked, "more socket", "more sockets"), st.Sockets)
 	}
 	if err := session.ReadReuse(tab, -1); err != nil {
 		fmt.Fprintf(stderr, "twtrace: REUSE unknown (?): %v\n", err)

@@ -33,6 +33,7 @@ type traceOptions struct {
 	readyFile string
 	verbose   bool
 	logFile   string     // the UI's diagnostics (root command on a terminal)
+	logSize   int        // events the UI's log keeps
 	dev       devOptions // developer flags: only in a -tags twtracedev build
 }
 
@@ -44,6 +45,7 @@ func (o *traceOptions) register(cmd *cobra.Command, root bool) {
 		fs.BoolVar(&o.csv, "csv", false, csvUsage)
 	}
 	fs.IntVar(&o.count, "count", 0, "stop after this many events")
+	accepts(fs, "count", "a number of events, or 0 for no limit")
 }
 
 const csvUsage = "write CSV instead of text columns: a header, then a row per event (times RFC 3339 UTC, durations in ms)"
@@ -58,6 +60,7 @@ func (o *traceOptions) registerSession(fs *pflag.FlagSet, root bool) {
 		"longest time an event waits in the ring buffer; 0 wakes the reader for every event (costs kernel CPU)")
 	fs.StringVar(&o.readyFile, "ready-file", "", "create this file once the programs are attached")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log diagnostics to stderr")
+	accepts(fs, "wakeup", "a duration with a unit, such as 50ms, or 0 to wake the reader for every event")
 	_ = fs.MarkHidden("ready-file")
 	o.dev.register(fs, root)
 }
@@ -85,8 +88,13 @@ func (o *traceOptions) config(stderr io.Writer) (tracer.Config, error) {
 	if err != nil {
 		return tracer.Config{}, err
 	}
-	if o.count < 0 || o.duration < 0 || o.wakeup < 0 {
-		return tracer.Config{}, usagef("--count, --duration and --wakeup cannot be negative")
+	switch {
+	case o.count < 0:
+		return tracer.Config{}, usagef("--count %d cannot be negative: want a number of events, or 0 for no limit", o.count)
+	case o.duration < 0:
+		return tracer.Config{}, usagef("--duration %s cannot be negative: want a duration such as 30s or 5m", o.duration)
+	case o.wakeup < 0:
+		return tracer.Config{}, usagef("--wakeup %s cannot be negative: want a duration such as 50ms, or 0", o.wakeup)
 	}
 	size, err := parseSize(o.ringSize)
 	if err == nil {

@@ -10,9 +10,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/twtrace/twtrace/tracer/event"
-
+	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
+
+	"github.com/twtrace/twtrace/tracer/event"
 
 	"github.com/twtrace/twtrace/tracer/capture"
 	"github.com/twtrace/twtrace/tracer/kstat"
@@ -31,7 +32,7 @@ func runUI(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) error
 	if o.logFile != "" {
 		f, err := createFile(o.logFile, true)
 		if err != nil {
-			return usagef("--log-file: %v", err)
+			return inputf("--log-file: %v", err)
 		}
 		defer f.Close()
 		logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -54,7 +55,7 @@ func runUI(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) error
 	}
 	opts := tui.Options{
 		Host: hostname(), Kernel: kernelRelease(), Rates: sess.Rates,
-		HostNetNS: sess.HostNetNS(), Logger: logger,
+		HostNetNS: sess.HostNetNS(), Logger: logger, LogSize: o.logSize,
 	}
 	if r, err := kstat.NewReader("/proc"); err == nil {
 		if sc, err := r.Sysctls(); err == nil && sc.PortRange[0] > 0 {
@@ -73,6 +74,24 @@ func runUI(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) error
 		return err
 	}
 	return tui.Run(ctx, sess, opts)
+}
+
+// logSizeWant is what --log-size accepts.
+var logSizeWant = "a number of events from 1 to " + strconv.Itoa(tui.MaxLogSize)
+
+// registerLogSize registers --log-size, the length of the live view's log.
+func registerLogSize(fs *pflag.FlagSet, n *int) {
+	fs.IntVar(n, "log-size", tui.DefaultLogSize, "events the live view's log keeps (1 to "+
+		strconv.Itoa(tui.MaxLogSize)+"; about 230 bytes each, twice that while paused)")
+	accepts(fs, "log-size", logSizeWant)
+}
+
+// checkLogSize refuses a --log-size out of bounds.
+func checkLogSize(n int) error {
+	if n < 1 || n > tui.MaxLogSize {
+		return usagef("--log-size %q: want %s", strconv.Itoa(n), logSizeWant)
+	}
+	return nil
 }
 
 func hostname() string {
@@ -121,11 +140,12 @@ func (f *replayFeed) Run(ctx context.Context, fn func([]event.Event) error) erro
 // now is the capture's time: the last event played.
 func (f *replayFeed) now() time.Time { return time.Unix(0, f.clock.Load()) }
 
-func replayUI(ctx context.Context, r *capture.Reader, speed float64, flt *event.Filter) error {
+func replayUI(ctx context.Context, r *capture.Reader, speed float64, flt *event.Filter, logSize int) error {
 	h := r.Header()
 	f := &replayFeed{r: r, speed: speed, flt: flt, tab: table.New(table.Config{})}
 	f.clock.Store(h.Started.UnixNano())
-	opts := tui.Options{Title: "twtrace replay", Host: h.Host, Kernel: h.Kernel, Clock: f.now, HostNetNS: h.NetNS}
+	opts := tui.Options{Title: "twtrace replay", Host: h.Host, Kernel: h.Kernel, Clock: f.now,
+		HostNetNS: h.NetNS, LogSize: logSize}
 	if pr, ok := h.Sysctls["net.ipv4.ip_local_port_range"]; ok {
 		if lo, hi, ok := parseRange(pr); ok {
 			opts.PortRange = [2]int{lo, hi}
