@@ -187,6 +187,17 @@ func TestLostAlwaysShows(t *testing.T) {
 	}
 }
 
+// A narrow terminal keeps a port's failure count.
+func TestNarrowPortsKeepFailures(t *testing.T) {
+	for _, w := range []int{40, 50, 60} {
+		m := step(headless(t, 100, 30), tea.WindowSizeMsg{Width: w, Height: 24})
+		screen := stripView(m)
+		requireScreen(t, screen, w, 24)
+		requireLine(t, screen, "8080", "1", "42.5s", "!2")
+		requireLine(t, screen, "PORT", "TIME_WAIT", "TW ENDS IN", "BINDFAIL")
+	}
+}
+
 // Pause freezes the log only: countdowns, the header and the tables go on.
 func TestPauseFreezesOnlyTheLog(t *testing.T) {
 	m := headless(t, 100, 30)
@@ -337,5 +348,57 @@ func TestHostNetNSFromCaller(t *testing.T) {
 	m = NewModel(f.tab, opts).Refresh()
 	if !m.ports.showNetNS {
 		t.Error("host namespace unknown, yet no NETNS column")
+	}
+}
+
+// A bad filter's error is shown whole, even at 80 columns, under the line
+// being fixed.
+func TestFilterErrorShowsWhole(t *testing.T) {
+	m := typeFilter(headless(t, 80, 24), "estabished")
+	screen := stripView(m)
+	requireScreen(t, screen, 80, 24)
+	lines := strings.Split(screen, "\n")
+	joined := strings.Join(lines[len(lines)-4:], " ")
+	want := `"estabished" is not a TCP state: want established, or comm:estabished for a task of that name`
+	if !strings.Contains(strings.Join(strings.Fields(joined), " "), want) {
+		t.Errorf("the error is not whole on screen:\n%s", screen)
+	}
+	requireLine(t, screen, "/estabished")
+	requireLine(t, screen, "enter apply", "esc cancel")
+}
+
+// Each view applies what its rows can be judged by and names the rest.
+func TestNotHereNotes(t *testing.T) {
+	for _, c := range []struct {
+		view, line, note string
+	}{
+		{"1", "dport:5432", "Ports 2 shown · only in Events: dport:5432 · busiest first"},
+		{"1", "8080 EADDRINUSE", "only in Events: EADDRINUSE"},
+		{"1", "connect fail", "only in Events: connect fail"},
+		{"2", "tw fail", "only in Events: fail"},
+		{"2", "listen", "Sockets 0 matching LISTEN, listen()"},
+		{"4", "pid:4120 tw", "only in Events: pid:4120"},
+	} {
+		m := keys(headless(t, 200, 30), c.view)
+		m = typeFilter(m, c.line).Refresh()
+		requireLine(t, stripView(m), c.note)
+	}
+	// What a view can judge, it applies: fail on Ports is the ports with
+	// failures, bind the ports with binds.
+	m := typeFilter(headless(t, 200, 30), "fail").Refresh()
+	if screen := stripView(m); !strings.Contains(screen, "Ports 1 shown, busiest") || strings.Contains(screen, "only in Events") {
+		t.Errorf("fail on Ports:\n%s", screen)
+	}
+	m = typeFilter(headless(t, 200, 30), "tw").Refresh()
+	requireLine(t, stripView(m), "Ports 2 shown, busiest")
+	m = typeFilter(headless(t, 200, 30), "nginx").Refresh()
+	requireLine(t, stripView(m), "8080", "TIME_WAIT left by 4120 nginx")
+	// Sockets: sport is the local port, which the table's query cannot say.
+	m = keys(headless(t, 200, 30), "2")
+	m = typeFilter(m, "sport:8080").Refresh()
+	screen := stripView(m)
+	requireLine(t, screen, "Sockets 3 matching sport 8080")
+	if strings.Contains(screen, "127.0.0.1:51234   127.0.0.1:8080") {
+		t.Errorf("a socket whose remote port is 8080 passed sport:8080:\n%s", screen)
 	}
 }

@@ -97,10 +97,11 @@ type Model struct {
 
 // helpKey is what the footer's help depends on.
 type helpKey struct {
-	mode  mode
-	width int
-	all   bool
-	dark  bool
+	mode          mode
+	width, height int
+	all           bool
+	dark          bool
+	status        string
 }
 
 // NewModel returns a model that reads tab. Options are defaulted as Run
@@ -227,7 +228,7 @@ func (m *Model) addEvents(evs []event.Event, dropped uint64) {
 func (m *Model) settle() {
 	m.ctx.querying = m.refresh.got != m.refresh.want
 	md := m.mode()
-	k := helpKey{md, m.width, m.help.ShowAll, m.dark}
+	k := helpKey{md, m.width, m.height, m.help.ShowAll, m.dark, m.status}
 	if k == m.helpKey && m.helpText != "" {
 		return
 	}

@@ -115,20 +115,22 @@ func (r *portRates) observe(ports []table.PortSummary, at time.Time) {
 // get returns a port's rate, and whether there are rates yet.
 func (r *portRates) get(k portKey) (float64, bool) { return r.rates[k], r.ok }
 
-// Columns; NETNS only when some port is in another namespace.
+// Columns; NETNS only when some port is in another namespace. A narrow
+// terminal keeps what answers "why is my bind refused": the port, its
+// TIME_WAITs and when they end, the failures, the owners.
 var (
 	portCols = []grid.Column{
 		{Title: "PORT", Width: 5, Align: grid.Right},
-		{Title: "LISTEN", Width: 6, Align: grid.Right},
-		{Title: "ESTAB", Width: 6, Align: grid.Right},
+		{Title: "LISTEN", Width: 6, Align: grid.Right, Drop: 3},
+		{Title: "ESTAB", Width: 6, Align: grid.Right, Drop: 4},
 		{Title: "TIME_WAIT", Width: 9, Align: grid.Right},
-		{Title: "OTHER", Width: 5, Align: grid.Right, Drop: 3},
+		{Title: "OTHER", Width: 5, Align: grid.Right, Drop: 6},
 		{Title: "TW ENDS IN", Width: 10, Align: grid.Right},
-		{Title: "TRANS/S", Width: 7, Align: grid.Right, Drop: 2},
+		{Title: "TRANS/S", Width: 7, Align: grid.Right, Drop: 5},
 		{Title: "BINDFAIL", Width: 8, Align: grid.Right},
 		{Title: "OWNERS", Width: 12, Flex: 1},
 	}
-	netnsCol = grid.Column{Title: "NETNS", Width: 10, Align: grid.Right, Drop: 1}
+	netnsCol = grid.Column{Title: "NETNS", Width: 10, Align: grid.Right, Drop: 2}
 )
 
 func newPortsView(ctx *uiContext) *portsView {
@@ -268,14 +270,18 @@ func (v *portsView) fold(p *portRow) {
 
 func (v *portsView) view() string {
 	st := v.ctx.styles
+	// The note of the terms not applied goes first: a narrow screen cuts the end.
 	title := st.paint(&st.ViewTitle, "Ports") + st.paint(&st.Muted, " "+itoa(len(v.rows))+" shown, busiest first")
+	if note := notHereNote(v.ctx, v.filter, viewPorts); note != "" {
+		title = st.paint(&st.ViewTitle, "Ports") + st.paint(&st.Muted, " "+itoa(len(v.rows))+" shown") + note +
+			st.paint(&st.Muted, " · busiest first")
+	}
 	if v.nFold > 0 {
 		title += st.paint(&st.Muted, " · "+itoa(v.nFold)+" ephemeral folded")
 	}
 	if v.hidden > 0 {
 		title += st.paint(&st.Muted, " · "+itoa(v.hidden)+" idle hidden")
 	}
-	title += notHereNote(v.ctx, v.filter, viewPorts)
 	body := v.grid.View(v.row)
 	if len(v.rows) == 0 {
 		body = emptyNote(body, v.ctx, "no port has sockets or failures yet")

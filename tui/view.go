@@ -52,13 +52,9 @@ func (m *Model) render() string {
 	return b.String()
 }
 
-// footerLines: the status line and the help, one line or the full table.
-func (m *Model) footerLines() int {
-	if m.help.ShowAll {
-		return 1 + lipgloss.Height(m.helpText)
-	}
-	return 2
-}
+// footerLines: the status line and the help: one line, the full table, or
+// a bad filter's error above the keys.
+func (m *Model) footerLines() int { return 1 + lipgloss.Height(m.helpText) }
 
 // helpLegend explains, under the full help, the header's counters of what
 // the UI misses and the words of the filter.
@@ -74,9 +70,17 @@ const helpLegend = "lost N: events the kernel could not deliver (its ring buffer
 // bubbles' help adds the item that does not fit when its ellipsis does not
 // fit either.
 func (m *Model) renderHelp() string {
+	st := m.ctx.styles
 	lines := strings.Split(m.help.View(m.ctx.keys), "\n")
+	if m.status != "" {
+		// What is wrong with the filter, whole, under the line being fixed.
+		wrapped := strings.Split(lipgloss.NewStyle().Width(m.width).Render(m.status), "\n")
+		for i, l := range wrapped[:min(len(wrapped), 3)] {
+			wrapped[i] = st.paint(&st.Bad, strings.TrimRight(l, " "))
+		}
+		lines = append(wrapped[:min(len(wrapped), 3)], lines...)
+	}
 	if m.help.ShowAll {
-		st := m.ctx.styles
 		legend := lipgloss.NewStyle().Width(m.width).Render(helpLegend)
 		for _, l := range strings.Split(legend, "\n") {
 			lines = append(lines, st.paint(&st.Muted, strings.TrimRight(l, " ")))
@@ -217,12 +221,7 @@ func (m *Model) statusLine() string {
 	var s string
 	switch {
 	case m.filtering:
-		s = m.input.View()
-		if m.status != "" {
-			s += "  " + st.paint(&st.Bad, m.status)
-		}
-	case m.status != "":
-		s = st.paint(&st.Bad, m.status)
+		s = m.input.View() // a bad filter's error is under it, in the help's place
 	case !m.filter.empty():
 		s = st.paint(&st.Label, "filter ") + st.paint(&st.Accent, m.filter.String()) + st.paint(&st.Muted, "  (esc clears)")
 	}
