@@ -83,6 +83,7 @@ func testOptions() Options {
 type ui struct {
 	*teatest.TestModel
 	frame *atomic.Pointer[string] // the last screen rendered
+	calm  *atomic.Bool            // ... with every failure seen diagnosed
 }
 
 // probe records each screen the program renders, so that tests wait for
@@ -90,17 +91,23 @@ type ui struct {
 type probe struct {
 	Model
 	frame *atomic.Pointer[string]
+	calm  *atomic.Bool
 }
 
 func (p probe) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	m, cmd := p.Model.Update(msg)
-	return probe{m.(Model), p.frame}, cmd
+	return probe{m.(Model), p.frame, p.calm}, cmd
 }
 
 func (p probe) View() tea.View {
 	v := p.Model.View()
 	s := ansi.Strip(v.Content)
 	p.frame.Store(&s)
+	calm := p.Model.failures.total > 0 && len(p.Model.failures.queue) == 0
+	for _, f := range p.Model.failures.entries {
+		calm = calm && f.diag != nil
+	}
+	p.calm.Store(calm)
 	return v
 }
 
@@ -108,9 +115,15 @@ func (p probe) View() tea.View {
 // profile, fed by feed.
 func startUI(t *testing.T, feed Feed, w, h int) *ui {
 	t.Helper()
+	return startUIWith(t, feed, testOptions(), w, h)
+}
+
+// startUIWith is startUI with options of the test's own.
+func startUIWith(t *testing.T, feed Feed, opts Options, w, h int) *ui {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	m, wait := attach(ctx, feed, testOptions())
-	p := probe{m, new(atomic.Pointer[string])}
+	m, wait := attach(ctx, feed, opts)
+	p := probe{m, new(atomic.Pointer[string]), new(atomic.Bool)}
 	tm := teatest.NewTestModel(t, p,
 		teatest.WithInitialTermSize(w, h),
 		teatest.WithProgramOptions(tea.WithColorProfile(colorprofile.ASCII)))
@@ -120,7 +133,7 @@ func startUI(t *testing.T, feed Feed, w, h int) *ui {
 			t.Errorf("feed: %v", err)
 		}
 	})
-	return &ui{tm, p.frame}
+	return &ui{tm, p.frame, p.calm}
 }
 
 // waitFor waits until the screen shows every string.
@@ -158,7 +171,25 @@ func finalModel(t *testing.T, u *ui) Model {
 // finalScreen quits and returns the last screen as plain text.
 func finalScreen(t *testing.T, u *ui) string {
 	t.Helper()
+	settled(t, u)
 	return ansi.Strip(finalModel(t, u).View().Content)
+}
+
+// settled waits (bounded) until the failures on screen are diagnosed: the
+// query goroutine makes diagnoses, a golden must not depend on its timing.
+func settled(t *testing.T, u *ui) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		// Every test feed has failures: all of them in, and diagnosed.
+		if u.calm.Load() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("failures still being diagnosed after 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func press(u *ui, keys ...string) {
@@ -237,9 +268,14 @@ func readAll(t *testing.T, r io.Reader) []byte {
 // program: for tests of rendering details and for benchmarks.
 func headless(t testing.TB, w, h int) Model {
 	t.Helper()
-	f := newSampleFeed()
+	return headlessWith(t, newSampleFeed(), testOptions(), w, h)
+}
+
+// headlessWith is headless with a feed and options of the test's own.
+func headlessWith(t testing.TB, f *testFeed, opts Options, w, h int) Model {
+	t.Helper()
 	f.tab.ApplyBatch(f.events, nil)
-	m := NewModel(f.tab, testOptions())
+	m := NewModel(f.tab, opts)
 	m = step(m, tea.WindowSizeMsg{Width: w, Height: h})
 	m = step(m, EventsMsg(f.events))
 	return m.Refresh()

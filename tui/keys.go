@@ -18,7 +18,7 @@ type KeyMap struct {
 	Help     key.Binding
 	NextView key.Binding
 	PrevView key.Binding
-	Views    key.Binding // 1-4
+	Views    key.Binding // 1-6
 	Filter   key.Binding
 	Back     key.Binding
 	Select   key.Binding // enter: drill down (its help text depends on the view)
@@ -37,7 +37,7 @@ func DefaultKeyMap() *KeyMap {
 		Help:     key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
 		NextView: key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next view")),
 		PrevView: key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("S-tab", "prev view")),
-		Views:    key.NewBinding(key.WithKeys("1", "2", "3", "4"), key.WithHelp("1-4", "view")),
+		Views:    key.NewBinding(key.WithKeys("1", "2", "3", "4", "5", "6"), key.WithHelp("1-6", "view")),
 		Filter:   key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
 		Back:     key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "back")),
 		Select:   key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "open")),

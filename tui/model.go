@@ -30,10 +30,12 @@ const (
 	viewSockets
 	viewEvents
 	viewRemotes
+	viewFailures
+	viewAdvice
 	numViews
 )
 
-var viewNames = [numViews]string{"Ports", "Sockets", "Events", "Remotes"}
+var viewNames = [numViews]string{"Ports", "Sockets", "Events", "Remotes", "Failures", "Advice"}
 
 // uiContext is what every view shares: styles, keys, and the time of the
 // frame. One per model; views hold a pointer to it. Update changes it, View
@@ -46,6 +48,7 @@ type uiContext struct {
 	hostNetNS uint32
 	portRange [2]int
 	querying  bool // the view's data is being fetched (a new view or filter)
+	failures  *failureLog
 }
 
 // Model is the UI's state. It is usable without a terminal: NewModel, then
@@ -65,6 +68,9 @@ type Model struct {
 	sockets       *socketsView
 	events        *eventsView
 	remotes       *remotesView
+	failed        *failuresView
+	advice        *adviceView
+	failures      *failureLog // every refused syscall, diagnosed by the query goroutine
 
 	// The two bubbles are 12 KB: behind pointers, so that returning the
 	// Model from Update (boxed in a tea.Model) does not copy them.
@@ -102,6 +108,7 @@ type helpKey struct {
 	all           bool
 	dark          bool
 	status        string
+	failed        bool // the failure line takes a line of the body
 }
 
 // NewModel returns a model that reads tab. Options are defaulted as Run
@@ -126,10 +133,14 @@ func NewModel(tab *table.Table, opts Options) Model {
 		sockets: newSocketsView(ctx),
 		events:  newEventsView(ctx, opts.LogSize),
 		remotes: newRemotesView(ctx),
+		advice:  newAdviceView(ctx),
 		help:    new(help.New()),
 		input:   new(textinput.New()),
 		dark:    true,
 	}
+	m.failures = newFailureLog()
+	m.failed = newFailuresView(ctx, m.failures)
+	ctx.failures = m.failures
 	m.input.Prompt = "/"
 	m.input.Placeholder = "8080 tw fail nginx sport:N pid:N"
 	m.applyStyles(ctx.styles)
@@ -202,7 +213,7 @@ func (m *Model) resize(w, h int) {
 // takes more footer.
 func (m *Model) layout() {
 	body := m.height - headerLines - m.footerLines()
-	for _, v := range []interface{ setSize(w, h int) }{m.ports, m.sockets, m.events, m.remotes} {
+	for _, v := range []interface{ setSize(w, h int) }{m.ports, m.sockets, m.events, m.remotes, m.failed, m.advice} {
 		v.setSize(m.width, max(body, 2))
 	}
 }
@@ -216,6 +227,12 @@ func (m *Model) addEvents(evs []event.Event, dropped uint64) {
 		m.newPaused += n
 	}
 	m.events.add(evs, dropped)
+	for i := range evs {
+		if isFailure(&evs[i]) {
+			m.failures.add(&evs[i])
+		}
+	}
+	m.failed.sync()
 	if dropped > 0 {
 		m.uiDropped += dropped
 		m.log.Warn("event log fell behind", "skipped", dropped)
@@ -228,7 +245,7 @@ func (m *Model) addEvents(evs []event.Event, dropped uint64) {
 func (m *Model) settle() {
 	m.ctx.querying = m.refresh.got != m.refresh.want
 	md := m.mode()
-	k := helpKey{md, m.width, m.height, m.help.ShowAll, m.dark, m.status}
+	k := helpKey{md, m.width, m.height, m.help.ShowAll, m.dark, m.status, m.alertOwnLine()}
 	if k == m.helpKey && m.helpText != "" {
 		return
 	}

@@ -22,6 +22,10 @@ type pending struct {
 	buf     []event.Event
 	limit   int
 	dropped uint64 // since the last drain
+	// fails keeps the refused syscalls of the dropped events: the Failures
+	// view and its diagnoses miss none (bounded too, and counted).
+	fails     []event.Event
+	failsLost uint64
 	total   uint64 // every event offered, dropped included
 	done    bool   // the feed's Run returned
 	err     error  // ... with this error
@@ -38,6 +42,15 @@ func (p *pending) add(batch []event.Event) error {
 	p.total += uint64(len(batch))
 	room := p.limit - len(p.buf)
 	if room < len(batch) {
+		for i := max(room, 0); i < len(batch); i++ {
+			if isFailure(&batch[i]) {
+				if len(p.fails) < maxFailures {
+					p.fails = append(p.fails, batch[i])
+				} else {
+					p.failsLost++
+				}
+			}
+		}
 		p.dropped += uint64(len(batch) - max(room, 0))
 		batch = batch[:max(room, 0)]
 	}
@@ -56,6 +69,8 @@ func (p *pending) finish(err error) {
 type drained struct {
 	events  []event.Event
 	dropped uint64 // events that came after events and were not kept
+	fails   []event.Event // the refused syscalls among the dropped
+	failsLost uint64      // ... beyond what fails could keep
 	total   uint64 // every event the feed ever delivered
 	done    bool
 	err     error
@@ -66,7 +81,8 @@ type drained struct {
 func (p *pending) drain(spare []event.Event) drained {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	d := drained{events: p.buf, dropped: p.dropped, total: p.total, done: p.done, err: p.err}
-	p.buf, p.dropped = spare[:0], 0
+	d := drained{events: p.buf, dropped: p.dropped, total: p.total, done: p.done, err: p.err,
+		fails: p.fails, failsLost: p.failsLost}
+	p.buf, p.dropped, p.fails, p.failsLost = spare[:0], 0, nil, 0
 	return d
 }

@@ -129,6 +129,7 @@ var (
 		{Title: "TRANS/S", Width: 7, Align: grid.Right, Drop: 5},
 		{Title: "BINDFAIL", Width: 8, Align: grid.Right},
 		{Title: "OWNERS", Width: 12, Flex: 1},
+		{Title: "WHY (last refused bind)", Width: 24, Flex: 2, Drop: 7},
 	}
 	netnsCol = grid.Column{Title: "NETNS", Width: 10, Align: grid.Right, Drop: 2}
 )
@@ -334,7 +335,11 @@ func (v *portsView) row(i int, cells []grid.Cell) []grid.Cell {
 	case len(p.Owners) == 0 && tw > 0:
 		owners = "TIME_WAIT only" // no process: the kernel holds them
 	}
-	return append(cells, ends, grid.Cell{Text: fmtRate(p.rate, p.rateOK)}, failCell, grid.Cell{Text: owners})
+	why := grid.Cell{}
+	if f := v.ctx.failures.forPort(p.NetNS, p.Port); f != nil && p.folded == 0 {
+		why = grid.Cell{Text: whyText(f, v.ctx), Style: &st.Bad}
+	}
+	return append(cells, ends, grid.Cell{Text: fmtRate(p.rate, p.rateOK)}, failCell, grid.Cell{Text: owners}, why)
 }
 
 // countCell shows zero as a dot, so that the counts that matter stand out.

@@ -1,10 +1,12 @@
 package tui
 
 import (
+	"slices"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/twtrace/twtrace/tracer/advice"
 	"github.com/twtrace/twtrace/tracer/kstat"
 	"github.com/twtrace/twtrace/tracer/table"
 )
@@ -56,6 +58,14 @@ type request struct {
 	now      time.Time
 	counters bool
 	wall     func() time.Time // measures the query's cost
+
+	// Failures to diagnose (read the table for), and for the Advice view
+	// the diagnosed ones, with the namespaces' sysctls and counter rates.
+	diagnose  []failure
+	failures  []failure
+	sysctls   func(netns uint32) *kstat.Sysctls
+	rates     func() (kstat.Rates, bool)
+	hostNetNS uint32
 }
 
 // snapshotMsg is a query's result.
@@ -69,6 +79,10 @@ type snapshotMsg struct {
 	sockets []table.Socket
 	matched int // sockets the query matched; more than len(sockets) at the limit
 	remotes []table.RemoteSummary
+	// diagnosed are req.diagnose with their diagnoses; findings the
+	// Advice view's.
+	diagnosed []failure
+	findings  []advice.Finding
 	// A timeline query fetches only its socket (nil: gone from the table)
 	// and leaves the list as it was.
 	detailOnly bool
@@ -95,7 +109,7 @@ func (m *Model) maybeRefresh() tea.Cmd {
 		return nil
 	}
 	now := m.opts.WallClock()
-	changed := r.want != r.got
+	changed := r.want != r.got || len(m.failures.queue) > 0
 	due := now.Sub(r.started) >= max(m.opts.Tick, costFactor*r.cost)
 	if !changed && !due {
 		return nil
@@ -117,6 +131,12 @@ func (m *Model) request(now time.Time) request {
 		now:      m.ctx.now,
 		counters: m.opts.Rates != nil && now.Sub(m.refresh.counters) >= countersEvery,
 		wall:     m.opts.WallClock,
+		diagnose: m.failures.toDiagnose(),
+		sysctls:  m.opts.Sysctls,
+	}
+	if m.active == viewAdvice {
+		req.failures = slices.Clone(m.failures.entries)
+		req.rates, req.hostNetNS = m.opts.Rates, m.ctx.hostNetNS
 	}
 	if m.active == viewSockets {
 		req.query, req.socket = m.filter.query()
@@ -164,6 +184,11 @@ func takeSnapshot(tab *table.Table, req request, kernel func() kernelReading) sn
 		}
 	case viewRemotes:
 		s.remotes = tab.Remotes()
+	case viewAdvice:
+		s.findings = advice.Advise(adviceFacts(tab, &req))
+	}
+	if len(req.diagnose) > 0 {
+		s.diagnosed = diagnoseFailures(tab, req.diagnose, req.sysctls)
 	}
 	s.stats = tab.Stats()
 	if req.counters && kernel != nil {

@@ -63,6 +63,11 @@ type Options struct {
 	// header. nil: not shown. It is called off the UI goroutine, at most once
 	// a second.
 	Rates func() (kstat.Rates, bool)
+	// Sysctls reads a network namespace's sysctls, for the diagnosis of a
+	// refused syscall and the Advice view (the fixes name their current
+	// values); nil for one it cannot read. It runs off the UI goroutine.
+	// nil: unknown.
+	Sysctls func(netns uint32) *kstat.Sysctls
 	// PortRange is net.ipv4.ip_local_port_range, against which the Remotes
 	// view measures exhaustion. Zero: the kernel's default, 32768-60999.
 	PortRange [2]int

@@ -2,9 +2,11 @@ package tui
 
 import (
 	"math"
+	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/twtrace/twtrace/tracer/advice"
 	"github.com/twtrace/twtrace/tracer/event"
 	"github.com/twtrace/twtrace/tracer/text"
 
@@ -72,7 +74,7 @@ func (v *socketsView) detailView() string {
 		"",
 		st.paint(&st.Section, "Timeline")+st.paint(&st.Muted, "  state, entered at, time spent (bars on a log scale)"))
 	lines = append(lines, v.timelineLines(s)...)
-	if hint := blockHint(s); hint != "" {
+	if hint := v.blockHint(s); hint != "" {
 		wrap := lipgloss.NewStyle().Width(max(v.width-4, 20))
 		lines = append(lines, "")
 		for _, l := range strings.Split(wrap.Render(hint), "\n") {
@@ -114,23 +116,61 @@ func (v *socketsView) timelineLines(s *table.Socket) []string {
 	return out
 }
 
-// blockHint says what a socket in this state does to a new bind() of its
-// port, by the kernel's rule (inet_bind_conflict).
-func blockHint(s *table.Socket) string {
-	if !s.Closed.IsZero() {
+// blockHint says what this socket does to a new bind() of its port, each
+// way of binding predicted by the kernel's rule (tracer/advice), and the
+// diagnosis of the port's last refused bind, if any.
+func (v *socketsView) blockHint(s *table.Socket) string {
+	if !s.Closed.IsZero() || s.Src.Port() == 0 {
 		return ""
 	}
-	port := itoa(s.Src.Port())
-	switch s.State {
-	case event.StateTimeWait:
-		return "While it lasts, a bind() to port " + port + " is refused with EADDRINUSE unless both this " +
-			"socket's original and the new one set SO_REUSEADDR (or both SO_REUSEPORT). " +
-			"tcp_tw_reuse does not help a bind(): it applies to connect() only."
-	case event.StateListen:
-		return "A second listener on port " + port + " is refused with EADDRINUSE unless both set " +
-			"SO_REUSEPORT under the same effective user."
+	ip := netip.IPv4Unspecified()
+	if s.Src.Addr().Is6() && !s.Src.Addr().Is4In6() {
+		ip = netip.IPv6Unspecified()
 	}
-	return ""
+	target := netip.AddrPortFrom(ip, s.Src.Port())
+	socks := []advice.Socket{advice.SocketFromTable(s)}
+	var refused, ok []string
+	for _, o := range advice.AllOptions {
+		out := advice.Predict(socks, advice.Attempt{Addr: target, Options: o})
+		label := optionLabel(o)
+		if !out.Certain {
+			label += "?"
+		}
+		if out.Result == advice.OK {
+			ok = append(ok, label)
+		} else {
+			refused = append(refused, label)
+		}
+	}
+	hint := "Beside this socket, a new bind() to " + text.Addr(target)
+	if len(refused) > 0 {
+		hint += " is refused with EADDRINUSE " + strings.Join(refused, ", ")
+		if len(ok) > 0 {
+			hint += ", and gets through " + strings.Join(ok, ", ")
+		}
+	} else {
+		hint += " gets through " + strings.Join(ok, ", ")
+	}
+	hint += " (twtrace why " + itoa(s.Src.Port()) + " weighs every socket of the port)."
+	if !s.Reuse.Known() {
+		hint += " ? depends on this socket's SO_REUSEADDR/SO_REUSEPORT, which were not read."
+	}
+	if f := v.ctx.failures.forPort(s.NetNS, s.Src.Port()); f != nil {
+		hint += " Last refused bind of the port: " + whyText(f, v.ctx) + "."
+	}
+	return hint
+}
+
+func optionLabel(o advice.Options) string {
+	switch o {
+	case 0:
+		return "plain"
+	case advice.ReuseAddr:
+		return "with SO_REUSEADDR"
+	case advice.ReusePort:
+		return "with SO_REUSEPORT"
+	}
+	return "with both"
 }
 
 // bar is a log-scale bar: 1 µs is empty, a minute is full.

@@ -52,6 +52,11 @@ func (m *Model) onTick() tea.Cmd {
 	if m.pending != nil {
 		d := m.pending.drain(m.spare)
 		m.addEvents(d.events, d.dropped)
+		for i := range d.fails {
+			m.failures.add(&d.fails[i]) // after the batch they came after
+		}
+		m.failures.total += d.failsLost
+		m.failed.sync()
 		m.spare = d.events
 		if d.done && !m.feedDone {
 			m.feedDone, m.feedErr = true, d.err
@@ -138,6 +143,10 @@ func (m *Model) navigate(k tea.KeyPressMsg) {
 		m.events.move(k)
 	case viewRemotes:
 		m.remotes.move(k)
+	case viewFailures:
+		m.failed.move(k)
+	case viewAdvice:
+		m.advice.move(k)
 	}
 }
 
@@ -221,6 +230,7 @@ func (m *Model) onSnapshot(s snapshotMsg) {
 	if s.kernel != nil {
 		m.kRates, m.kRatesOK = s.kernel.rates, s.kernel.ok
 	}
+	m.failures.diagnosed(s.diagnosed) // whatever the view: they are the failures'
 	if s.gen != m.refresh.want {
 		return // asked for before the view or the filter changed: ask again
 	}
@@ -233,6 +243,8 @@ func (m *Model) onSnapshot(s snapshotMsg) {
 		m.sockets.setData(s)
 	case viewRemotes:
 		m.remotes.setData(s.remotes, &m.filter)
+	case viewAdvice:
+		m.advice.findings = s.findings
 	}
 	if s.took > slowQuery {
 		m.log.Info("slow table query", "view", viewNames[s.view], "took", s.took,

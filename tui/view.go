@@ -44,8 +44,16 @@ func (m *Model) render() string {
 		b.WriteString(m.events.view(m.newPaused))
 	case viewRemotes:
 		b.WriteString(m.remotes.view())
+	case viewFailures:
+		b.WriteString(m.failed.view())
+	case viewAdvice:
+		b.WriteString(m.advice.view())
 	}
 	b.WriteByte('\n')
+	if m.alertOwnLine() {
+		b.WriteString(m.alertLine())
+		b.WriteByte('\n')
+	}
 	b.WriteString(m.statusLine())
 	b.WriteByte('\n')
 	b.WriteString(m.helpText)
@@ -54,7 +62,20 @@ func (m *Model) render() string {
 
 // footerLines: the status line and the help: one line, the full table, or
 // a bad filter's error above the keys.
-func (m *Model) footerLines() int { return 1 + lipgloss.Height(m.helpText) }
+func (m *Model) footerLines() int {
+	n := 1 + lipgloss.Height(m.helpText)
+	if m.alertOwnLine() {
+		n++
+	}
+	return n
+}
+
+// alertOwnLine: the newest failure needs a line of its own, because the
+// status line shows the filter; otherwise it takes the status line. On a
+// terminal too short for both, the view keeps the line.
+func (m *Model) alertOwnLine() bool {
+	return m.failures.last() != nil && (m.filtering || !m.filter.empty()) && m.height >= 12
+}
 
 // helpLegend explains, under the full help, the header's counters of what
 // the UI misses and the words of the filter.
@@ -85,7 +106,11 @@ func (m *Model) renderHelp() string {
 		for _, l := range strings.Split(legend, "\n") {
 			lines = append(lines, st.paint(&st.Muted, strings.TrimRight(l, " ")))
 		}
-		lines = lines[:min(len(lines), max(m.height-headerLines-1-3, 1))]
+		own := 0
+		if m.alertOwnLine() {
+			own = 1
+		}
+		lines = lines[:min(len(lines), max(m.height-headerLines-1-own-3, 1))]
 	}
 	for i := range lines {
 		lines[i] = fitWidth(lines[i], m.width)
@@ -224,6 +249,8 @@ func (m *Model) statusLine() string {
 		s = m.input.View() // a bad filter's error is under it, in the help's place
 	case !m.filter.empty():
 		s = st.paint(&st.Label, "filter ") + st.paint(&st.Accent, m.filter.String()) + st.paint(&st.Muted, "  (esc clears)")
+	default:
+		return m.alertLine() // the newest failure, if any
 	}
 	return fitWidth(s, m.width)
 }

@@ -61,6 +61,17 @@ func runUI(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) error
 		if sc, err := r.Sysctls(); err == nil && sc.PortRange[0] > 0 {
 			opts.PortRange = sc.PortRange
 		}
+		host := sess.HostNetNS()
+		opts.Sysctls = func(netns uint32) *kstat.Sysctls {
+			if netns != host {
+				return nil // another namespace's: not read from here
+			}
+			sc, err := r.Sysctls()
+			if err != nil {
+				return nil
+			}
+			return &sc
+		}
 	}
 	for _, w := range sess.Tracer().Warnings() {
 		logger.Warn(w)
@@ -150,6 +161,13 @@ func replayUI(ctx context.Context, r *capture.Reader, speed float64, flt *event.
 		if lo, hi, ok := parseRange(pr); ok {
 			opts.PortRange = [2]int{lo, hi}
 		}
+	}
+	recorded := kstat.SysctlsFromValues(h.Sysctls)
+	opts.Sysctls = func(netns uint32) *kstat.Sysctls {
+		if netns != h.NetNS && h.NetNS != 0 {
+			return nil
+		}
+		return &recorded // the recording host's, as its header has them
 	}
 	return tui.Run(ctx, f, opts)
 }

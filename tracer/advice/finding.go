@@ -26,12 +26,26 @@ type Finding struct {
 	NotFixes []string `json:"not_fixes,omitempty"`
 }
 
-// Line is the finding on one line: the cause and the first fix.
-func (f *Finding) Line() string {
-	if len(f.Fixes) == 0 || f.Fixes[0].Brief == "" {
+// Line is the finding on one line: the cause and its first two fixes.
+func (f *Finding) Line() string { return f.LineAt(time.Time{}) }
+
+// LineAt is Line with a wait counted down to now (a zero now keeps the
+// time left when the finding was made).
+func (f *Finding) LineAt(now time.Time) string {
+	var fixes []string
+	for _, fx := range f.Fixes[:min(2, len(f.Fixes))] {
+		b := fx.Brief
+		if fx.Kind == FixWait && fx.Until != nil && !now.IsZero() {
+			b = "wait " + seconds(fx.Until.Sub(now))
+		}
+		if b != "" {
+			fixes = append(fixes, b)
+		}
+	}
+	if len(fixes) == 0 {
 		return f.Cause
 	}
-	return f.Cause + " — fix: " + f.Fixes[0].Brief
+	return f.Cause + " — fix: " + strings.Join(fixes, "; ")
 }
 
 // Codes of the advisor's rules: TW1xx a refused bind(), TW2xx ports and

@@ -134,7 +134,7 @@ func timeWaitNoReuse(f *PortFacts, want Attempt, idx []int) Finding {
 		Summary: fmt.Sprintf("%s on port %d %s left by a socket without SO_REUSEADDR: until the last ends, "+
 			"every new bind() is refused, even one that sets SO_REUSEADDR (both sockets must have it)",
 			n, f.Port, were(len(idx))),
-		Cause:    fmt.Sprintf("%s from a socket without SO_REUSEADDR, last ends in %s", n, seconds(last.Sub(f.Now))),
+		Cause:    fmt.Sprintf("%d TIME_WAIT without SO_REUSEADDR", len(idx)),
 		Evidence: []string{fmt.Sprintf("%s, options read from the kernel: none (%s)", n, tuples(f, idx))},
 		NotFixes: []string{notTWReuse(f.Sysctls), notFinTimeout(f.Sysctls)},
 	}
@@ -175,7 +175,7 @@ func timeWaitReuseNew(f *PortFacts, want Attempt, idx []int) Finding {
 		Code: CodeTimeWaitReuseNew, Name: "new-socket-without-reuseaddr", Port: f.Port, NetNS: f.NetNS,
 		Summary: fmt.Sprintf("%s on port %d %s SO_REUSEADDR, the new socket does not: "+
 			"with SO_REUSEADDR it would bind beside them", n, f.Port, has(len(idx))),
-		Cause:    fmt.Sprintf("%s; the new socket lacks SO_REUSEADDR", n),
+		Cause:    fmt.Sprintf("%d TIME_WAIT with SO_REUSEADDR; the new socket lacks it", len(idx)),
 		Evidence: []string{fmt.Sprintf("%s with SO_REUSEADDR (%s)", n, tuples(f, idx))},
 		NotFixes: []string{notTWReuse(f.Sysctls)},
 	}
@@ -204,7 +204,7 @@ func timeWaitUnknown(f *PortFacts, idx []int) Finding {
 		Code: CodeTimeWaitUnknown, Name: "timewait-options-unknown", Port: f.Port, NetNS: f.NetNS,
 		Summary: fmt.Sprintf("%s on port %d refuse a plain bind(); whether SO_REUSEADDR would get past them "+
 			"depends on the options of the socket they came from, which could not be read", n, f.Port),
-		Cause:    fmt.Sprintf("%s, last ends in %s", n, seconds(last.Sub(f.Now))),
+		Cause:    fmt.Sprintf("%d TIME_WAIT of unknown options", len(idx)),
 		Evidence: []string{fmt.Sprintf("%s (%s); %s", n, tuples(f, idx), f.ReuseUnknown)},
 		NotFixes: []string{notTWReuse(f.Sysctls), notFinTimeout(f.Sysctls)},
 	}

@@ -39,11 +39,24 @@ type NetNS struct {
 	TimeWait        int // TIME_WAIT sockets now
 }
 
-// Failure is a refused bind(), connect() or listen() and, for a bind or
-// listen, the diagnosis of its port at that moment.
+// Failure is a refused bind(), connect() or listen() and its diagnosis at
+// that moment: its port's, for a bind or listen; for a connect(), what the
+// exhaustion rule finds.
 type Failure struct {
-	Event event.Event
-	Port  *PortReport // nil for connect()
+	Event   event.Event
+	Port    *PortReport // nil for connect()
+	Connect *Finding    // connect(): the exhaustion finding; nil when none
+}
+
+// Headline is the finding that explains the failure, nil when none does.
+func (fl *Failure) Headline() *Finding {
+	switch {
+	case fl.Port != nil && len(fl.Port.Findings) > 0:
+		return &fl.Port.Findings[0]
+	case fl.Connect != nil:
+		return fl.Connect
+	}
+	return nil
 }
 
 // FileSetting is one line of a sysctl configuration file.

@@ -23,25 +23,28 @@ func TableFacts(tab *table.Table, netns uint32, port uint16, sysctls *kstat.Sysc
 		if s.Src.Port() != port || s.NetNS != netns {
 			continue // a connection to the port, not on it
 		}
-		as := Socket{
-			Cookie: s.Cookie, State: s.State, Family: s.Family, Local: s.Src, Remote: s.Dst,
-			Reuse: s.Reuse, Expires: s.Expires,
-		}
-		if s.State == event.StateTimeWait {
-			as.Expires = s.Expires
-		}
 		if !s.Reuse.Known() {
 			unknown = true
 		}
-		if s.Owner != 0 {
-			as.Holders = []Holder{{PID: s.Owner, Comm: s.OwnerComm.String(), Container: s.Container}}
-		}
-		f.Sockets = append(f.Sockets, as)
+		f.Sockets = append(f.Sockets, SocketFromTable(s))
 	}
 	if unknown {
 		f.ReuseUnknown = "the options of sockets older than the trace are read only with BPF privilege"
 	}
 	return f
+}
+
+// SocketFromTable converts a socket of the table: its options as the table
+// has them, its owner as its holder; no uid, no IPV6_V6ONLY.
+func SocketFromTable(s *table.Socket) Socket {
+	as := Socket{
+		Cookie: s.Cookie, State: s.State, Family: s.Family, Local: s.Src, Remote: s.Dst,
+		Reuse: s.Reuse, Expires: s.Expires,
+	}
+	if s.Owner != 0 {
+		as.Holders = []Holder{{PID: s.Owner, Comm: s.OwnerComm.String(), Container: s.Container}}
+	}
+	return as
 }
 
 // FailedBind is the attempt a refused bind() or listen() event describes.
@@ -75,6 +78,13 @@ func DiagnoseFailure(tab *table.Table, ev *event.Event, sysctls *kstat.Sysctls) 
 		want.UID = ev.UID
 		r := DiagnosePort(TableFacts(tab, ev.NetNS, ev.Src.Port(), sysctls, ev.Time), want)
 		fl.Port = &r
+	}
+	if ev.Kind == event.KindConnect && ev.Ret < 0 {
+		f := &Facts{Now: ev.Time, Failures: []Failure{fl}, Remotes: tab.Remotes(),
+			Namespaces: map[uint32]*NetNS{ev.NetNS: {Sysctls: sysctls, FinWait2Orphans: -1}}}
+		if fs := checkPortExhaustion(f); len(fs) > 0 {
+			fl.Connect = &fs[0]
+		}
 	}
 	return fl
 }
