@@ -135,7 +135,8 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 	if (si)
 		si->since_ns = now;
 
-	bool keep = family_match(family) && port_match(sport, dport);
+	__u32 uid = sk->sk_uid.val;
+	bool keep = family_match(family) && port_match(sport, dport) && uid_match(uid);
 	if (keep && cfg.pid)
 		keep = owner == cfg.pid || (bpf_get_current_pid_tgid() >> 32) == cfg.pid;
 	if (!keep) {
@@ -174,7 +175,7 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 	e->oldstate = oldstate;
 	e->newstate = newstate;
 	e->_pad0 = 0;
-	e->_pad1 = 0;
+	e->uid = uid;
 	e->owner_pid = owner;
 	if (si && owner) {
 		e->h.flags |= TW_F_OWNER_KNOWN;

@@ -67,6 +67,20 @@ static __always_inline bool port_match(__u16 a, __u16 b)
 	return false;
 }
 
+/* True when no uid filter is set or uid is one of the filter's. */
+static __always_inline bool uid_match(__u32 uid)
+{
+	if (cfg.nuids == 0)
+		return true;
+	for (int i = 0; i < TW_MAX_UIDS; i++) {
+		if (i >= cfg.nuids)
+			break;
+		if (cfg.uids[i] == uid)
+			return true;
+	}
+	return false;
+}
+
 static __always_inline bool family_match(__u16 family)
 {
 	return cfg.family == 0 || cfg.family == family;

@@ -28,10 +28,15 @@ type sockstateTwConfig struct {
 	Ports       [16]uint16
 	Nports      uint32
 	Pid         uint32
+	Uids        [8]uint32
+	Nuids       uint32
 	Family      uint16
 	BatchWakeup uint8
 	Pad0        uint8
 	WakeupBytes uint32
+	NrBind      int32
+	NrConnect   int32
+	NrListen    int32
 }
 
 type sockstateTwCounters struct {
@@ -64,6 +69,7 @@ type sockstateTwLimit uint32
 const (
 	sockstateTwLimitTW_COMM_LEN  sockstateTwLimit = 16
 	sockstateTwLimitTW_MAX_PORTS sockstateTwLimit = 16
+	sockstateTwLimitTW_MAX_UIDS  sockstateTwLimit = 8
 )
 
 type sockstateTwStat uint32
@@ -107,7 +113,7 @@ type sockstateTwStateEvent struct {
 	Newstate  uint8
 	Pad0      uint16
 	OwnerPid  uint32
-	Pad1      uint32
+	Uid       uint32
 	OwnerComm [16]int8
 }
 

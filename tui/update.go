@@ -27,6 +27,9 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		cmd := m.onKey(msg)
 		m.layout()
 		return m, tea.Batch(cmd, m.maybeRefresh())
+	case cmdPanic:
+		m.log.Error("query panicked", "panic", msg.value, "stack", string(msg.stack))
+		panic(msg.value) // for runProgram, on this goroutine
 	}
 	if m.filtering {
 		// The input's own messages (paste, ...).

@@ -121,6 +121,9 @@ func (m *Model) countersLine() string {
 	if m.uiDropped > 0 {
 		item("UI skipped", itoa(m.uiDropped), &st.Bad)
 	}
+	if n := len(m.opts.Degraded); n > 0 {
+		item("degraded", itoa(n), &st.Warn) // the sentences: on stderr at start, and in the log
+	}
 	switch {
 	case m.opts.Counters == nil && m.opts.Rates == nil:
 	case m.kErr != nil:

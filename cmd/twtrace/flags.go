@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -16,6 +17,7 @@ import (
 type filterFlags struct {
 	ports  []string
 	pid    uint32
+	uids   []string
 	comm   string
 	states []string
 	netns  uint32
@@ -39,6 +41,7 @@ func (f *filterFlags) registerSnapshot(fs *pflag.FlagSet) {
 func (f *filterFlags) registerEvents(fs *pflag.FlagSet, kernel string) {
 	f.registerSockets(fs, kernel, "only this process, as owner or running task"+kernel,
 		"only transitions into or out of this TCP `state` (repeatable)")
+	fs.StringSliceVar(&f.uids, "uid", nil, "only this `uid`: the socket owner's for transitions, the task's for bind/connect/listen (repeatable)"+kernel)
 	fs.StringVar(&f.comm, "comm", "", "only this task `name`, as owner or running task")
 	fs.Uint32Var(&f.netns, "netns", 0, "only this network namespace `inode` (see: ls -L -i /proc/PID/ns/net)")
 }
@@ -63,6 +66,16 @@ func (f *filterFlags) filter() (event.Filter, error) {
 	}
 	if len(flt.Ports) > tracer.MaxPorts {
 		return flt, usagef("--port: at most %d ports, got %d", tracer.MaxPorts, len(flt.Ports))
+	}
+	for _, u := range f.uids {
+		n, err := strconv.ParseUint(strings.TrimSpace(u), 10, 32)
+		if err != nil || n == math.MaxUint32 {
+			return flt, usagef("--uid %q: want a user id, a number such as 0 or 1000 (see: id -u NAME)", u)
+		}
+		flt.UIDs = append(flt.UIDs, uint32(n))
+	}
+	if len(flt.UIDs) > tracer.MaxUIDs {
+		return flt, usagef("--uid: at most %d uids, got %d", tracer.MaxUIDs, len(flt.UIDs))
 	}
 	for _, s := range f.states {
 		st, ok := event.ParseState(strings.TrimSpace(s))

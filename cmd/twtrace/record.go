@@ -101,6 +101,8 @@ func runRecord(ctx context.Context, o *recordOptions, filters map[string][]strin
 		return err
 	}
 	defer sess.Close()
+	hdr.Degraded = sess.Tracer().Degraded()
+	announce(stderr, hdr.Degraded)
 	hdr.Time = time.Now()
 	hdr.Started = hdr.Time
 	w, err := capture.Create(o.output, hdr, capture.Options{Force: o.force})
@@ -114,6 +116,7 @@ func runRecord(ctx context.Context, o *recordOptions, filters map[string][]strin
 	if err := signalReady(o.trace.readyFile); err != nil {
 		return err
 	}
+	o.trace.dev.crash("main")
 
 	ctx, cancel := withDuration(ctx, o.trace.duration)
 	defer cancel()

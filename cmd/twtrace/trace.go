@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -121,9 +123,11 @@ func runTrace(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) er
 		return err
 	}
 	defer sess.Close()
+	announce(stderr, sess.Tracer().Degraded())
 	if err := signalReady(o.readyFile); err != nil {
 		return err
 	}
+	o.dev.crash("main")
 
 	var write eventSink
 	if o.json {
@@ -149,6 +153,9 @@ func runTrace(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) er
 			}
 		}
 		if err := write(batch); err != nil {
+			if errors.Is(err, syscall.EIO) && ctx.Err() != nil {
+				return nil // the terminal hung up (SIGHUP): nobody reads on
+			}
 			return fmt.Errorf("write output: %w", err)
 		}
 		return nil
@@ -157,6 +164,14 @@ func runTrace(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) er
 		err = derr
 	}
 	return err
+}
+
+// announce prints what the session traces without, one sentence a line:
+// "continuing without bind/connect/listen events: ...".
+func announce(stderr io.Writer, degraded []string) {
+	for _, d := range degraded {
+		fmt.Fprintf(stderr, "twtrace: %s\n", d)
+	}
 }
 
 // createFile creates a file twtrace writes as root: mode 0600, never

@@ -5,12 +5,14 @@ import (
 	"slices"
 )
 
-// Filter selects events. A live tracer applies Ports, PID and Family in the
-// kernel too (a filtered-out event is never written to the ring buffer). Match applies all of them, so a replayed capture
-// is filtered exactly like a live trace.
+// Filter selects events. A live tracer applies Ports, PID, UIDs and Family
+// in the kernel (a filtered-out event is never written to the ring buffer),
+// and the rest in twtrace. Match applies all of them, so that a replayed
+// capture is filtered like a live trace.
 type Filter struct {
 	Ports  []uint16 // local or remote port
 	PID    uint32   // the attributed owner or the running task
+	UIDs   []uint32 // the socket's owner uid (state, timewait) or the task's (bind, connect, listen)
 	Comm   string   // the owner's or the running task's name
 	States []State  // state events entering or leaving one of these; timewait events for TIME_WAIT
 	NetNS  uint32   // network namespace inode
@@ -27,7 +29,7 @@ func (f *Filter) Validate() error {
 
 // Empty reports whether the filter selects everything.
 func (f *Filter) Empty() bool {
-	return len(f.Ports) == 0 && f.PID == 0 && f.Comm == "" && len(f.States) == 0 &&
+	return len(f.Ports) == 0 && f.PID == 0 && len(f.UIDs) == 0 && f.Comm == "" && len(f.States) == 0 &&
 		f.NetNS == 0 && f.Family == 0
 }
 
@@ -47,6 +49,9 @@ func (f *Filter) Match(ev *Event) bool {
 		return false
 	}
 	if f.PID != 0 && ev.PID != f.PID && ev.Owner != f.PID {
+		return false
+	}
+	if len(f.UIDs) > 0 && (!ev.UIDKnown || !slices.Contains(f.UIDs, ev.UID)) {
 		return false
 	}
 	if f.Comm != "" {
