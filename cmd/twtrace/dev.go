@@ -32,7 +32,7 @@ func (d *devOptions) register(fs *pflag.FlagSet, root bool) {
 	fs.StringVar(&d.statsFile, "stats-file", "", "developer: write what the run delivered and the kernel counted, as JSON, at the end")
 	fs.StringVar(&d.cpuProf, "cpuprofile", "", "developer: write a Go CPU profile of twtrace itself to this file")
 	fs.StringVar(&d.panicAt, "panic", "", "developer: panic on purpose in `WHERE`, to test the exit paths: "+
-		"main (once the programs are attached) or sink (at the first events)")
+		"main (when the session ends, before it is closed) or sink (at the first events)")
 	if root {
 		fs.BoolVar(&d.ui, "headless", false, "developer: run the live view's model without a terminal")
 	}

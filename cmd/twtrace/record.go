@@ -116,7 +116,6 @@ func runRecord(ctx context.Context, o *recordOptions, filters map[string][]strin
 	if err := signalReady(o.trace.readyFile); err != nil {
 		return err
 	}
-	o.trace.dev.crash("main")
 
 	ctx, cancel := withDuration(ctx, o.trace.duration)
 	defer cancel()
@@ -131,6 +130,7 @@ func runRecord(ctx context.Context, o *recordOptions, filters map[string][]strin
 		// compressed frame when a second has passed.
 		return w.Write(batch)
 	}))
+	o.trace.dev.crash("main")
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}

@@ -127,7 +127,6 @@ func runTrace(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) er
 	if err := signalReady(o.readyFile); err != nil {
 		return err
 	}
-	o.dev.crash("main")
 
 	var write eventSink
 	if o.json {
@@ -160,6 +159,7 @@ func runTrace(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) er
 		}
 		return nil
 	}))
+	o.dev.crash("main")
 	if derr := o.dev.finish(sess); err == nil {
 		err = derr
 	}
