@@ -135,7 +135,8 @@ static __always_inline int finish(__u8 op, long ret)
 
 	if (op == TW_KIND_LISTEN || (op == TW_KIND_BIND && port == 0))
 		port = local; /* the bound or autobound port */
-	if (!family_match(family) || !port_match(port, local)) {
+	__u32 netns = sock_netns(sk);
+	if (!family_match(family) || !port_match(port, local) || (cfg.netns && netns != cfg.netns)) {
 		stat_inc(TW_STAT_SYS_FILTERED);
 		return 0;
 	}
@@ -147,7 +148,7 @@ static __always_inline int finish(__u8 op, long ret)
 	}
 	fill_head(&e->h, op, bpf_ktime_get_ns(), true);
 	e->h.family = family;
-	e->h.netns = sock_netns(sk);
+	e->h.netns = netns;
 	e->h.flags = TW_F_SOCK_KNOWN;
 	if (BPF_CORE_READ_BITFIELD_PROBED(sk, __sk_common.skc_reuse))
 		e->h.flags |= TW_F_REUSEADDR;

@@ -90,6 +90,7 @@ struct tw_config {
 	__u32 pid;            /* tgid; 0: any */
 	__u32 uids[TW_MAX_UIDS]; /* the socket's uid (state), the task's (syscalls) */
 	__u32 nuids;
+	__u32 netns;          /* the socket's network namespace inode; 0: any */
 	__u16 family;         /* AF_INET, AF_INET6; 0: any */
 	__u8 batch_wakeup;    /* 1: wake the reader only above wakeup_bytes */
 	__u8 _pad0;
@@ -113,7 +114,15 @@ enum tw_stat {
 	TW_STAT_OTHER_PROTO = 8,    /* transitions of SCTP, MPTCP: counted, not traced */
 	TW_STAT_INFLIGHT_FULL = 9,  /* syscall entry could not be remembered */
 	TW_STAT_SYS_LOST = 10,      /* ring buffer full: a bind/connect/listen event could not be reserved */
-	TW_STAT_MAX = 11,
+	TW_STAT_RESCUED = 11,       /* transitions the state program missed (it was running) and the nested one handled */
+	TW_STAT_MAX = 12,
+};
+
+/* The slots of the counters map: one per program that can interrupt another. */
+enum tw_slot {
+	TW_SLOT_MAIN = 0,   /* the state program (not nested) and the syscall programs */
+	TW_SLOT_NESTED = 1, /* the nested state program */
+	TW_SLOTS = 2,
 };
 
 /* The per-CPU counters: one struct, so that a program looks it up once. */

@@ -205,12 +205,12 @@ func TestKernelConfig(t *testing.T) {
 	if _, err := kernelConfig(&event.Filter{UIDs: make([]uint32, MaxUIDs+1)}); err == nil {
 		t.Error("accepted more uids than the kernel filter holds")
 	}
-	c, err := kernelConfig(&event.Filter{Ports: []uint16{1, 2}, PID: 3, Family: event.FamilyIPv4, UIDs: []uint32{0, 1000}})
+	c, err := kernelConfig(&event.Filter{Ports: []uint16{1, 2}, PID: 3, Family: event.FamilyIPv4, UIDs: []uint32{0, 1000}, NetNS: 77})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Nports != 2 || c.Ports[0] != 1 || c.Ports[1] != 2 || c.Pid != 3 || c.Family != 2 ||
-		c.Nuids != 2 || c.Uids[0] != 0 || c.Uids[1] != 1000 {
+		c.Nuids != 2 || c.Uids[0] != 0 || c.Uids[1] != 1000 || c.Netns != 77 {
 		t.Errorf("kernel config %+v", c)
 	}
 }

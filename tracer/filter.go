@@ -13,7 +13,7 @@ const MaxPorts = int(sockstateTwLimitTW_MAX_PORTS)
 const MaxUIDs = int(sockstateTwLimitTW_MAX_UIDS)
 
 // kernelConfig is the part of a filter that the BPF programs apply, set in
-// their .rodata before loading: ports, pid, uids and family.
+// their .rodata before loading: ports, pid, uids, network namespace and family.
 func kernelConfig(f *event.Filter) (sockstateTwConfig, error) {
 	var c sockstateTwConfig
 	if len(f.Ports) > MaxPorts {
@@ -28,6 +28,7 @@ func kernelConfig(f *event.Filter) (sockstateTwConfig, error) {
 	c.Nports = uint32(copy(c.Ports[:], f.Ports))
 	c.Nuids = uint32(copy(c.Uids[:], f.UIDs))
 	c.Pid = f.PID
+	c.Netns = f.NetNS
 	c.Family = uint16(f.Family)
 	return c, nil
 }

@@ -105,7 +105,7 @@ func open(cfg Config, host Host) (*Tracer, error) {
 	// The kernel applies these; applied again here they could only
 	// disagree with it (a connect's local port is not in the event).
 	t.userFilter = cfg.Filter
-	t.userFilter.Ports, t.userFilter.PID, t.userFilter.Family, t.userFilter.UIDs = nil, 0, 0, nil
+	t.userFilter.Ports, t.userFilter.PID, t.userFilter.Family, t.userFilter.UIDs, t.userFilter.NetNS = nil, 0, 0, nil, 0
 	if err := t.loadState(); err != nil {
 		t.Close()
 		return nil, err

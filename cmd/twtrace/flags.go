@@ -43,7 +43,7 @@ func (f *filterFlags) registerEvents(fs *pflag.FlagSet, kernel string) {
 		"only transitions into or out of this TCP `state` (repeatable)")
 	fs.StringSliceVar(&f.uids, "uid", nil, "only this `uid`: the socket owner's for transitions, the task's for bind/connect/listen (repeatable)"+kernel)
 	fs.StringVar(&f.comm, "comm", "", "only this task `name`, as owner or running task")
-	fs.Uint32Var(&f.netns, "netns", 0, "only this network namespace `inode` (see: ls -L -i /proc/PID/ns/net)")
+	fs.Uint32Var(&f.netns, "netns", 0, "only this network namespace `inode` (see: ls -L -i /proc/PID/ns/net)"+kernel)
 }
 
 func (f *filterFlags) registerSockets(fs *pflag.FlagSet, kernel, pid, state string) {

@@ -5,8 +5,8 @@ import (
 	"slices"
 )
 
-// Filter selects events. A live tracer applies Ports, PID, UIDs and Family
-// in the kernel (a filtered-out event is never written to the ring buffer),
+// Filter selects events. A live tracer applies Ports, PID, UIDs, NetNS and
+// Family in the kernel (a filtered-out event is never written to the ring buffer),
 // and the rest in twtrace. Match applies all of them, so that a replayed
 // capture is filtered like a live trace.
 type Filter struct {
