@@ -41,8 +41,9 @@ const (
 	capBPF           = 39 // CAP_BPF, Linux 5.8
 )
 
-// SetcapHint is the command that grants twtrace the capabilities it needs.
-const SetcapHint = "sudo setcap cap_bpf,cap_perfmon+ep $(command -v twtrace)"
+// SetcapHint grants the capabilities of a full trace but one: CAP_SYS_ADMIN
+// (other network namespaces), which twtrace runs without (README.md).
+const SetcapHint = "sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace,cap_dac_read_search+ep $(command -v twtrace)"
 
 // Host is what the feature check looks at: the process's capabilities and
 // probes of the running kernel. ThisHost is the real one; tests pass others.

@@ -56,11 +56,11 @@ func TestCheckFeaturesMessages(t *testing.T) {
 		msg     string
 	}{
 		{"no privilege", func(h *Host) { h.HasCap = only() }, "CAP_BPF and CAP_PERFMON",
-			"twtrace needs CAP_BPF and CAP_PERFMON, which this process lacks: run it as root (sudo), or grant them with `sudo setcap cap_bpf,cap_perfmon+ep $(command -v twtrace)`"},
+			"twtrace needs CAP_BPF and CAP_PERFMON, which this process lacks: run it as root (sudo), or grant them with `sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace,cap_dac_read_search+ep $(command -v twtrace)`"},
 		{"no CAP_PERFMON", func(h *Host) { h.HasCap = only(capBPF, capSysPtrace) }, "CAP_PERFMON",
-			"twtrace needs CAP_PERFMON, which this process lacks: run it as root (sudo), or grant it with `sudo setcap cap_bpf,cap_perfmon+ep $(command -v twtrace)`"},
+			"twtrace needs CAP_PERFMON, which this process lacks: run it as root (sudo), or grant it with `sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace,cap_dac_read_search+ep $(command -v twtrace)`"},
 		{"no CAP_BPF", func(h *Host) { h.HasCap = only(capPerfmon) }, "CAP_BPF",
-			"twtrace needs CAP_BPF, which this process lacks: run it as root (sudo), or grant it with `sudo setcap cap_bpf,cap_perfmon+ep $(command -v twtrace)`"},
+			"twtrace needs CAP_BPF, which this process lacks: run it as root (sudo), or grant it with `sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace,cap_dac_read_search+ep $(command -v twtrace)`"},
 		{"no BTF", func(h *Host) { h.BTF = func() error { return errors.New("no such file") } }, "kernel BTF",
 			"this kernel has no BTF type information (/sys/kernel/btf/vmlinux): run twtrace on a kernel built with CONFIG_DEBUG_INFO_BTF=y, as most distributions' kernels since 2020 are"},
 		{"no ring buffer", func(h *Host) { h.MapType = missingMap(ebpf.RingBuf) }, "BPF_MAP_TYPE_RINGBUF",
