@@ -21,11 +21,11 @@ const (
 	HooksAuto SyscallHooks = iota
 	// HooksTracepoints: syscalls:sys_enter_bind and the others. Attaching
 	// reads event ids from tracefs (mounted, or mounted privately, which
-	// needs CAP_SYS_ADMIN). Measured: +65 ns on every syscall of the host.
+	// needs CAP_SYS_ADMIN). Measured: +70 ns on every syscall of the host.
 	HooksTracepoints
 	// HooksRaw: the raw sys_enter/sys_exit tracepoints, BTF-typed. They need
 	// only CAP_BPF and CAP_PERFMON, but a program runs for every syscall of
-	// the host: +165 ns on every syscall.
+	// the host: +200 ns on every syscall (docs/performance.md).
 	HooksRaw
 )
 
@@ -76,8 +76,8 @@ const nestedProgram = "inet_sock_set_state_nested"
 // misses is counted lost, and exactly: every transition is an event. With a
 // filter, the kernel's count of misses cannot tell a transition the filter
 // keeps from one it drops; the nested program handles them instead (it
-// costs about what a counting program does, 3.5% of the throughput at
-// maximum churn, docs/performance.md).
+// costs 70-90 ns a transition, a tenth of the state program's; see
+// docs/performance.md).
 func (t *Tracer) attachState() error {
 	progs := []*ebpf.Program{t.state.InetSockSetState}
 	if t.kernelFiltered() {

@@ -76,10 +76,7 @@ type Tracer struct {
 // this process cannot" are *FeatureError; the parts it could do without are
 // listed by Degraded.
 func Open(cfg Config) (*Tracer, error) {
-	return open(cfg, ThisHost())
-}
-
-func open(cfg Config, host Host) (*Tracer, error) {
+	host := ThisHost()
 	if _, err := kernelConfig(&cfg.Filter); err != nil {
 		return nil, err
 	}
