@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 )
 
 // FeatureError says that a privilege or a kernel feature twtrace needs is
@@ -57,6 +58,40 @@ type Host struct {
 	MapType  func(ebpf.MapType) error
 	Tracing  func() error  // a tp_btf program loads (the state program's type)
 	Lockdown func() string // the active kernel lockdown mode: "none", "integrity", "confidentiality", or "" unknown
+
+	// ProgramType and Helper probe the classic tracepoint programs of the
+	// syscall tracepoints (cilium's probes answer for that type).
+	ProgramType func(ebpf.ProgramType) error
+	Helper      func(ebpf.ProgramType, asm.BuiltinFunc) error
+}
+
+// tracepointHelpers are the helpers of the syscall tracepoints' programs
+// that came after tracepoint programs themselves.
+var tracepointHelpers = []struct {
+	fn    asm.BuiltinFunc
+	name  string
+	since string
+}{
+	{asm.FnProbeReadUser, "bpf_probe_read_user", "5.5"},
+	{asm.FnProbeReadKernel, "bpf_probe_read_kernel", "5.5"},
+	{asm.FnRingbufReserve, "bpf_ringbuf_reserve", "5.8"},
+	{asm.FnRingbufQuery, "bpf_ringbuf_query", "5.8"},
+	{asm.FnGetCurrentCgroupId, "bpf_get_current_cgroup_id", "4.18"},
+}
+
+// checkTracepoints says whether the syscall tracepoints' programs can load
+// here: when not, the raw syscall tracepoints are used instead.
+func checkTracepoints(h Host) error {
+	if err := h.ProgramType(ebpf.TracePoint); err != nil {
+		return probeError(h, "tracepoint programs", "tracepoint programs (Linux 4.7)", "load a tracepoint program", err)
+	}
+	for _, hp := range tracepointHelpers {
+		if err := h.Helper(ebpf.TracePoint, hp.fn); err != nil {
+			return probeError(h, hp.name, fmt.Sprintf("%s for tracepoint programs (Linux %s)", hp.name, hp.since),
+				"probe "+hp.name, err)
+		}
+	}
+	return nil
 }
 
 // mapsUsed are the map types the programs create, with the mainline kernel

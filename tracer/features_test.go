@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"golang.org/x/sys/unix"
 
 	"github.com/twtrace/twtrace/internal/tracertest"
@@ -24,6 +26,9 @@ func fullHost() Host {
 		MapType:  func(ebpf.MapType) error { return nil },
 		Tracing:  func() error { return nil },
 		Lockdown: func() string { return "none" },
+
+		ProgramType: func(ebpf.ProgramType) error { return nil },
+		Helper:      func(ebpf.ProgramType, asm.BuiltinFunc) error { return nil },
 	}
 }
 
@@ -164,6 +169,31 @@ func TestLoadAndAttachMessages(t *testing.T) {
 	if errors.As(err, &fe) || err.Error() != "load the TCP state program: the verifier refused it: "+
 		"0: R1=ctx() R10=fp0; ; int BPF_PROG(...); R1 invalid mem access 'scalar'; processed 40 insns" {
 		t.Errorf("a program the verifier refuses: %v", err)
+	}
+}
+
+// The syscall tracepoints' programs, probed by cilium's probes: a helper
+// missing there means the raw syscall tracepoints, and the reason says it.
+func TestCheckTracepoints(t *testing.T) {
+	if err := checkTracepoints(fullHost()); err != nil {
+		t.Fatalf("a host with everything: %v", err)
+	}
+	h := fullHost()
+	h.Helper = func(pt ebpf.ProgramType, fn asm.BuiltinFunc) error {
+		if pt == ebpf.TracePoint && fn == asm.FnRingbufReserve {
+			return errNotSupported
+		}
+		return nil
+	}
+	const want = "this kernel (5.10.0-28-amd64) has no bpf_ringbuf_reserve for tracepoint programs (Linux 5.8): " +
+		"run twtrace on Linux 5.12 or newer, or on a distribution kernel that backports it"
+	if err := checkTracepoints(h); err == nil || err.Error() != want {
+		t.Errorf("no ring buffer helper: %v\nwant %s", err, want)
+	}
+	h = fullHost()
+	h.ProgramType = func(ebpf.ProgramType) error { return errNotSupported }
+	if err := checkTracepoints(h); err == nil || !strings.HasPrefix(err.Error(), "this kernel (5.10.0-28-amd64) has no tracepoint programs (Linux 4.7): ") {
+		t.Errorf("no tracepoint programs: %v", err)
 	}
 }
 

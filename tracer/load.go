@@ -129,6 +129,8 @@ func (t *Tracer) openSyscallHooks(h SyscallHooks) error {
 	names, kind := syscallTracepoints, "tracepoint"
 	if h == HooksRaw {
 		names, kind = rawSyscallPrograms, "tracing"
+	} else if err := checkTracepoints(t.host); err != nil {
+		return err
 	}
 	spec, err := loadSyscalls()
 	if err != nil {

@@ -28,9 +28,11 @@ func ThisHost() Host {
 			_, err := btf.LoadKernelSpec()
 			return err
 		},
-		MapType:  features.HaveMapType,
-		Tracing:  probeTracing,
-		Lockdown: lockdownMode,
+		MapType:     features.HaveMapType,
+		Tracing:     probeTracing,
+		Lockdown:    lockdownMode,
+		ProgramType: features.HaveProgramType,
+		Helper:      features.HaveProgramHelper,
 	}
 }
 
