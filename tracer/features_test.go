@@ -197,6 +197,20 @@ func TestCheckTracepoints(t *testing.T) {
 	}
 }
 
+// A part twtrace runs without is one sentence: what, then why and how to get it.
+func TestDegrade(t *testing.T) {
+	tr := &Tracer{}
+	tr.degrade("bind/connect/listen events", fmt.Errorf("load: %w", &FeatureError{Reason: "this kernel has no X", Fix: "upgrade"}))
+	tr.degrade("Y", errors.New("attach syscalls:sys_enter_bind: boom"))
+	want := []string{
+		"continuing without bind/connect/listen events: this kernel has no X: upgrade",
+		"continuing without Y: attach syscalls:sys_enter_bind: boom",
+	}
+	if got := tr.Degraded(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("degraded %q, want %q", got, want)
+	}
+}
+
 // Optional privileges: without them twtrace runs and says what it does without.
 func TestLimits(t *testing.T) {
 	h := fullHost()

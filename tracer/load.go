@@ -108,18 +108,17 @@ func (t *Tracer) openSyscalls() {
 	if t.cfg.Hooks != HooksAuto {
 		hooks = []SyscallHooks{t.cfg.Hooks}
 	}
-	var errs []error
+	var err error
 	for _, h := range hooks {
-		err := t.openSyscallHooks(h)
-		if err == nil {
+		if err = t.openSyscallHooks(h); err == nil {
 			t.hooks = h
 			return
 		}
 		t.log.Debug("bind/connect/listen programs", "hooks", h, "err", err)
-		errs = append(errs, err)
 	}
-	// The raw hooks' failure says more: they need only what the state program needs.
-	t.degrade("bind/connect/listen events", errs[len(errs)-1])
+	// The last failure says the most: the raw hooks need only what the
+	// state program needs.
+	t.degrade("bind/connect/listen events", err)
 }
 
 // openSyscallHooks loads the programs of one kind of hooks, sharing the
