@@ -44,6 +44,7 @@ const enum tw_kind *unused_kind __attribute__((unused));
 const enum tw_flag *unused_flag __attribute__((unused));
 const enum tw_stat *unused_stat __attribute__((unused));
 const enum tw_limit *unused_limit __attribute__((unused));
+const enum tw_slot *unused_slot __attribute__((unused));
 
 /* Transitions that only ever run in the context of the socket's process. */
 static __always_inline bool process_context(int old, int new)
@@ -101,11 +102,9 @@ static __always_inline struct sockinfo *track(struct sock *sk, __u64 cookie, int
 	return si;
 }
 
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
+/* One transition: the socket's record, the filters, the event. */
+static __always_inline int handle(struct sock *sk, int oldstate, int newstate, struct tw_counters *st)
 {
-	struct tw_counters *st = counters();
-
 	if (sk->sk_protocol != IPPROTO_TCP) {
 		if (st)
 			st->v[TW_STAT_OTHER_PROTO]++;
@@ -135,7 +134,10 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 	if (si)
 		si->since_ns = now;
 
-	bool keep = family_match(family) && port_match(sport, dport);
+	__u32 uid = sk->sk_uid.val;
+	__u32 netns = sk->__sk_common.skc_net.net->ns.inum;
+	bool keep = family_match(family) && port_match(sport, dport) && uid_match(uid) &&
+		    (!cfg.netns || netns == cfg.netns);
 	if (keep && cfg.pid)
 		keep = owner == cfg.pid || (bpf_get_current_pid_tgid() >> 32) == cfg.pid;
 	if (!keep) {
@@ -152,7 +154,7 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 	}
 	fill_head(&e->h, TW_KIND_STATE, now, process_context(oldstate, newstate));
 	e->h.family = family;
-	e->h.netns = sk->__sk_common.skc_net.net->ns.inum;
+	e->h.netns = netns;
 	e->h.flags = 0;
 	/* Tells a reset (no TIME_WAIT follows) from an orderly close. */
 	if (newstate == TCP_CLOSE && sk->sk_err)
@@ -174,7 +176,7 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 	e->oldstate = oldstate;
 	e->newstate = newstate;
 	e->_pad0 = 0;
-	e->_pad1 = 0;
+	e->uid = uid;
 	e->owner_pid = owner;
 	if (si && owner) {
 		e->h.flags |= TW_F_OWNER_KNOWN;
@@ -187,4 +189,54 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 		seq = st->v[TW_STAT_STATE_EMITTED]++;
 	submit(e, seq);
 	return 0;
+}
+
+/*
+ * Per CPU: the main program is running. The kernel does not run a program
+ * that is already running on the CPU: a transition in softirq that
+ * interrupts the main program (one in process context, as connect()'s) is
+ * skipped, and only counted, as a "recursion miss" of unknown socket, so
+ * that with a filter it cannot be told from a miss that did not matter.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} busy SEC(".maps");
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
+{
+	__u32 zero = 0;
+	__u32 *b = bpf_map_lookup_elem(&busy, &zero);
+
+	if (b)
+		*b = 1;
+	handle(sk, oldstate, newstate, counters(TW_SLOT_MAIN));
+	if (b)
+		*b = 0;
+	return 0;
+}
+
+/*
+ * Attached after the main program, so the tracepoint runs it second. It
+ * handles a transition only when the main program is busy on this CPU, that
+ * is, when the kernel skipped the main program for it: the transition is
+ * then an event like any other, and counted as rescued. Its counters have a
+ * slot of their own: it interrupts the main program's increments.
+ */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(inet_sock_set_state_nested, struct sock *sk, int oldstate, int newstate)
+{
+	__u32 zero = 0;
+	__u32 *b = bpf_map_lookup_elem(&busy, &zero);
+	struct tw_counters *st;
+
+	if (!b || !*b)
+		return 0;
+	st = counters(TW_SLOT_NESTED);
+	if (st)
+		st->v[TW_STAT_RESCUED]++;
+	return handle(sk, oldstate, newstate, st);
 }

@@ -9,6 +9,12 @@
  * Every bind() is reported; connect() and listen() only when they fail with
  * EADDRINUSE or EADDRNOTAVAIL, the two faces of a port conflict. Syscall
  * tracepoints do not see io_uring's IORING_OP_BIND/LISTEN/CONNECT.
+ *
+ * Two sets of entry points share that work. The syscall tracepoints
+ * (syscalls:sys_enter_bind, ...) need tracefs to be attached; the raw
+ * sys_enter/sys_exit tracepoints, BTF-typed, need nothing but CAP_BPF and
+ * CAP_PERFMON, but run for every syscall of every task, so they cost more
+ * (docs/performance.md): the loader uses them only where tracefs is out of reach.
  */
 #include "twtrace.bpf.h"
 
@@ -46,6 +52,8 @@ static __always_inline int remember(__u8 op, int fd, const void *uaddr)
 	struct inflight in = { .op = op, .fd = fd };
 
 	if (cfg.pid && (id >> 32) != cfg.pid)
+		return 0;
+	if (cfg.nuids && !uid_match((__u32)bpf_get_current_uid_gid()))
 		return 0;
 
 	if (uaddr) {
@@ -127,7 +135,8 @@ static __always_inline int finish(__u8 op, long ret)
 
 	if (op == TW_KIND_LISTEN || (op == TW_KIND_BIND && port == 0))
 		port = local; /* the bound or autobound port */
-	if (!family_match(family) || !port_match(port, local)) {
+	__u32 netns = sock_netns(sk);
+	if (!family_match(family) || !port_match(port, local) || (cfg.netns && netns != cfg.netns)) {
 		stat_inc(TW_STAT_SYS_FILTERED);
 		return 0;
 	}
@@ -139,7 +148,7 @@ static __always_inline int finish(__u8 op, long ret)
 	}
 	fill_head(&e->h, op, bpf_ktime_get_ns(), true);
 	e->h.family = family;
-	e->h.netns = sock_netns(sk);
+	e->h.netns = netns;
 	e->h.flags = TW_F_SOCK_KNOWN;
 	if (BPF_CORE_READ_BITFIELD_PROBED(sk, __sk_common.skc_reuse))
 		e->h.flags |= TW_F_REUSEADDR;
@@ -150,7 +159,7 @@ static __always_inline int finish(__u8 op, long ret)
 	e->fd = in.fd;
 	e->port = port;
 	e->_pad0 = 0;
-	e->_pad1 = 0;
+	e->uid = (__u32)bpf_get_current_uid_gid();
 	submit(e, 0); /* rare: always check the fill level */
 	stat_inc(TW_STAT_SYS_EMITTED);
 	return 0;
@@ -190,4 +199,88 @@ SEC("tracepoint/syscalls/sys_exit_listen")
 int sys_exit_listen(struct trace_event_raw_sys_exit *ctx)
 {
 	return finish(TW_KIND_LISTEN, ctx->ret);
+}
+
+/*
+ * The raw tracepoints' view of a syscall: its number and arguments are in
+ * the task's registers, whose layout is the architecture's. CO-RE picks the
+ * flavour of struct pt_regs the running kernel has.
+ */
+struct pt_regs___x86 {
+	unsigned long di, si, orig_ax;
+} __attribute__((preserve_access_index));
+
+struct pt_regs___arm64 {
+	__u64 regs[31];
+	__s32 syscallno;
+} __attribute__((preserve_access_index));
+
+struct thread_info___x86 {
+	__u32 status;
+} __attribute__((preserve_access_index));
+
+#define TS_COMPAT 0x0002  /* x86: a 32-bit syscall (in_ia32_syscall) */
+#define TIF_32BIT 22      /* arm64: an AArch32 task (is_compat_task) */
+
+static __always_inline long syscall_nr(struct pt_regs *regs)
+{
+	if (bpf_core_field_exists(struct pt_regs___x86, orig_ax))
+		return ((struct pt_regs___x86 *)regs)->orig_ax;
+	if (bpf_core_field_exists(struct pt_regs___arm64, syscallno))
+		return ((struct pt_regs___arm64 *)regs)->syscallno;
+	return -1;
+}
+
+static __always_inline unsigned long syscall_arg(struct pt_regs *regs, int n)
+{
+	if (bpf_core_field_exists(struct pt_regs___x86, di))
+		return n == 0 ? ((struct pt_regs___x86 *)regs)->di : ((struct pt_regs___x86 *)regs)->si;
+	if (bpf_core_field_exists(struct pt_regs___arm64, regs))
+		return ((struct pt_regs___arm64 *)regs)->regs[n & 1];
+	return 0;
+}
+
+/*
+ * 32-bit syscalls number bind, connect and listen differently, and the
+ * syscall tracepoints skip them: so do these.
+ */
+static __always_inline bool compat_syscall(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	if (bpf_core_field_exists(struct thread_info___x86, status))
+		return ((struct thread_info___x86 *)&task->thread_info)->status & TS_COMPAT;
+	return task->thread_info.flags & (1UL << TIF_32BIT);
+}
+
+static __always_inline __u8 syscall_kind(long nr)
+{
+	if (nr == cfg.nr_bind)
+		return TW_KIND_BIND;
+	if (nr == cfg.nr_connect)
+		return TW_KIND_CONNECT;
+	if (nr == cfg.nr_listen)
+		return TW_KIND_LISTEN;
+	return 0;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(raw_sys_enter, struct pt_regs *regs, long nr)
+{
+	__u8 op = syscall_kind(nr);
+
+	if (!op || compat_syscall())
+		return 0;
+	return remember(op, (int)syscall_arg(regs, 0),
+			op == TW_KIND_LISTEN ? NULL : (const void *)syscall_arg(regs, 1));
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(raw_sys_exit, struct pt_regs *regs, long ret)
+{
+	__u8 op = syscall_kind(syscall_nr(regs));
+
+	if (!op)
+		return 0;
+	return finish(op, ret);
 }

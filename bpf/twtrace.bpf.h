@@ -27,27 +27,30 @@ struct {
 	__uint(max_entries, 1 << 22);
 } events SEC(".maps");
 
-/* Per-CPU counters (enum tw_stat), summed by the reader. */
+/*
+ * Per-CPU counters (enum tw_stat), summed by the reader. Slot TW_SLOT_MAIN is
+ * every program's but one: TW_SLOT_NESTED is the nested state program's,
+ * which runs while the main one is interrupted on the same CPU (sockstate.c),
+ * so that neither increment can undo the other's.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, TW_SLOTS);
 	__type(key, __u32);
 	__type(value, struct tw_counters);
 } stats SEC(".maps");
 
 volatile const struct tw_config cfg = {};
 
-/* This CPU's counters; a per-CPU slot needs no atomics. */
-static __always_inline struct tw_counters *counters(void)
+/* This CPU's counters in a slot; a per-CPU slot needs no atomics. */
+static __always_inline struct tw_counters *counters(__u32 slot)
 {
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&stats, &zero);
+	return bpf_map_lookup_elem(&stats, &slot);
 }
 
 static __always_inline void stat_inc(__u32 idx)
 {
-	struct tw_counters *st = counters();
+	struct tw_counters *st = counters(TW_SLOT_MAIN);
 
 	if (st && idx < TW_STAT_MAX)
 		st->v[idx]++;
@@ -62,6 +65,20 @@ static __always_inline bool port_match(__u16 a, __u16 b)
 		if (i >= cfg.nports)
 			break;
 		if (cfg.ports[i] == a || cfg.ports[i] == b)
+			return true;
+	}
+	return false;
+}
+
+/* True when no uid filter is set or uid is one of the filter's. */
+static __always_inline bool uid_match(__u32 uid)
+{
+	if (cfg.nuids == 0)
+		return true;
+	for (int i = 0; i < TW_MAX_UIDS; i++) {
+		if (i >= cfg.nuids)
+			break;
+		if (cfg.uids[i] == uid)
 			return true;
 	}
 	return false;

@@ -14,6 +14,7 @@
 enum tw_limit {
 	TW_COMM_LEN = 16,  /* TASK_COMM_LEN */
 	TW_MAX_PORTS = 16, /* ports the in-kernel filter holds */
+	TW_MAX_UIDS = 8,   /* uids the in-kernel filter holds */
 };
 
 /* Event kinds: the first byte of every record in the ring buffer. */
@@ -60,7 +61,7 @@ struct tw_state_event {
 	__u8 newstate;
 	__u16 _pad0;
 	__u32 owner_pid; /* attributed owner, valid with TW_F_OWNER_KNOWN */
-	__u32 _pad1;
+	__u32 uid;       /* the socket's owner uid (sk_uid: its creator's), which SO_REUSEPORT compares */
 	char owner_comm[TW_COMM_LEN];
 };
 
@@ -76,7 +77,7 @@ struct tw_sys_event {
 	__s32 fd;
 	__u16 port;     /* host byte order */
 	__u16 _pad0;
-	__u32 _pad1;
+	__u32 uid;      /* the task's uid */
 };
 
 /*
@@ -87,10 +88,17 @@ struct tw_config {
 	__u16 ports[TW_MAX_PORTS]; /* local or remote port, host byte order */
 	__u32 nports;
 	__u32 pid;            /* tgid; 0: any */
+	__u32 uids[TW_MAX_UIDS]; /* the socket's uid (state), the task's (syscalls) */
+	__u32 nuids;
+	__u32 netns;          /* the socket's network namespace inode; 0: any */
 	__u16 family;         /* AF_INET, AF_INET6; 0: any */
 	__u8 batch_wakeup;    /* 1: wake the reader only above wakeup_bytes */
 	__u8 _pad0;
 	__u32 wakeup_bytes;
+	/* This architecture's numbers of bind, connect, listen (raw sys_enter/sys_exit). */
+	__s32 nr_bind;
+	__s32 nr_connect;
+	__s32 nr_listen;
 };
 
 /* Indexes into tw_counters.v. */
@@ -106,7 +114,15 @@ enum tw_stat {
 	TW_STAT_OTHER_PROTO = 8,    /* transitions of SCTP, MPTCP: counted, not traced */
 	TW_STAT_INFLIGHT_FULL = 9,  /* syscall entry could not be remembered */
 	TW_STAT_SYS_LOST = 10,      /* ring buffer full: a bind/connect/listen event could not be reserved */
-	TW_STAT_MAX = 11,
+	TW_STAT_RESCUED = 11,       /* transitions the state program missed (it was running) and the nested one handled */
+	TW_STAT_MAX = 12,
+};
+
+/* The slots of the counters map: one per program that can interrupt another. */
+enum tw_slot {
+	TW_SLOT_MAIN = 0,   /* the state program (not nested) and the syscall programs */
+	TW_SLOT_NESTED = 1, /* the nested state program */
+	TW_SLOTS = 2,
 };
 
 /* The per-CPU counters: one struct, so that a program looks it up once. */

@@ -110,6 +110,9 @@ func TestABIFlagsAndLimits(t *testing.T) {
 	if limits["TW_MAX_PORTS"] != uint64(len(c.Ports)) {
 		t.Errorf("TW_MAX_PORTS = %d, tw_config.ports holds %d", limits["TW_MAX_PORTS"], len(c.Ports))
 	}
+	if limits["TW_MAX_UIDS"] != uint64(len(c.Uids)) {
+		t.Errorf("TW_MAX_UIDS = %d, tw_config.uids holds %d (MaxUIDs)", limits["TW_MAX_UIDS"], len(c.Uids))
+	}
 	if limits["TW_COMM_LEN"] != uint64(len(event.Comm{})) {
 		t.Errorf("TW_COMM_LEN = %d, event.Comm holds %d", limits["TW_COMM_LEN"], len(event.Comm{}))
 	}

@@ -124,6 +124,7 @@ func decodeState(r *rawStateEvent, clock Clock, ev *event.Event) {
 	ev.Dst = netip.AddrPortFrom(addrOf(ev.Family, &r.Daddr), r.Dport)
 	ev.Cookie = r.Cookie
 	ev.Old, ev.New = event.State(r.Oldstate), event.State(r.Newstate)
+	ev.UID, ev.UIDKnown = r.Uid, true
 	ev.Reset = r.H.Flags&flagSkErr != 0
 	ev.SockReuse = reuseOf(r.H.Flags)
 	if r.H.Flags&flagOldKnown != 0 {
@@ -153,6 +154,7 @@ func decodeSys(r *rawSysEvent, kind event.Kind, clock Clock, ev *event.Event) {
 	decodeHead(&r.H, clock, ev)
 	ev.Kind = kind
 	ev.FD, ev.Ret = r.Fd, r.Ret
+	ev.UID, ev.UIDKnown = r.Uid, true
 	ev.ReuseAddr = r.H.Flags&flagReuseAddr != 0
 	ev.ReusePort = r.H.Flags&flagReusePort != 0
 	ap := netip.AddrPortFrom(addrOf(ev.Family, &r.Addr), r.Port)

@@ -53,6 +53,7 @@ func TestDecodeStateIPv4(t *testing.T) {
 	le.PutUint16(b[98:], 51234)           // dport
 	b[100], b[101] = 1, 4                 // ESTABLISHED -> FIN_WAIT1
 	le.PutUint32(b[104:], 4120)           // owner_pid
+	le.PutUint32(b[108:], 33)             // uid
 	copy(b[112:], "nginx-master")         // owner_comm
 
 	var ev event.Event
@@ -67,6 +68,7 @@ func TestDecodeStateIPv4(t *testing.T) {
 		Cookie: 0x1f3a, Old: event.StateEstablished, New: event.StateFinWait1,
 		OldDur: 12_345_678 * time.Nanosecond, OldKnown: true,
 		Owner: 4120, OwnerComm: event.MakeComm("nginx-master"),
+		UID: 33, UIDKnown: true,
 		SockReuse: event.ReuseKnown | event.ReuseAddr,
 	}
 	if ev != want {
@@ -141,12 +143,13 @@ func TestDecodeSyscalls(t *testing.T) {
 			le.PutUint32(b[64:], uint32(tc.ret))
 			le.PutUint32(b[68:], 7) // fd
 			le.PutUint16(b[72:], tc.port)
+			le.PutUint32(b[76:], 1001) // uid
 			var ev event.Event
 			if err := Decode(b, testClock, &ev); err != nil {
 				t.Fatal(err)
 			}
 			if ev.Kind != event.Kind(tc.kind) || ev.PID != 300 || ev.FD != 7 || ev.Ret != tc.ret || ev.NetNS != 9 ||
-				ev.Comm.String() != "server" || !ev.Time.Equal(testClock.Time(2_000_000_000)) {
+				ev.Comm.String() != "server" || !ev.Time.Equal(testClock.Time(2_000_000_000)) || ev.UID != 1001 || !ev.UIDKnown {
 				t.Errorf("head: %+v", ev)
 			}
 			tc.check(t, &ev)

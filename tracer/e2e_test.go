@@ -41,9 +41,15 @@ type run struct {
 
 func startTracer(t *testing.T, flt event.Filter) *run {
 	t.Helper()
+	return startTracerWith(t, Config{Filter: flt, WakeupEvery: 20 * time.Millisecond})
+}
+
+// startTracerWith starts a tracer that must load whole: no part degraded.
+func startTracerWith(t *testing.T, cfg Config) *run {
+	t.Helper()
 	tracertest.Require(t)
 	tracertest.LockBPF(t)
-	tr, err := Open(Config{Filter: flt, WakeupEvery: 20 * time.Millisecond})
+	tr, err := Open(cfg)
 	if err != nil {
 		var fe *FeatureError
 		if errors.As(err, &fe) {
@@ -51,8 +57,9 @@ func startTracer(t *testing.T, flt event.Filter) *run {
 		}
 		t.Fatalf("open tracer: %v", err)
 	}
-	if w := tr.Warnings(); len(w) > 0 {
-		t.Fatalf("tracer loaded only partly: %v", w)
+	if d := tr.Degraded(); len(d) > 0 {
+		tr.Close()
+		t.Fatalf("tracer loaded only partly: %v", d)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &run{t: tr, stop: cancel, done: make(chan error, 1)}
@@ -331,10 +338,22 @@ func TestMain(m *testing.M) {
 }
 
 // bindHelper binds a new TCP socket as spec says ("ADDR PORT reuseaddr|plain")
-// and prints the errno name or "ok".
+// and prints the errno name or "ok". "ADDR PORT listen" binds plainly, then
+// with SO_REUSEADDR and listens, and prints both results.
 func bindHelper(spec string) int {
 	f := strings.Fields(spec)
 	port, _ := strconv.Atoi(f[1])
+	if f[2] == "listen" {
+		fd, errno := bindOnce(netip.MustParseAddr(f[0]), uint16(port), false)
+		unix.Close(fd)
+		l, lerr := bindOnce(netip.MustParseAddr(f[0]), uint16(port), true)
+		if lerr == 0 {
+			lerr, _ = unix.Listen(l, 1).(unix.Errno)
+		}
+		unix.Close(l)
+		fmt.Println(unix.ErrnoName(errno), unix.ErrnoName(lerr))
+		return 0
+	}
 	fd, errno := bindOnce(netip.MustParseAddr(f[0]), uint16(port), f[2] == "reuseaddr")
 	if fd >= 0 {
 		unix.Close(fd)
@@ -387,10 +406,30 @@ func timeWaitOn(t *testing.T, host string, port uint16) {
 	}
 }
 
-func TestBindOnTimeWaitPort(t *testing.T) {
+// eachHooks runs a test once for each way of tracing bind/connect/listen:
+// they must report the same.
+func eachHooks(t *testing.T, test func(t *testing.T, hooks SyscallHooks)) {
+	for _, h := range []SyscallHooks{HooksTracepoints, HooksRaw} {
+		t.Run(strings.ReplaceAll(h.String(), " ", "_"), func(t *testing.T) { test(t, h) })
+	}
+}
+
+// startHooks starts a tracer on a port filter with the given hooks.
+func startHooks(t *testing.T, hooks SyscallHooks, port uint16) *run {
+	t.Helper()
+	r := startTracerWith(t, Config{Filter: event.Filter{Ports: []uint16{port}}, WakeupEvery: 20 * time.Millisecond, Hooks: hooks})
+	if r.t.Hooks() != hooks {
+		t.Fatalf("bind/connect/listen traced by %v, want %v", r.t.Hooks(), hooks)
+	}
+	return r
+}
+
+func TestBindOnTimeWaitPort(t *testing.T) { eachHooks(t, testBindOnTimeWaitPort) }
+
+func testBindOnTimeWaitPort(t *testing.T, hooks SyscallHooks) {
 	const host = "127.0.0.1"
 	port := freePort(t, "tcp4", host)
-	r := startTracer(t, event.Filter{Ports: []uint16{port}})
+	r := startHooks(t, hooks, port)
 	timeWaitOn(t, host, port)
 	ip := netip.MustParseAddr(host)
 
@@ -450,6 +489,9 @@ func TestBindOnTimeWaitPort(t *testing.T) {
 			(w.fd >= 0 && int(b.FD) != w.fd) {
 			t.Errorf("bind %d: pid %d fd %d %v reuseaddr=%v reuseport=%v errno %q; want pid %d fd %d reuseaddr=%v errno %q",
 				i, b.PID, b.FD, b.Src, b.ReuseAddr, b.ReusePort, b.Errno(), w.pid, w.fd, w.reuseaddr, w.errno)
+		}
+		if b.UID != uint32(os.Getuid()) || !b.UIDKnown {
+			t.Errorf("bind %d: uid %d (known %v), want %d", i, b.UID, b.UIDKnown, os.Getuid())
 		}
 		if b.Comm.String() != "tracer.test" {
 			t.Errorf("bind %d: comm %q, want tracer.test", i, b.Comm)
@@ -518,13 +560,15 @@ func TestPortFilterInKernel(t *testing.T) {
 
 // TestConnectAddrNotAvail exhausts a two-port ephemeral range in a private
 // namespace: the third connect() fails with EADDRNOTAVAIL.
-func TestConnectAddrNotAvail(t *testing.T) {
+func TestConnectAddrNotAvail(t *testing.T) { eachHooks(t, testConnectAddrNotAvail) }
+
+func testConnectAddrNotAvail(t *testing.T, hooks SyscallHooks) {
 	ns := tracertest.NewNetNS(t)
 	if err := ns.Sysctl("net/ipv4/ip_local_port_range", "40000 40001"); err != nil {
 		t.Fatal(err)
 	}
 	const port = 5555
-	r := startTracer(t, event.Filter{Ports: []uint16{port}})
+	r := startHooks(t, hooks, port)
 	var fds []int
 	defer func() {
 		for _, fd := range fds {
@@ -646,7 +690,15 @@ func TestMPTCPListener(t *testing.T) {
 // TestCloseDetachesEverything checks that no program or link of twtrace
 // remains in the kernel after Close.
 func TestCloseDetachesEverything(t *testing.T) {
-	r := startTracer(t, event.Filter{})
+	eachHooks(t, func(t *testing.T, hooks SyscallHooks) {
+		// The state program, and six syscall tracepoints or two raw ones.
+		want := map[SyscallHooks]int{HooksTracepoints: 7, HooksRaw: 3}[hooks]
+		testCloseDetaches(t, Config{Hooks: hooks}, want)
+	})
+}
+
+func testCloseDetaches(t *testing.T, cfg Config, want int) {
+	r := startTracerWith(t, cfg)
 	var progIDs []ebpf.ProgramID
 	for name, p := range r.t.progs {
 		info, err := p.Info()
@@ -667,8 +719,8 @@ func TestCloseDetachesEverything(t *testing.T) {
 		}
 		linkIDs = append(linkIDs, info.ID)
 	}
-	if len(progIDs) != 7 || len(linkIDs) != 7 {
-		t.Fatalf("attached %d programs with %d links, want 7 and 7", len(progIDs), len(linkIDs))
+	if len(progIDs) != want || len(linkIDs) != want {
+		t.Fatalf("attached %d programs with %d links, want %d and %d", len(progIDs), len(linkIDs), want, want)
 	}
 	r.finish(t)
 	r.t.Close()

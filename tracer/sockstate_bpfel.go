@@ -28,15 +28,21 @@ type sockstateTwConfig struct {
 	Ports       [16]uint16
 	Nports      uint32
 	Pid         uint32
+	Uids        [8]uint32
+	Nuids       uint32
+	Netns       uint32
 	Family      uint16
 	BatchWakeup uint8
 	Pad0        uint8
 	WakeupBytes uint32
+	NrBind      int32
+	NrConnect   int32
+	NrListen    int32
 }
 
 type sockstateTwCounters struct {
 	_ structs.HostLayout
-	V [11]uint64
+	V [12]uint64
 }
 
 type sockstateTwFlag uint32
@@ -64,6 +70,15 @@ type sockstateTwLimit uint32
 const (
 	sockstateTwLimitTW_COMM_LEN  sockstateTwLimit = 16
 	sockstateTwLimitTW_MAX_PORTS sockstateTwLimit = 16
+	sockstateTwLimitTW_MAX_UIDS  sockstateTwLimit = 8
+)
+
+type sockstateTwSlot uint32
+
+const (
+	sockstateTwSlotTW_SLOT_MAIN   sockstateTwSlot = 0
+	sockstateTwSlotTW_SLOT_NESTED sockstateTwSlot = 1
+	sockstateTwSlotTW_SLOTS       sockstateTwSlot = 2
 )
 
 type sockstateTwStat uint32
@@ -80,7 +95,8 @@ const (
 	sockstateTwStatTW_STAT_OTHER_PROTO    sockstateTwStat = 8
 	sockstateTwStatTW_STAT_INFLIGHT_FULL  sockstateTwStat = 9
 	sockstateTwStatTW_STAT_SYS_LOST       sockstateTwStat = 10
-	sockstateTwStatTW_STAT_MAX            sockstateTwStat = 11
+	sockstateTwStatTW_STAT_RESCUED        sockstateTwStat = 11
+	sockstateTwStatTW_STAT_MAX            sockstateTwStat = 12
 )
 
 type sockstateTwStateEvent struct {
@@ -107,7 +123,7 @@ type sockstateTwStateEvent struct {
 	Newstate  uint8
 	Pad0      uint16
 	OwnerPid  uint32
-	Pad1      uint32
+	Uid       uint32
 	OwnerComm [16]int8
 }
 
@@ -115,18 +131,21 @@ type sockstateTwStateEvent struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	sockstateMapEvents            = "events"
-	sockstateMapSocks             = "socks"
-	sockstateMapStats             = "stats"
-	sockstateProgInetSockSetState = "inet_sock_set_state"
-	sockstateVarCfg               = "cfg"
-	sockstateVarUnusedConfig      = "unused_config"
-	sockstateVarUnusedCounters    = "unused_counters"
-	sockstateVarUnusedFlag        = "unused_flag"
-	sockstateVarUnusedKind        = "unused_kind"
-	sockstateVarUnusedLimit       = "unused_limit"
-	sockstateVarUnusedStat        = "unused_stat"
-	sockstateVarUnusedStateEvent  = "unused_state_event"
+	sockstateMapBusy                    = "busy"
+	sockstateMapEvents                  = "events"
+	sockstateMapSocks                   = "socks"
+	sockstateMapStats                   = "stats"
+	sockstateProgInetSockSetState       = "inet_sock_set_state"
+	sockstateProgInetSockSetStateNested = "inet_sock_set_state_nested"
+	sockstateVarCfg                     = "cfg"
+	sockstateVarUnusedConfig            = "unused_config"
+	sockstateVarUnusedCounters          = "unused_counters"
+	sockstateVarUnusedFlag              = "unused_flag"
+	sockstateVarUnusedKind              = "unused_kind"
+	sockstateVarUnusedLimit             = "unused_limit"
+	sockstateVarUnusedSlot              = "unused_slot"
+	sockstateVarUnusedStat              = "unused_stat"
+	sockstateVarUnusedStateEvent        = "unused_state_event"
 )
 
 // loadSockstate returns the embedded CollectionSpec for sockstate.
@@ -171,13 +190,15 @@ type sockstateSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sockstateProgramSpecs struct {
-	InetSockSetState *ebpf.ProgramSpec `ebpf:"inet_sock_set_state"`
+	InetSockSetState       *ebpf.ProgramSpec `ebpf:"inet_sock_set_state"`
+	InetSockSetStateNested *ebpf.ProgramSpec `ebpf:"inet_sock_set_state_nested"`
 }
 
 // sockstateMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sockstateMapSpecs struct {
+	Busy   *ebpf.MapSpec `ebpf:"busy"`
 	Events *ebpf.MapSpec `ebpf:"events"`
 	Socks  *ebpf.MapSpec `ebpf:"socks"`
 	Stats  *ebpf.MapSpec `ebpf:"stats"`
@@ -193,6 +214,7 @@ type sockstateVariableSpecs struct {
 	UnusedFlag       *ebpf.VariableSpec `ebpf:"unused_flag"`
 	UnusedKind       *ebpf.VariableSpec `ebpf:"unused_kind"`
 	UnusedLimit      *ebpf.VariableSpec `ebpf:"unused_limit"`
+	UnusedSlot       *ebpf.VariableSpec `ebpf:"unused_slot"`
 	UnusedStat       *ebpf.VariableSpec `ebpf:"unused_stat"`
 	UnusedStateEvent *ebpf.VariableSpec `ebpf:"unused_state_event"`
 }
@@ -217,6 +239,7 @@ func (o *sockstateObjects) Close() error {
 //
 // It can be passed to loadSockstateObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sockstateMaps struct {
+	Busy   *ebpf.Map `ebpf:"busy"`
 	Events *ebpf.Map `ebpf:"events"`
 	Socks  *ebpf.Map `ebpf:"socks"`
 	Stats  *ebpf.Map `ebpf:"stats"`
@@ -224,6 +247,7 @@ type sockstateMaps struct {
 
 func (m *sockstateMaps) Close() error {
 	return _SockstateClose(
+		m.Busy,
 		m.Events,
 		m.Socks,
 		m.Stats,
@@ -240,6 +264,7 @@ type sockstateVariables struct {
 	UnusedFlag       *ebpf.Variable `ebpf:"unused_flag"`
 	UnusedKind       *ebpf.Variable `ebpf:"unused_kind"`
 	UnusedLimit      *ebpf.Variable `ebpf:"unused_limit"`
+	UnusedSlot       *ebpf.Variable `ebpf:"unused_slot"`
 	UnusedStat       *ebpf.Variable `ebpf:"unused_stat"`
 	UnusedStateEvent *ebpf.Variable `ebpf:"unused_state_event"`
 }
@@ -248,12 +273,14 @@ type sockstateVariables struct {
 //
 // It can be passed to loadSockstateObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sockstatePrograms struct {
-	InetSockSetState *ebpf.Program `ebpf:"inet_sock_set_state"`
+	InetSockSetState       *ebpf.Program `ebpf:"inet_sock_set_state"`
+	InetSockSetStateNested *ebpf.Program `ebpf:"inet_sock_set_state_nested"`
 }
 
 func (p *sockstatePrograms) Close() error {
 	return _SockstateClose(
 		p.InetSockSetState,
+		p.InetSockSetStateNested,
 	)
 }
 

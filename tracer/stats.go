@@ -21,7 +21,14 @@ const (
 	statOtherProto    = sockstateTwStatTW_STAT_OTHER_PROTO
 	statInflightFull  = sockstateTwStatTW_STAT_INFLIGHT_FULL
 	statSysLost       = sockstateTwStatTW_STAT_SYS_LOST
+	statRescued       = sockstateTwStatTW_STAT_RESCUED
 	statMax           = sockstateTwStatTW_STAT_MAX
+)
+
+// The slots of the counters map (enum tw_slot).
+const (
+	slotMain   = uint32(sockstateTwSlotTW_SLOT_MAIN)
+	slotNested = uint32(sockstateTwSlotTW_SLOT_NESTED)
 )
 
 // KernelStats are the counters the BPF programs keep, summed over CPUs, and
@@ -38,9 +45,11 @@ type KernelStats struct {
 	SockMapFull   uint64 // sockets not tracked: socket storage not allocated
 	OtherProto    uint64 // SCTP/MPTCP transitions, counted not traced
 	InflightFull  uint64 // syscalls not tracked: in-flight map full
+	Rescued       uint64 // transitions the state program missed and the nested one handled
 
-	// RecursionMisses are runs the kernel skipped because another BPF
-	// program was running on the CPU; each one is a lost event.
+	// RecursionMisses are the runs the kernel skipped because the program
+	// was already running on the CPU, less those the nested state program
+	// handled: each one is a lost event.
 	RecursionMisses uint64
 	// Programs holds each attached program's counters.
 	Programs map[string]ProgramStats
@@ -60,23 +69,27 @@ func (s *KernelStats) add(c *sockstateTwCounters) {
 		statStateSeen: &s.StateSeen, statStateFiltered: &s.StateFiltered, statStateEmitted: &s.StateEmitted,
 		statSysSeen: &s.SysSeen, statSysFiltered: &s.SysFiltered, statSysEmitted: &s.SysEmitted,
 		statLost: &s.Lost, statSockMapFull: &s.SockMapFull, statOtherProto: &s.OtherProto,
-		statInflightFull: &s.InflightFull, statSysLost: &s.SysLost,
+		statInflightFull: &s.InflightFull, statSysLost: &s.SysLost, statRescued: &s.Rescued,
 	}
 	for i, f := range fields {
 		*f += c.V[i]
 	}
 }
 
-// Stats reads the counters.
+// Stats reads the counters: those of the programs first, then the kernel's
+// misses, so that every rescue read has its miss read too.
 func (t *Tracer) Stats() (KernelStats, error) {
 	var s KernelStats
 	var perCPU []sockstateTwCounters
-	if err := t.state.Stats.Lookup(uint32(0), &perCPU); err != nil {
-		return s, fmt.Errorf("read counters: %w", err)
+	for _, slot := range []uint32{slotMain, slotNested} {
+		if err := t.state.Stats.Lookup(slot, &perCPU); err != nil {
+			return s, fmt.Errorf("read counters: %w", err)
+		}
+		for _, c := range perCPU {
+			s.add(&c)
+		}
 	}
-	for _, c := range perCPU {
-		s.add(&c)
-	}
+	var misses uint64
 	s.Programs = make(map[string]ProgramStats, len(t.progs))
 	for name, p := range t.progs {
 		ps, err := p.Stats()
@@ -88,7 +101,12 @@ func (t *Tracer) Stats() (KernelStats, error) {
 			RunTime:         ps.Runtime,
 			RecursionMisses: ps.RecursionMisses,
 		}
-		s.RecursionMisses += ps.RecursionMisses
+		if name != nestedProgram { // its misses: the main program ran
+			misses += ps.RecursionMisses
+		}
+	}
+	if misses > s.Rescued {
+		s.RecursionMisses = misses - s.Rescued
 	}
 	return s, nil
 }

@@ -32,7 +32,7 @@ type syscallsTwSysEvent struct {
 	Fd   int32
 	Port uint16
 	Pad0 uint16
-	Pad1 uint32
+	Uid  uint32
 }
 
 // Names of all BPF objects in the ELF.
@@ -42,6 +42,8 @@ const (
 	syscallsMapEvents           = "events"
 	syscallsMapInflight         = "inflight"
 	syscallsMapStats            = "stats"
+	syscallsProgRawSysEnter     = "raw_sys_enter"
+	syscallsProgRawSysExit      = "raw_sys_exit"
 	syscallsProgSysEnterBind    = "sys_enter_bind"
 	syscallsProgSysEnterConnect = "sys_enter_connect"
 	syscallsProgSysEnterListen  = "sys_enter_listen"
@@ -94,6 +96,8 @@ type syscallsSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type syscallsProgramSpecs struct {
+	RawSysEnter     *ebpf.ProgramSpec `ebpf:"raw_sys_enter"`
+	RawSysExit      *ebpf.ProgramSpec `ebpf:"raw_sys_exit"`
 	SysEnterBind    *ebpf.ProgramSpec `ebpf:"sys_enter_bind"`
 	SysEnterConnect *ebpf.ProgramSpec `ebpf:"sys_enter_connect"`
 	SysEnterListen  *ebpf.ProgramSpec `ebpf:"sys_enter_listen"`
@@ -164,6 +168,8 @@ type syscallsVariables struct {
 //
 // It can be passed to loadSyscallsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type syscallsPrograms struct {
+	RawSysEnter     *ebpf.Program `ebpf:"raw_sys_enter"`
+	RawSysExit      *ebpf.Program `ebpf:"raw_sys_exit"`
 	SysEnterBind    *ebpf.Program `ebpf:"sys_enter_bind"`
 	SysEnterConnect *ebpf.Program `ebpf:"sys_enter_connect"`
 	SysEnterListen  *ebpf.Program `ebpf:"sys_enter_listen"`
@@ -174,6 +180,8 @@ type syscallsPrograms struct {
 
 func (p *syscallsPrograms) Close() error {
 	return _SyscallsClose(
+		p.RawSysEnter,
+		p.RawSysExit,
 		p.SysEnterBind,
 		p.SysEnterConnect,
 		p.SysEnterListen,

@@ -120,7 +120,7 @@ func (m *Model) maybeRefresh() tea.Cmd {
 		r.counters = r.started
 	}
 	tab, kernel := m.tab, m.kernelSource()
-	return func() tea.Msg { return takeSnapshot(tab, req, kernel) }
+	return safeCmd(func() tea.Msg { return takeSnapshot(tab, req, kernel) })
 }
 
 // request describes the query the active view needs, asked at wall time now.

@@ -75,6 +75,9 @@ type Options struct {
 	// (session.Session.HostNetNS, a capture's header): its sockets need no
 	// netns column. 0: not known, every namespace is shown.
 	HostNetNS uint32
+	// Degraded lists what the feed traces without, one sentence each
+	// (tracer.Tracer.Degraded); the header counts them, in warning colours.
+	Degraded []string
 
 	// KeyMap is the keys; nil: DefaultKeyMap. The UI works on its own copy.
 	KeyMap *KeyMap
@@ -155,11 +158,13 @@ func Run(ctx context.Context, feed Feed, opts Options) error {
 	defer cancel()
 
 	m, wait := attach(ctx, feed, opts)
-	_, err := tea.NewProgram(m, programOptions(ctx, opts)...).Run()
+	err := runProgram(tea.NewProgram(m, programOptions(ctx, opts)...), opts.Logger)
 	cancel()
 	feedErr := wait()
 
+	var pe panicError
 	switch {
+	case errors.As(err, &pe):
 	case errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil:
 		err = nil // ended by the caller's context: not a failure of the UI
 	case err != nil:
@@ -169,6 +174,49 @@ func Run(ctx context.Context, feed Feed, opts Options) error {
 		return errors.Join(feedErr, err)
 	}
 	return err
+}
+
+// panicError is a panic of the UI, with the terminal restored.
+type panicError struct{ value any }
+
+func (e panicError) Error() string {
+	return fmt.Sprintf("internal error in the live view: %v", e.value)
+}
+
+// runProgram runs the program. A panic in the UI's loop (Update, View, or a
+// query, which re-panics there: see safeCmd) restores the terminal and
+// becomes an error of one line; bubbletea's own handler would print the
+// stack over the terminal. The stack goes to the logger.
+func runProgram(p *tea.Program, log *slog.Logger) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.Kill()
+			log.Error("live view panicked", "panic", r, "stack", string(debug.Stack()))
+			err = panicError{r}
+		}
+	}()
+	_, err = p.Run()
+	return err
+}
+
+// cmdPanic carries a panic of a command's goroutine to the UI's loop, where
+// runProgram handles it: a panic left on that goroutine would end the
+// process with the terminal in raw mode.
+type cmdPanic struct {
+	value any
+	stack []byte
+}
+
+// safeCmd runs a command's work so that a panic in it reaches the UI's loop.
+func safeCmd(fn func() tea.Msg) tea.Cmd {
+	return func() (msg tea.Msg) {
+		defer func() {
+			if r := recover(); r != nil {
+				msg = cmdPanic{r, debug.Stack()}
+			}
+		}()
+		return fn()
+	}
 }
 
 // attach returns a model fed by feed, whose Run it starts on its own
@@ -207,7 +255,7 @@ func runFeed(ctx context.Context, feed Feed, p *pending, log *slog.Logger) (err 
 }
 
 func programOptions(ctx context.Context, opts Options) []tea.ProgramOption {
-	po := []tea.ProgramOption{tea.WithContext(ctx)}
+	po := []tea.ProgramOption{tea.WithContext(ctx), tea.WithoutCatchPanics()}
 	if opts.Input != nil {
 		po = append(po, tea.WithInput(opts.Input))
 	}

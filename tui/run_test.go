@@ -1,10 +1,12 @@
 package tui
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -165,3 +167,83 @@ type failingFeed struct {
 func (f failingFeed) Table() *table.Table { return f.tab }
 
 func (f failingFeed) Run(context.Context, func([]event.Event) error) error { return f.err }
+
+// A panic of the UI, in its loop or in a query's goroutine, restores the
+// terminal (the alternate screen is left, the cursor shown) and comes back
+// as one error, instead of ending the process in raw mode.
+func TestRunRestoresTheTerminalOnPanic(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mutate func(o *Options)
+	}{
+		{"in Update", func(o *Options) {
+			calls := 0
+			o.Clock = func() time.Time {
+				if calls++; calls > 3 {
+					panic("clock bug")
+				}
+				return testNow
+			}
+		}},
+		{"in a query", func(o *Options) {
+			calls := 0
+			o.Rates = func() (kstat.Rates, bool) {
+				if calls++; calls > 1 { // the second reading: the view is up
+					panic("rates bug")
+				}
+				return kstat.Rates{}, false
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, w := io.Pipe()
+			defer w.Close()
+			var out syncBuffer
+			opts := testOptions()
+			opts.Input, opts.Output = r, &out
+			tc.mutate(&opts)
+			done := make(chan error, 1)
+			go func() { done <- Run(context.Background(), newSampleFeed(), opts) }()
+			err := wait(t, done)
+			if err == nil || !strings.HasPrefix(err.Error(), "internal error in the live view: ") ||
+				!strings.Contains(err.Error(), "bug") || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("Run returned %v, want one line naming the panic", err)
+			}
+			screen := out.String()
+			enter, leave := strings.LastIndex(screen, "\x1b[?1049h"), strings.LastIndex(screen, "\x1b[?1049l")
+			hide, show := strings.LastIndex(screen, "\x1b[?25l"), strings.LastIndex(screen, "\x1b[?25h")
+			if enter < 0 || leave < enter || show < hide {
+				t.Errorf("terminal not restored: alternate screen entered at %d, left at %d, cursor hidden at %d, shown at %d; output ends %q",
+					enter, leave, hide, show, screen[max(0, len(screen)-80):])
+			}
+		})
+	}
+}
+
+// What the feed traces without is marked in the header.
+func TestDegradedMark(t *testing.T) {
+	m := headless(t, 120, 30)
+	if strings.Contains(stripView(m), "degraded") {
+		t.Fatal("a feed with nothing degraded is marked")
+	}
+	m.opts.Degraded = []string{"continuing without bind/connect/listen events: because"}
+	requireLine(t, stripView(m), "TIME_WAIT 2", "degraded 1")
+}
+
+// syncBuffer is a bytes.Buffer for a writer and a reader on two goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

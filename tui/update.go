@@ -35,6 +35,9 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 	case tea.KeyPressMsg:
 		cmd := m.onKey(msg)
 		return tea.Batch(cmd, m.maybeRefresh())
+	case cmdPanic:
+		m.log.Error("query panicked", "panic", msg.value, "stack", string(msg.stack))
+		panic(msg.value) // for runProgram, on this goroutine
 	}
 	if m.filtering {
 		// The input's own messages (paste, ...).

@@ -178,6 +178,10 @@ func (m *Model) countersLine() string {
 	if m.uiDropped > 0 {
 		items = append(items, counter{"UI skipped", itoa(m.uiDropped), &st.Bad, 1})
 	}
+	if n := len(m.opts.Degraded); n > 0 {
+		// The sentences are on stderr at start, and in the log.
+		items = append(items, counter{"degraded", itoa(n), &st.Warn, 2})
+	}
 	if m.opts.Rates != nil {
 		items = append(items,
 			counter{"TW/s", fmtRate(m.kRates.TW, m.kRatesOK), nil, 7},

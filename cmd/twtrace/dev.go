@@ -23,6 +23,7 @@ type devOptions struct {
 	ui        bool   // --headless: the live view's model without a terminal
 	statsFile string // what the run delivered and the kernel counted, as JSON
 	cpuProf   string // a Go CPU profile of twtrace itself
+	panicAt   string // --panic: where to panic on purpose
 	tally     *counter
 	stopProf  func()
 }
@@ -30,8 +31,17 @@ type devOptions struct {
 func (d *devOptions) register(fs *pflag.FlagSet, root bool) {
 	fs.StringVar(&d.statsFile, "stats-file", "", "developer: write what the run delivered and the kernel counted, as JSON, at the end")
 	fs.StringVar(&d.cpuProf, "cpuprofile", "", "developer: write a Go CPU profile of twtrace itself to this file")
+	fs.StringVar(&d.panicAt, "panic", "", "developer: panic on purpose in `WHERE`, to test the exit paths: "+
+		"main (when the session ends, before it is closed) or sink (at the first events)")
 	if root {
 		fs.BoolVar(&d.ui, "headless", false, "developer: run the live view's model without a terminal")
+	}
+}
+
+// crash panics when --panic names where.
+func (d *devOptions) crash(where string) {
+	if d.panicAt == where {
+		panic("injected by --panic " + where)
 	}
 }
 
@@ -56,12 +66,16 @@ func (d *devOptions) start() error {
 	return nil
 }
 
-// sink counts what a run delivers, for --stats-file.
+// sink counts what a run delivers, for --stats-file, and panics in it for
+// --panic sink.
 func (d *devOptions) sink(fn eventSink) eventSink {
-	if d.statsFile == "" {
+	if d.statsFile == "" && d.panicAt != "sink" {
 		return fn
 	}
 	return func(b []event.Event) error {
+		if len(b) > 0 {
+			d.crash("sink")
+		}
 		d.tally.add(b)
 		return fn(b)
 	}

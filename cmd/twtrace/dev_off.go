@@ -18,6 +18,7 @@ type devOptions struct{}
 func (*devOptions) register(*pflag.FlagSet, bool) {}
 func (*devOptions) headless() bool                { return false }
 func (*devOptions) start() error                  { return nil }
+func (*devOptions) crash(string)                  {}
 func (*devOptions) sink(fn eventSink) eventSink   { return fn }
 func (*devOptions) finish(*session.Session) error { return nil }
 func (*devOptions) runHeadless(context.Context, *session.Session, tui.Options) (bool, error) {

@@ -40,8 +40,9 @@ func (f *filterFlags) registerEvents(fs *pflag.FlagSet, kernel string) {
 		"only transitions into or out of this TCP `state` (time-wait, estab, listening, TIME_WAIT...; repeatable)")
 	f.term(fs, "sport", "", "only this local `port` (repeatable)", true)
 	f.term(fs, "dport", "", "only this remote `port`, or a connect()'s destination (repeatable)", true)
+	f.term(fs, "uid", "", "only this `uid`: the socket owner's for transitions, the task's for bind/connect/listen (repeatable)"+kernel, true)
 	f.term(fs, "comm", "", "only this task `name`, as owner or running task", false)
-	f.term(fs, "netns", "", "only this network namespace `inode` (see: ls -L -i /proc/PID/ns/net)", false)
+	f.term(fs, "netns", "", "only this network namespace `inode` (see: ls -L -i /proc/PID/ns/net)"+kernel, false)
 	fs.BoolVarP(&f.errors, "errors", "E", false,
 		"only refused bind(), connect() and listen() calls (with --state: those and the state's transitions)")
 }
@@ -64,6 +65,9 @@ func (f *filterFlags) filter() (event.Filter, error) {
 	flt := f.flt
 	if len(flt.Ports) > tracer.MaxPorts {
 		return flt, usagef("--port: at most %d ports, got %d", tracer.MaxPorts, len(flt.Ports))
+	}
+	if len(flt.UIDs) > tracer.MaxUIDs {
+		return flt, usagef("--uid: at most %d uids, got %d", tracer.MaxUIDs, len(flt.UIDs))
 	}
 	if f.ipv4 && f.ipv6 {
 		return flt, usagef("-4 and -6 exclude each other; give neither for both families")

@@ -69,12 +69,24 @@ func main() {
 }
 
 // run executes the CLI and returns its exit code.
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+	// SIGHUP (the ssh session closed) ends twtrace as SIGINT and SIGTERM do:
+	// the ring buffer drained, the capture closed, every program detached.
 	// SIGPIPE is handled too, so that `twtrace trace | head` ends cleanly
 	// (the write fails with EPIPE) instead of being killed mid-write.
 	ctx, stop := signal.NotifyContext(context.Background(),
-		os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE)
+		os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	defer stop()
+	// A panic on this goroutine has run every deferred Close on its way
+	// here (the session's detaches its programs, the live view has restored
+	// the terminal): what is left is to say so in one line. Panics on the
+	// pipeline's goroutines come back as errors (tracer.Run, session.Run).
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "twtrace: internal error: %v\n", r)
+			code = exitFailure
+		}
+	}()
 
 	root := newRootCmd(stdout, stderr)
 	root.SetArgs(args)
@@ -99,7 +111,7 @@ func exitCode(err error, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "twtrace: %v\n", err)
 		return exitUsage
 	case errors.As(err, &fe):
-		fmt.Fprintf(stderr, "twtrace: missing %s\n", fe.Error())
+		fmt.Fprintf(stderr, "twtrace: %s\n", fe.Error()) // one sentence, whatever wrapped it
 		return exitFeature
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "twtrace: %v\nRun 'twtrace --help' for usage.\n", err)

@@ -38,6 +38,10 @@ func TestBadUsageExits2(t *testing.T) {
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"trace", "--duration", "soon"}, `--duration "soon": want a duration with a unit`},
 		{[]string{"trace", "--port", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17"}, "at most 16 ports"},
+		{[]string{"trace", "--uid", "root"}, `--uid "root": want a user id`},
+		{[]string{"trace", "--uid", "-1"}, `--uid "-1"`},
+		{[]string{"trace", "--uid", "4294967295"}, `--uid "4294967295"`},
+		{[]string{"trace", "--uid", "1,2,3,4,5,6,7,8,9"}, "at most 8 uids"},
 	} {
 		code, _, stderr := runCLI(tc.args...)
 		if code != exitUsage || !strings.Contains(stderr, tc.want) {
@@ -113,14 +117,19 @@ func TestExitCodes(t *testing.T) {
 		msg  string
 	}{
 		{nil, 0, ""},
-		{&tracer.FeatureError{Missing: "CAP_BPF and CAP_PERFMON", Fix: "run as root"}, 3, "missing CAP_BPF and CAP_PERFMON: run as root"},
-		{fmt.Errorf("open: %w", &tracer.FeatureError{Missing: "kernel BTF"}), 3, "missing kernel BTF"},
+		{&tracer.FeatureError{Missing: "CAP_BPF", Reason: "twtrace needs CAP_BPF", Fix: "run as root"}, 3,
+			"twtrace: twtrace needs CAP_BPF: run as root\n"},
+		// The sentence alone: not what wrapped it, no usage hint.
+		{fmt.Errorf("open: %w", &tracer.FeatureError{Missing: "kernel BTF", Reason: "this kernel has no BTF", Fix: "use another"}), 3,
+			"twtrace: this kernel has no BTF: use another\n"},
 		{usagef("bad"), 2, "bad"},
 		{fmt.Errorf("write output: %w", syscall.EPIPE), 0, ""},
 		{errors.New("read ring buffer: boom"), 1, "boom"},
 	} {
 		var stderr bytes.Buffer
-		if got := exitCode(tc.err, &stderr); got != tc.code || !strings.Contains(stderr.String(), tc.msg) {
+		got := exitCode(tc.err, &stderr)
+		whole := tc.code == exitFeature // feature errors are checked whole
+		if got != tc.code || !strings.Contains(stderr.String(), tc.msg) || (whole && stderr.String() != tc.msg) {
 			t.Errorf("exitCode(%v) = %d, %q; want %d, %q", tc.err, got, stderr.String(), tc.code, tc.msg)
 		}
 	}

@@ -101,6 +101,8 @@ func runRecord(ctx context.Context, o *recordOptions, filters map[string][]strin
 		return err
 	}
 	defer sess.Close()
+	hdr.Degraded = sess.Tracer().Degraded()
+	announce(stderr, hdr.Degraded)
 	hdr.Time = time.Now()
 	hdr.Started = hdr.Time
 	w, err := capture.Create(o.output, hdr, capture.Options{Force: o.force})
@@ -128,6 +130,7 @@ func runRecord(ctx context.Context, o *recordOptions, filters map[string][]strin
 		// compressed frame when a second has passed.
 		return w.Write(batch)
 	}))
+	o.trace.dev.crash("main")
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}

@@ -123,7 +123,12 @@ func TestRecordReplayCLI(t *testing.T) {
 	tracertest.Require(t)
 	tracertest.LockBPF(t)
 	bin := buildBinary(t)
-	for _, name := range []string{"cap.jsonl", "cap.jsonl.zst"} {
+	// Each signal ends it cleanly: SIGHUP is the ssh session closing.
+	for _, tc := range []struct {
+		name string
+		sig  syscall.Signal
+	}{{"cap.jsonl", syscall.SIGINT}, {"cap.jsonl.zst", syscall.SIGTERM}, {"hup.jsonl.zst", syscall.SIGHUP}} {
+		name, sig := tc.name, tc.sig
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -138,16 +143,20 @@ func TestRecordReplayCLI(t *testing.T) {
 			captureHas(t, path, func(ev *event.Event) bool {
 				return ev.Kind == event.KindTimeWait && ev.Src.Port() == uint16(port)
 			})
-			// Either signal ends it cleanly.
-			sig := syscall.SIGINT
-			if strings.HasSuffix(name, ".zst") {
-				sig = syscall.SIGTERM
+			progs := bpfProgIDs(t, rec.cmd.Process.Pid)
+			if len(progs) == 0 {
+				t.Fatal("the running twtrace holds no BPF program")
 			}
 			if err := rec.cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
 			if err := <-rec.exited; err != nil {
 				t.Fatalf("record after %v: %v; stderr: %s", sig, err, stderr)
+			}
+			for _, id := range progs {
+				if programExists(id) {
+					t.Errorf("BPF program %d still loaded after record exited on %v", id, sig)
+				}
 			}
 			summary := regexp.MustCompile(`^twtrace: recorded (\d+) events? \(0 lost\) in [0-9.]+ (B|KiB) to ` + regexp.QuoteMeta(path) + "\n$")
 			if !summary.MatchString(stderr.String()) {

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -139,6 +141,7 @@ func runTrace(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) er
 		return err
 	}
 	defer sess.Close()
+	announce(stderr, sess.Tracer().Degraded())
 	if err := signalReady(o.readyFile); err != nil {
 		return err
 	}
@@ -161,10 +164,14 @@ func runTrace(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) er
 			}
 		}
 		if err := write(batch); err != nil {
+			if errors.Is(err, syscall.EIO) && ctx.Err() != nil {
+				return nil // the terminal hung up (SIGHUP): nobody reads on
+			}
 			return fmt.Errorf("write output: %w", err)
 		}
 		return nil
 	}))
+	o.dev.crash("main")
 	if derr := o.dev.finish(sess); err == nil {
 		err = derr
 	}
@@ -181,6 +188,14 @@ func streamSink(w io.Writer, json, csv bool) eventSink {
 		return stream.NewCSV(w).Write
 	}
 	return stream.NewText(w, stream.TextOptions{Color: colorful(w)}).Write
+}
+
+// announce prints what the session traces without, one sentence a line:
+// "continuing without bind/connect/listen events: ...".
+func announce(stderr io.Writer, degraded []string) {
+	for _, d := range degraded {
+		fmt.Fprintf(stderr, "twtrace: %s\n", d)
+	}
 }
 
 // createFile creates a file twtrace writes as root: mode 0600, never

@@ -54,10 +54,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func buildBinary(t *testing.T) string {
+// buildBinary builds twtrace with the given build tags (twtracedev: the
+// developer build).
+func buildBinary(t *testing.T, tags ...string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "twtrace")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	out, err := exec.Command("go", "build", "-tags", strings.Join(tags, ","), "-o", bin, ".").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -111,10 +113,18 @@ func waitLine(t *testing.T, lines <-chan string, seen *[]string, what string, ma
 	}
 }
 
+// TestTraceCLI ends trace with SIGINT, and with SIGHUP (the ssh session
+// closed): the same clean end.
 func TestTraceCLI(t *testing.T) {
 	tracertest.Require(t)
 	tracertest.LockBPF(t)
 	bin := buildBinary(t)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) { testTraceCLI(t, bin, sig) })
+	}
+}
+
+func testTraceCLI(t *testing.T, bin string, sig syscall.Signal) {
 	port := freePort(t)
 	ready := filepath.Join(t.TempDir(), "ready")
 
@@ -184,13 +194,13 @@ func TestTraceCLI(t *testing.T) {
 	if len(progs) == 0 {
 		t.Fatal("the running twtrace holds no BPF program")
 	}
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	for range lines {
 	}
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("twtrace after SIGINT: %v; stderr: %s", err, stderr.String())
+		t.Fatalf("twtrace after %v: %v; stderr: %s", sig, err, stderr.String())
 	}
 	if stderr.Len() != 0 {
 		t.Errorf("unexpected stderr: %s", stderr.String())

@@ -73,8 +73,12 @@ func runUI(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) error
 			return &sc
 		}
 	}
-	for _, w := range sess.Tracer().Warnings() {
-		logger.Warn(w)
+	// Said before the live view covers the terminal, so that it is there
+	// again when the view ends, and marked in its header meanwhile.
+	opts.Degraded = sess.Tracer().Degraded()
+	announce(stderr, opts.Degraded)
+	for _, d := range opts.Degraded {
+		logger.Warn(d)
 	}
 	ctx, cancel := withDuration(ctx, o.duration)
 	defer cancel()

@@ -43,19 +43,27 @@ type Header struct {
 	Sysctls map[string]string   // the host namespace's sysctls, by dotted name
 	Filters map[string][]string // the filter flags as given, by long flag name
 	NetNS   uint32              // the recording host's own network namespace (inode); 0 unknown
+
+	// Degraded lists, one sentence each ("continuing without bind/connect/
+	// listen events: ..."), what the recording session could not trace, so
+	// that a replay knows what is absent rather than never happened. JSON
+	// "degraded", a list of strings, left out when empty; captures written
+	// before it existed read as empty.
+	Degraded []string
 }
 
 // headerRecord is the JSON form of a Header.
 type headerRecord struct {
-	Kind    string              `json:"kind"`
-	TS      string              `json:"ts"`
-	Version int                 `json:"version"`
-	Host    string              `json:"host"`
-	Kernel  string              `json:"kernel"`
-	Started string              `json:"started"`
-	Sysctls map[string]string   `json:"sysctls"`
-	Filters map[string][]string `json:"filters"`
-	NetNS   uint32              `json:"netns,omitempty"`
+	Kind     string              `json:"kind"`
+	TS       string              `json:"ts"`
+	Version  int                 `json:"version"`
+	Host     string              `json:"host"`
+	Kernel   string              `json:"kernel"`
+	Started  string              `json:"started"`
+	Sysctls  map[string]string   `json:"sysctls"`
+	Filters  map[string][]string `json:"filters"`
+	NetNS    uint32              `json:"netns,omitempty"`
+	Degraded []string            `json:"degraded,omitempty"`
 }
 
 // HostHeader describes this machine for a capture started now: host name,

@@ -176,6 +176,38 @@ func TestHeaderLine(t *testing.T) {
 	}
 }
 
+// What the session could not trace is in the header and read back; a
+// header without it (every capture before it existed) reads as nothing degraded.
+func TestHeaderDegraded(t *testing.T) {
+	h := testHeader()
+	h.Degraded = []string{"continuing without bind/connect/listen events: because"}
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, "mem", h, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `,"degraded":["continuing without bind/connect/listen events: because"]}`) {
+		t.Errorf("header line without its degraded list: %s", buf.String())
+	}
+	r, err := NewReader(&buf, "mem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Header().Degraded; len(got) != 1 || got[0] != h.Degraded[0] {
+		t.Errorf("degraded read back as %q", got)
+	}
+	old, err := NewReader(strings.NewReader(`{"kind":"header","ts":"2026-11-25T09:30:00Z","version":1,"started":"2026-11-25T09:29:59Z"}`+"\n"), "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := old.Header().Degraded; got != nil {
+		t.Errorf("a header without the field reads as degraded %q", got)
+	}
+}
+
 func TestHostHeader(t *testing.T) {
 	h, err := HostHeader("", map[string][]string{"state": {"TIME_WAIT"}})
 	if err != nil {

@@ -131,7 +131,7 @@ func (r *Reader) readHeader() error {
 		return r.format(fmt.Errorf(`header: bad "started": %w`, err))
 	}
 	r.hdr = Header{Time: ts.UTC(), Version: h.Version, Host: h.Host, Kernel: h.Kernel,
-		Started: started.UTC(), Sysctls: h.Sysctls, Filters: h.Filters, NetNS: h.NetNS}
+		Started: started.UTC(), Sysctls: h.Sysctls, Filters: h.Filters, NetNS: h.NetNS, Degraded: h.Degraded}
 	return nil
 }
 

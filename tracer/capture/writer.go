@@ -155,7 +155,7 @@ func encodeHeader(h Header) ([]byte, error) {
 		Kind: event.KindHeader.String(), TS: h.Time.UTC().Format(time.RFC3339Nano),
 		Version: h.Version, Host: h.Host, Kernel: h.Kernel,
 		Started: h.Started.UTC().Format(time.RFC3339Nano), Sysctls: h.Sysctls, Filters: h.Filters,
-		NetNS: h.NetNS,
+		NetNS: h.NetNS, Degraded: h.Degraded,
 	}
 	if r.Sysctls == nil {
 		r.Sysctls = map[string]string{}

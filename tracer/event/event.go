@@ -256,6 +256,14 @@ type Event struct {
 	CgroupID uint64
 	NetNS    uint32
 
+	// UID is, for state and timewait events, the socket's owner uid (the
+	// uid of its creator, which the kernel compares for SO_REUSEPORT); for
+	// bind, connect and listen, the task's uid. Both as the host (the
+	// initial user namespace) numbers them. Valid when UIDKnown: a capture
+	// of an older twtrace has none.
+	UID      uint32
+	UIDKnown bool
+
 	Family Family
 	Src    netip.AddrPort // state, timewait: local end
 	Dst    netip.AddrPort // state, timewait: remote end; connect: destination
@@ -266,7 +274,6 @@ type Event struct {
 	OldDur    time.Duration // time spent in Old
 	OldKnown  bool          // OldDur is valid
 	Owner     uint32        // attributed owner pid, 0 when unknown
-	UID       uint32        // uid of the owner (state) or of the task (bind, connect, listen), when known
 	OwnerComm Comm          //
 	Reset     bool          // the socket had an error at CLOSE (reset)
 	SockReuse Reuse         // the socket's SO_REUSEADDR/SO_REUSEPORT; unknown in captures

@@ -141,11 +141,21 @@ func TestFilterMatch(t *testing.T) {
 		{"state or fail: the failure", Filter{States: []State{StateTimeWait}, Failed: true}, refused, true},
 		{"state or fail: neither", Filter{States: []State{StateTimeWait}, Failed: true}, bind, false},
 		{"state or fail: another state", Filter{States: []State{StateTimeWait}, Failed: true}, st, false},
+		{"lost passes a uid filter", Filter{UIDs: []uint32{5}}, lost, true},
+		{"socket uid", Filter{UIDs: []uint32{7, 33}}, withUID(st, 33), true},
+		{"other socket uid", Filter{UIDs: []uint32{7}}, withUID(st, 33), false},
+		{"task uid", Filter{UIDs: []uint32{0}}, withUID(bind, 0), true},
+		{"unknown uid", Filter{UIDs: []uint32{0}}, st, false},
 	} {
 		if got := tc.f.Match(&tc.ev); got != tc.want {
 			t.Errorf("%s: Match = %v, want %v", tc.name, got, tc.want)
 		}
 	}
+}
+
+func withUID(ev Event, uid uint32) Event {
+	ev.UID, ev.UIDKnown = uid, true
+	return ev
 }
 
 func TestFilterValidate(t *testing.T) {
@@ -174,7 +184,8 @@ func TestReuseString(t *testing.T) {
 
 func TestInferTimeWait(t *testing.T) {
 	base := Event{Kind: KindState, New: StateClose, Cookie: 5, Family: FamilyIPv4,
-		Src: netip.MustParseAddrPort("127.0.0.1:80"), Dst: netip.MustParseAddrPort("127.0.0.1:5000"), NetNS: 3}
+		Src: netip.MustParseAddrPort("127.0.0.1:80"), Dst: netip.MustParseAddrPort("127.0.0.1:5000"), NetNS: 3,
+		UID: 33, UIDKnown: true}
 	for _, tc := range []struct {
 		old   State
 		reset bool
@@ -197,7 +208,7 @@ func TestInferTimeWait(t *testing.T) {
 			continue
 		}
 		if got && (tw.Kind != KindTimeWait || tw.TimeWait != TimeWaitEnter || tw.Source != SourceInferred ||
-			tw.Remaining != 60*time.Second || tw.Src != st.Src || tw.Dst != st.Dst || tw.Cookie != 5 || tw.NetNS != 3) {
+			tw.Remaining != 60*time.Second || tw.Src != st.Src || tw.Dst != st.Dst || tw.Cookie != 5 || tw.NetNS != 3 || tw.UID != 33 || !tw.UIDKnown) {
 			t.Errorf("inferred %+v", tw)
 		}
 	}

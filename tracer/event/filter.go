@@ -7,8 +7,8 @@ import (
 	"strings"
 )
 
-// Filter selects events. A live tracer applies Ports, PID and Family in the
-// kernel too (a filtered-out event is never written to the ring buffer).
+// Filter selects events. A live tracer applies Ports, PID, UIDs, NetNS and
+// Family in the kernel too (a filtered-out event is never written to the ring buffer).
 // Match applies all of them, so a replayed capture is filtered exactly like
 // a live trace. ParseFilter and Add read it from the words people type; the
 // CLI's filter flags and the live view's "/" line both go through them.
@@ -23,6 +23,7 @@ type Filter struct {
 	LocalPorts  []uint16 // local port (tcpstates -L)
 	RemotePorts []uint16 // remote port (tcpstates -D); a connect()'s destination
 	PID         uint32   // the attributed owner or the running task
+	UIDs        []uint32 // the socket's owner uid (state, timewait) or the task's (bind, connect, listen)
 	Comm        string   // the owner's or the running task's name
 	NetNS       uint32   // network namespace inode
 	Family      Family   // 0: both
@@ -49,7 +50,7 @@ func (f *Filter) Validate() error {
 // Empty reports whether the filter selects everything.
 func (f *Filter) Empty() bool {
 	return len(f.Ports) == 0 && len(f.LocalPorts) == 0 && len(f.RemotePorts) == 0 && f.PID == 0 &&
-		f.Comm == "" && f.NetNS == 0 && f.Family == 0 && len(f.States) == 0 && !f.calls()
+		len(f.UIDs) == 0 && f.Comm == "" && f.NetNS == 0 && f.Family == 0 && len(f.States) == 0 && !f.calls()
 }
 
 // calls reports whether the filter says which syscall events it wants.
@@ -80,6 +81,9 @@ func (f *Filter) Match(ev *Event) bool {
 		return false
 	}
 	if f.PID != 0 && ev.PID != f.PID && ev.Owner != f.PID {
+		return false
+	}
+	if len(f.UIDs) > 0 && (!ev.UIDKnown || !slices.Contains(f.UIDs, ev.UID)) {
 		return false
 	}
 	if f.Comm != "" {
@@ -141,6 +145,9 @@ func (f *Filter) String() string {
 	}
 	if f.PID != 0 {
 		terms = append(terms, "pid:"+strconv.FormatUint(uint64(f.PID), 10))
+	}
+	for _, u := range f.UIDs {
+		terms = append(terms, "uid:"+strconv.FormatUint(uint64(u), 10))
 	}
 	if f.Comm != "" {
 		terms = append(terms, "comm:"+f.Comm)

@@ -30,7 +30,8 @@ const (
 	wantState = "is not a TCP state: want one of ss's (established, syn-sent, syn-recv, fin-wait-1, " +
 		"fin-wait-2, time-wait, closed, close-wait, last-ack, listening, closing), a kernel name such as TIME_WAIT, or tw, estab"
 	wantErrno = "is not an errno name: want one such as EADDRINUSE, EADDRNOTAVAIL or EACCES"
-	wantKey   = "is not a filter term: keys are port:, sport:, dport:, pid:, comm:, state: and netns:"
+	wantUID   = "is not a user id: want a number such as 0 or 1000 (see: id -u NAME)"
+	wantKey   = "is not a filter term: keys are port:, sport:, dport:, pid:, uid:, comm:, state: and netns:"
 )
 
 // ParseFilter reads a filter line: terms separated by spaces or commas.
@@ -42,6 +43,7 @@ const (
 //	fail                    refused binds, connects and listens
 //	EADDRINUSE              syscalls refused with that errno
 //	pid:N, comm:NAME, NAME  the owner or the running task
+//	uid:N                   the socket owner's uid, or a syscall's task's
 //	netns:N, ipv4, ipv6     network namespace, address family
 //
 // Terms of one key are alternatives (8080 8443: either port), the others
@@ -102,15 +104,16 @@ func (f *Filter) addWord(w string) error {
 
 func validKey(k string) bool {
 	switch k {
-	case "port", "sport", "dport", "pid", "comm", "state", "netns":
+	case "port", "sport", "dport", "pid", "uid", "comm", "state", "netns":
 		return true
 	}
 	return false
 }
 
-// Add adds one value of a key: port, sport, dport, pid, comm, state or
-// netns, as --key value on the command line. Ports and states accumulate
-// (alternatives); a pid, a task name or a namespace can be given once.
+// Add adds one value of a key: port, sport, dport, pid, uid, comm, state
+// or netns, as --key value on the command line. Ports, uids and states
+// accumulate (alternatives); a pid, a task name or a namespace can be given
+// once.
 func (f *Filter) Add(key, value string) error {
 	switch key {
 	case "port", "sport", "dport":
@@ -134,6 +137,12 @@ func (f *Filter) Add(key, value string) error {
 		f.States = appendNew(f.States, st)
 	case "pid":
 		return setOnce(&f.PID, value, "process id", wantPID)
+	case "uid":
+		n, err := strconv.ParseUint(value, 10, 32)
+		if err != nil || n == 1<<32-1 { // (uid_t)-1 is "no user"
+			return &TermError{value, wantUID}
+		}
+		f.UIDs = appendNew(f.UIDs, uint32(n))
 	case "netns":
 		return setOnce(&f.NetNS, value, "network namespace", wantNetNS)
 	case "comm":

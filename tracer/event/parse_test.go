@@ -32,6 +32,7 @@ func TestParseFilterAccepts(t *testing.T) {
 		{"FAIL bind", Filter{Failed: true, Kinds: []Kind{KindBind}}},
 		{"EADDRINUSE eaddrnotavail", Filter{Errnos: []int32{-98, -99}}},
 		{"pid:4120", Filter{PID: 4120}},
+		{"uid:0 uid:1000", Filter{UIDs: []uint32{0, 1000}}},
 		{"PID=4120 pid:4120", Filter{PID: 4120}},
 		{"nginx", Filter{Comm: "nginx"}},
 		{"comm:nginx", Filter{Comm: "nginx"}},
@@ -78,10 +79,10 @@ func TestParseFilterRejects(t *testing.T) {
 		"fin-wait-3": `"fin-wait-3" is not a TCP state: want fin-wait-1, or comm:fin-wait-3 for a task of that name`,
 		"listne":     `"listne" is not a TCP state: want listening, or comm:listne for a task of that name`,
 		"EADDRINUS":  `"EADDRINUS" is not an errno name: want one such as EADDRINUSE, EADDRNOTAVAIL or EACCES`,
-		"prot:8080": `"prot:8080" is not a filter term: keys are port:, sport:, dport:, pid:, comm:, state: and netns: ` +
+		"prot:8080": `"prot:8080" is not a filter term: keys are port:, sport:, dport:, pid:, uid:, comm:, state: and netns: ` +
 			`(comm:NAME for a task name with a colon)`,
-		"uid:0": `"uid:0" is not a filter term: keys are port:, sport:, dport:, pid:, comm:, state: and netns: ` +
-			`(comm:NAME for a task name with a colon)`,
+		"uid:x":          `"x" is not a user id: want a number such as 0 or 1000 (see: id -u NAME)`,
+		"uid:4294967295": `"4294967295" is not a user id: want a number such as 0 or 1000 (see: id -u NAME)`,
 	} {
 		f, err := ParseFilter(in)
 		var te *TermError

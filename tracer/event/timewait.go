@@ -19,6 +19,8 @@ func InferTimeWait(st *Event, tw *Event) bool {
 		Cookie:    st.Cookie,
 		Owner:     st.Owner,
 		OwnerComm: st.OwnerComm,
+		UID:       st.UID,
+		UIDKnown:  st.UIDKnown,
 		TimeWait:  TimeWaitEnter,
 		Remaining: TimeWaitLen,
 		Source:    SourceInferred,

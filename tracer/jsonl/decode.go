@@ -30,6 +30,8 @@ type record struct {
 	Comm        *string         `json:"comm"`
 	OwnerPID    *uint32         `json:"owner_pid"`
 	OwnerComm   *string         `json:"owner_comm"`
+	UID         *uint32         `json:"uid"`
+	OwnerUID    *uint32         `json:"owner_uid"`
 	Reset       bool            `json:"reset"`
 	NetNS       *uint32         `json:"netns"`
 	FD          *int32          `json:"fd"`
@@ -157,6 +159,7 @@ func (d *decoder) state() {
 	}
 	d.task()
 	d.owner()
+	d.uid(r.OwnerUID)
 	ev.Reset = r.Reset
 	d.netns()
 }
@@ -186,6 +189,7 @@ func (d *decoder) timeWait() {
 		ev.Remaining = time.Duration(*r.RemainingMS) * time.Millisecond
 	}
 	d.owner()
+	d.uid(r.OwnerUID)
 	d.netns()
 	if r.Source == nil {
 		d.missing("source")
@@ -259,6 +263,8 @@ func (d *decoder) state1(field string, s *string) event.State {
 	return st
 }
 
+// task reads the running task: pid, comm, and the uid of a bind, connect
+// or listen record.
 func (d *decoder) task() {
 	if d.r.PID == nil {
 		d.missing("pid")
@@ -269,6 +275,17 @@ func (d *decoder) task() {
 		d.missing("comm")
 	} else {
 		d.ev.Comm = event.MakeComm(*d.r.Comm)
+	}
+	if d.ev.Kind != event.KindState {
+		d.uid(d.r.UID)
+	}
+}
+
+// uid reads "uid" or "owner_uid": optional, as records written before they
+// were added have none (UIDKnown stays false).
+func (d *decoder) uid(v *uint32) {
+	if v != nil {
+		d.ev.UID, d.ev.UIDKnown = *v, true
 	}
 }
 

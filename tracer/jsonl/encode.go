@@ -73,6 +73,7 @@ func (enc *Encoder) Append(b []byte, ev *event.Event) []byte {
 		b = appendEndpoints(b, ev)
 		b = appendInt(b, "remaining_ms", ev.Remaining.Milliseconds())
 		b = appendOwner(b, ev.Owner, &ev.OwnerComm)
+		b = appendUID(b, "owner_uid", ev)
 		b = appendInt(b, "netns", int64(ev.NetNS))
 		b = append(b, `,"source":"`...)
 		b = append(b, ev.Source.String()...)
@@ -99,6 +100,7 @@ func appendState(b []byte, ev *event.Event) []byte {
 	}
 	b = appendTask(b, ev)
 	b = appendOwner(b, ev.Owner, &ev.OwnerComm)
+	b = appendUID(b, "owner_uid", ev)
 	if ev.Reset {
 		b = append(b, `,"reset":true`...)
 	}
@@ -151,10 +153,24 @@ func appendEndpoints(b []byte, ev *event.Event) []byte {
 	return appendInt(b, "dport", int64(ev.Dst.Port()))
 }
 
+// appendTask appends the running task: pid, comm, and for bind, connect
+// and listen its uid.
 func appendTask(b []byte, ev *event.Event) []byte {
 	b = appendInt(b, "pid", int64(ev.PID))
 	b = append(b, `,"comm":`...)
-	return appendString(b, ev.Comm[:])
+	b = appendString(b, ev.Comm[:])
+	if ev.Kind != event.KindState {
+		b = appendUID(b, "uid", ev)
+	}
+	return b
+}
+
+// appendUID appends the event's uid under key, when it is known.
+func appendUID(b []byte, key string, ev *event.Event) []byte {
+	if !ev.UIDKnown {
+		return b
+	}
+	return appendInt(b, key, int64(ev.UID))
 }
 
 func appendErr(b []byte, ev *event.Event) []byte {

@@ -55,6 +55,46 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// The uid: "owner_uid" of a state or timewait record (the socket's), "uid"
+// of a bind, connect or listen record (the task's), written when known and
+// read back; records without them (older captures) read as unknown.
+func TestUID(t *testing.T) {
+	for _, ev := range sample.Events() {
+		if ev.Kind == event.KindLost {
+			continue
+		}
+		ev.TID, ev.CgroupID = 0, 0
+		ev.UID, ev.UIDKnown = 1000, true
+		line := Append(nil, &ev)
+		key := `,"uid":1000,`
+		if ev.Kind == event.KindState || ev.Kind == event.KindTimeWait {
+			key = `,"owner_uid":1000,`
+		}
+		if !bytes.Contains(line, []byte(key)) || bytes.Count(line, []byte("uid")) != 1 {
+			t.Errorf("%s record without %s once: %s", ev.Kind, key, line)
+		}
+		var back event.Event
+		if err := Decode(line, &back); err != nil || back != ev {
+			t.Errorf("%s with a uid does not round-trip: %v\n got %+v\nwant %+v", ev.Kind, err, back, ev)
+		}
+		if escaped := bytes.IndexByte(line, '\\') >= 0; agree(t, line) == escaped {
+			t.Errorf("fast path %v for %s", !escaped, line)
+		}
+	}
+	old := `{"kind":"bind","ts":"2026-11-25T09:30:01.2Z","pid":4300,"comm":"nginx","fd":6,"family":"ipv4","addr":"0.0.0.0",` +
+		`"port":8080,"ret":-98,"errno":"EADDRINUSE","reuseaddr":false,"reuseport":false,"netns":4026531840}`
+	var ev event.Event
+	if err := Decode([]byte(old), &ev); err != nil || ev.UIDKnown || ev.UID != 0 {
+		t.Errorf("a record without uid: %v, uid %d known %v", err, ev.UID, ev.UIDKnown)
+	}
+	root := `{"kind":"state","ts":"2026-11-25T09:30:00Z","sock":"1","family":"ipv4","saddr":"127.0.0.1","sport":1,` +
+		`"daddr":"127.0.0.1","dport":2,"old":"CLOSE","new":"LISTEN","old_ms":null,"pid":1,"comm":"x","owner_pid":null,` +
+		`"owner_comm":null,"owner_uid":0,"netns":1}`
+	if err := Decode([]byte(root), &ev); err != nil || !ev.UIDKnown || ev.UID != 0 {
+		t.Errorf("owner_uid 0 (root): %v, uid %d known %v", err, ev.UID, ev.UIDKnown)
+	}
+}
+
 func TestStringEscaping(t *testing.T) {
 	for in, want := range map[string]string{
 		"plain":        `"plain"`,

@@ -66,6 +66,7 @@ type store struct {
 
 	sport, dport, port   uint16
 	pid, ownerPID, netns uint32
+	uid, ownerUID        uint32
 	fd, ret              int32
 	remainingMS          int64
 	count                uint64
@@ -251,6 +252,10 @@ func (s *scanner) field(r *record, key string) bool {
 		return setInt(&r.OwnerPID, &st.ownerPID, kind, lit, integer)
 	case "owner_comm":
 		return setString(&r.OwnerComm, &st.ownerComm, kind, lit)
+	case "uid":
+		return setInt(&r.UID, &st.uid, kind, lit, integer)
+	case "owner_uid":
+		return setInt(&r.OwnerUID, &st.ownerUID, kind, lit, integer)
 	case "reset":
 		switch kind {
 		case vTrue, vFalse:
@@ -296,7 +301,7 @@ func (s *scanner) field(r *record, key string) bool {
 
 // recordKeys are record's JSON keys.
 var recordKeys = []string{"kind", "ts", "sock", "family", "saddr", "sport", "daddr", "dport", "old",
-	"new", "old_ms", "pid", "comm", "owner_pid", "owner_comm", "reset", "netns", "fd", "addr", "port",
+	"new", "old_ms", "pid", "comm", "owner_pid", "owner_comm", "uid", "owner_uid", "reset", "netns", "fd", "addr", "port",
 	"ret", "errno", "reuseaddr", "reuseport", "event", "remaining_ms", "source", "count"}
 
 func setPlainString(dst *string, kind int, lit string) bool {

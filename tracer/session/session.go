@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -190,7 +191,17 @@ func (s *Session) Run(ctx context.Context, sink func([]event.Event) error) error
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
+	g.Go(func() (err error) {
+		// A panic here would end the process before the deferred closes
+		// of the caller run: it stops the session instead (the tracer's
+		// own goroutine recovers in tracer.Run).
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Debug("reconciliation panicked", "panic", r, "stack", string(debug.Stack()))
+				err = fmt.Errorf("internal error in the reconciliation: %v", r)
+				cancel() // the pipeline drains and stops
+			}
+		}()
 		s.reconcileLoop(gctx)
 		return nil
 	})
