@@ -38,7 +38,7 @@ func TestBadUsageExits2(t *testing.T) {
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"trace", "--duration", "soon"}, `--duration "soon": want a duration with a unit`},
 		{[]string{"trace", "--port", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17"}, "at most 16 ports"},
-		{[]string{"trace", "--uid", "root"}, `--uid "root": want a user id`},
+		{[]string{"trace", "--uid", "root"}, `--uid "root" is not a user id`},
 		{[]string{"trace", "--uid", "-1"}, `--uid "-1"`},
 		{[]string{"trace", "--uid", "4294967295"}, `--uid "4294967295"`},
 		{[]string{"trace", "--uid", "1,2,3,4,5,6,7,8,9"}, "at most 8 uids"},
