@@ -13,7 +13,7 @@ BPFTOOL  ?= bpftool
 ARGS     ?=
 TESTARGS ?=
 
-.PHONY: all build run test test-unit generate check-generate headers bench fmt vet clean
+.PHONY: all build run test test-unit generate check-generate headers bench soak fmt vet clean
 
 all: build
 
@@ -55,6 +55,12 @@ bench:
 	$(GO) build -trimpath -o bin/twbench ./internal/cmd/twbench
 	./bin/twbench $(BENCHARGS)
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./tracer/... ./tui/...
+
+# Minutes of churn against a small ring with the live view's model and a
+# recorder attached (root): memory, goroutines and fds flat, loss exact.
+# SOAK_DURATION sets the length (default 3m). Not part of make test.
+soak:
+	TWTRACE_REQUIRE_BPF=1 $(GO) test -tags soak -count=1 -timeout 30m -v ./internal/soak/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
