@@ -259,7 +259,14 @@ sampling:
 	}
 	// The lost events of the stream count the refused connect()s the ring
 	// had no room for too (the load meets EADDRNOTAVAIL now and then).
-	delivered, lost := f.delivered.Load(), f.lost.Load()-ks.SysLost
+	sysLost := ks.SysLost
+	for name, p := range ks.Programs {
+		if strings.HasPrefix(name, "sys_") || strings.HasPrefix(name, "raw_sys") {
+			sysLost += p.RecursionMisses // a bind/connect/listen event, not a transition
+		}
+	}
+	delivered, lost := f.delivered.Load(), f.lost.Load()-sysLost
+	t.Logf("lost of bind/connect/listen: %d; programs %+v", sysLost, ks.Programs)
 	t.Logf("%d connections in %v; delivered %d + lost %d = %d; the kernel counted %d (%d when stopping, %d runs of the counter skipped); table %+v",
 		conns, duration, delivered, lost, delivered+lost, c1-c0, atCancel-c0, misses, sess.Table().Stats())
 
