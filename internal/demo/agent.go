@@ -73,7 +73,12 @@ func startAgent() (*agentProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	if want == 0 || ino != uint32(want) || parent == 0 || os.Getppid() != parent {
+	// A lesson's namespace is never its twtrace's own: only the thread
+	// that starts agents enters it, never the main thread, which /proc/PID
+	// names.
+	var st unix.Stat_t
+	sameNS := unix.Stat(fmt.Sprintf("/proc/%d/ns/net", parent), &st) != nil || uint32(st.Ino) == ino
+	if want == 0 || ino != uint32(want) || sameNS || parent <= 0 || os.Getppid() != parent {
 		return nil, fmt.Errorf("%s is set, but this process was not started by twtrace demo in its namespace: unset it", AgentEnv)
 	}
 	nameThreads(role)
