@@ -27,7 +27,7 @@ var restartTooFast = &Lesson{
 		e.expectBlocked(advice.Attempt{Addr: service}, advice.CauseTimeWait)
 		e.Step("The same restart with SO_REUSEADDR.")
 		e.listens(nw, advice.ReuseAddr)
-		e.say("It binds and listens beside the TIME_WAIT, which runs out its 60 s unharmed.")
+		e.say("It binds and listens beside the TIME_WAIT, which the kernel keeps until its 60 s end.")
 	},
 }
 
