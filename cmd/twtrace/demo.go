@@ -33,12 +33,18 @@ that it creates and removes, and narrates them step by step. Every line
 about the kernel is printed once the tracer has observed the event it
 describes; a lesson whose event never comes fails (exit 1).
 
-Without LESSON it lists the lessons. Nothing of the host changes: its
+Without LESSON it lists the lessons. On a terminal a lesson runs in the
+live view, its Sockets view following the socket the narration (a pane on
+the right) talks about; space goes on (--step, a countdown, the end of a
+lesson), q quits. --text, or output to a pipe, narrates as text instead.
+
+Nothing of the host changes: its
 sysctls, sockets, ports and namespaces are left alone, and the lesson's
 namespace and processes are gone when it ends, Ctrl-C included (exit 0).
 A lesson takes a few seconds; one that must wait out a TIME_WAIT counts
-down its 60 s, which Enter (on a terminal) or --skip-wait ends early with
-the kernel's own means, inside the namespace. Needs root.`,
+down its 60 s, which a key (space, or Enter with --text on a terminal) or
+--skip-wait ends early with the kernel's own means, inside the namespace.
+Needs root.`,
 		Example: `  sudo twtrace demo
   sudo twtrace demo restart-too-fast
   sudo twtrace demo old-version-without-reuseaddr --step
@@ -54,8 +60,8 @@ the kernel's own means, inside the namespace. Needs root.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.BoolVar(&o.text, "text", false, "narrate to stdout as text (the only narration there is so far)")
-	fs.BoolVar(&o.step, "step", false, "wait for Enter before each step")
+	fs.BoolVar(&o.text, "text", false, "narrate to stdout as text, not in the live view")
+	fs.BoolVar(&o.step, "step", false, "wait for a key before each step (space; with --text, Enter)")
 	fs.BoolVar(&o.all, "all", false, "run every lesson, one after another")
 	fs.BoolVar(&o.skipWait, "skip-wait", false, "do not wait out a TIME_WAIT: end it at once, inside the lesson's namespace")
 	return cmd
@@ -75,6 +81,9 @@ func runDemo(ctx context.Context, o *demoOptions, args []string, stdin io.Reader
 	stdinTTY := false
 	if f, ok := stdin.(*os.File); ok {
 		stdinTTY = isTerminal(f)
+	}
+	if !o.text && stdinTTY && isTerminal(stdout) {
+		return runDemoLive(ctx, o, lessons, stderr)
 	}
 	opt := demo.TextOptions{Color: colorful(stdout), Terminal: isTerminal(stdout), Step: o.step, KeysTerminal: stdinTTY}
 	if o.step || stdinTTY {
@@ -100,6 +109,27 @@ func runDemo(ctx context.Context, o *demoOptions, args []string, stdin io.Reader
 		fmt.Fprintln(stderr, "\ntwtrace demo: interrupted; the lesson's namespace and processes are gone")
 	}
 	return nil
+}
+
+// runDemoLive runs the lessons in the live view, one program each.
+func runDemoLive(ctx context.Context, o *demoOptions, lessons []*demo.Lesson, stderr io.Writer) error {
+	narr, ctx := demo.NewLiveNarrator(ctx, demo.LiveOptions{Step: o.step})
+	cfg := demo.Config{Narrator: narr, SkipWait: o.skipWait}
+	var err error
+	for _, l := range lessons {
+		if _, err = demo.Run(ctx, l, cfg); err != nil || narr.Quit() {
+			break
+		}
+	}
+	interrupted := ctx.Err() != nil && !narr.Quit()
+	if cerr := narr.Close(); err == nil && !interrupted {
+		err = cerr
+	}
+	if interrupted {
+		fmt.Fprintln(stderr, "twtrace demo: interrupted; the lesson's namespace and processes are gone")
+		return nil
+	}
+	return err
 }
 
 // lessons are the lessons to run; nil to list them.

@@ -16,16 +16,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/charmbracelet/x/ansi"
+
 	"github.com/twtrace/twtrace/internal/demo"
 	"github.com/twtrace/twtrace/internal/hostcheck"
 	"github.com/twtrace/twtrace/internal/tracertest"
 )
 
-// The settings lessons change inside their namespaces, and the ports their
-// sockets use there: the host's must not move.
+// The settings lessons change inside their namespaces, and the port every
+// socket of theirs is on or connected to there: the host's must not move.
 var (
 	demoSysctls = []string{"ipv4/ip_local_port_range", "ipv4/tcp_tw_reuse", "ipv4/tcp_migrate_req"}
-	demoPorts   = func(p uint16) bool { return p == 9000 || (p >= 40000 && p <= 40015) }
+	demoPorts   = func(local, remote uint16) bool { return local == 9000 || remote == 9000 }
 )
 
 func TestDemoUsage(t *testing.T) {
@@ -63,6 +65,70 @@ func TestDemoBinary(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) { demoSignal(t, bin, sig) })
 	}
+	t.Run("live-q", func(t *testing.T) { demoLive(t, bin, "q") })
+	t.Run("live-SIGTERM", func(t *testing.T) { demoLive(t, bin, "SIGTERM") })
+}
+
+// On a terminal the lesson runs in the live view. With --step it waits for
+// space at its second step; q there (or SIGTERM) ends it: the terminal is
+// given back (the alternate screen left), exit 0, and nothing is left.
+func demoLive(t *testing.T, bin, how string) {
+	before := takeHost(t)
+	term, tty := tracertest.PTY(t, 160, 40)
+	cmd := exec.Command(bin, "demo", "port-held", "--step")
+	cmd.Stdin, cmd.Stdout = tty, tty
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	d := &demoRun{t: t, cmd: cmd}
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(ansi.Strip(term.Output()), "space: next step") || len(d.agents) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the live view never waited for space at a step; the screen:\n%s", ansi.Strip(term.Output()))
+		}
+		for _, c := range hostcheck.Children(cmd.Process.Pid) {
+			if !containsInt(d.agents, c) {
+				d.agents = append(d.agents, c)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.netns = netnsOf(t, d.agents[0])
+	if how == "q" {
+		term.Type("q")
+	} else {
+		cmd.Process.Signal(syscall.SIGTERM)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit after %s: %v; stderr %q", how, err, stderr.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("twtrace demo did not end within 5 s of %s", how)
+	}
+	if !strings.Contains(stderr.String(), "interrupted; the lesson's namespace and processes are gone") {
+		t.Errorf("stderr after %s: %q", how, stderr.String())
+	}
+	if !strings.Contains(term.Output(), "\x1b[?1049l") {
+		t.Errorf("the terminal was not given back: no alternate screen left after %s", how)
+	}
+	d.checkNothingLeft(before)
+}
+
+// netnsOf is the network namespace inode of a process.
+func netnsOf(t *testing.T, pid int) uint32 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &st); err != nil {
+		t.Fatal(err)
+	}
+	return uint32(st.Ino)
 }
 
 // demoRun is the binary running a lesson, its narration read as it comes.

@@ -97,11 +97,23 @@ func Run(ctx context.Context, l *Lesson, cfg Config) (*Result, error) {
 	}
 	defer sess.Close()
 	e := &env{ctx: ctx, cfg: cfg, lesson: l, nsFD: fd, netns: ino, sess: sess, rec: newRecorder(ino)}
+	viewer, _ := cfg.Narrator.(Viewer)
+	var view func([]event.Event)
+	if viewer != nil {
+		if view, err = viewer.Watch(sess.Table(), ino); err != nil {
+			return res, err
+		}
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	ended := make(chan struct{})
 	go func() {
 		defer close(ended)
-		e.rec.end(sess.Run(runCtx, e.rec.sink))
+		e.rec.end(sess.Run(runCtx, func(batch []event.Event) error {
+			if view != nil {
+				view(batch)
+			}
+			return e.rec.sink(batch)
+		}))
 	}()
 	if e.launch, err = startLauncher(fd, ino); err == nil {
 		err = e.run()
@@ -110,6 +122,9 @@ func Run(ctx context.Context, l *Lesson, cfg Config) (*Result, error) {
 	}
 	stop()
 	<-ended
+	if viewer != nil {
+		viewer.Done(ctx, err)
+	}
 	res.Events = e.rec.events(0)
 	for _, a := range e.agents {
 		res.Agents = append(res.Agents, a.PID)
@@ -161,7 +176,7 @@ func (e *env) failf(format string, args ...any) { e.fail(fmt.Errorf(format, args
 
 func (e *env) show(l Line) {
 	if e.err == nil {
-		l.Lesson, l.Step = e.lesson.Name, e.step
+		l.Lesson, l.Step, l.Port = e.lesson.Name, e.step, service.Port()
 		e.fail(e.cfg.Narrator.Show(l))
 	}
 }

@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/charmbracelet/colorprofile"
+	"github.com/charmbracelet/x/ansi"
+
 	"github.com/twtrace/twtrace/internal/hostcheck"
 	"github.com/twtrace/twtrace/internal/nsthread"
 	"github.com/twtrace/twtrace/internal/tracertest"
@@ -32,8 +35,10 @@ func TestMain(m *testing.M) {
 // hostSysctls are the settings lessons change in their namespaces.
 var hostSysctls = []string{"ipv4/ip_local_port_range", "ipv4/tcp_tw_reuse", "ipv4/tcp_migrate_req", "ipv4/tcp_fin_timeout"}
 
-// lessonPort is a port a lesson's sockets use, in its namespace.
-func lessonPort(p uint16) bool { return p == service.Port() || (p >= churnLow && p <= churnHigh) }
+// lessonPort selects the sockets a lesson makes, in its namespace: every one
+// is on the service's port or connected to it. (The client-churn range is
+// part of the host's ephemeral range: the host's own connections use it.)
+func lessonPort(local, remote uint16) bool { return local == service.Port() || remote == service.Port() }
 
 // claim is something a lesson's narration says the kernel did: at least n
 // events match, given the lesson's processes in the order it starts them.
@@ -296,6 +301,50 @@ func TestAgentOutsideALesson(t *testing.T) {
 		ee, ok := err.(*exec.ExitError)
 		if !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "was not started by twtrace demo") {
 			t.Errorf("agent with %v: %v\n%s", env, err, out)
+		}
+	}
+}
+
+// A lesson in the live view, --step, driven by space on its input: the
+// same events observed, the same host afterwards.
+func TestLessonLive(t *testing.T) {
+	tracertest.Require(t)
+	tracertest.LockBPF(t)
+	before, err := hostcheck.Take(hostSysctls, lessonPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	term, tty := tracertest.PTY(t, 160, 40)
+	n, ctx := NewLiveNarrator(context.Background(), LiveOptions{Step: true, Input: tty, Output: tty,
+		Profile: colorprofile.ASCII})
+	done := make(chan struct{})
+	go func() { // space, now and then, as someone stepping through
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(150 * time.Millisecond):
+				term.Type(" ")
+			}
+		}
+	}()
+	res, err := Run(ctx, restartTooFast, Config{Narrator: n})
+	close(done)
+	if cerr := n.Close(); cerr != nil {
+		t.Errorf("live view: %v", cerr)
+	}
+	if err != nil {
+		t.Fatalf("%v\n%s", err, ansi.Strip(term.Output()))
+	}
+	if n.Quit() {
+		t.Error("Quit after a lesson nobody quit")
+	}
+	checkClaims(t, res, lessonClaims[restartTooFast.Name].claims)
+	checkGone(t, res, before)
+	shown := ansi.Strip(term.Output())
+	for _, s := range []string{"Sockets", "space: next step", "What it shows", "space: close"} {
+		if !strings.Contains(shown, s) {
+			t.Errorf("the live view never showed %q", s)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/twtrace/twtrace/tracer/advice"
 	"github.com/twtrace/twtrace/tracer/event"
 	"github.com/twtrace/twtrace/tracer/stream"
+	"github.com/twtrace/twtrace/tracer/table"
 	"github.com/twtrace/twtrace/tracer/text"
 )
 
@@ -30,11 +31,12 @@ const (
 )
 
 // Line is one line of a lesson's narration. A view that follows the lesson
-// (the live view) finds its key socket in Event.
+// (the live view) finds its key socket in Event, on the lesson's Port.
 type Line struct {
 	Kind    LineKind
 	Lesson  string
 	Step    int
+	Port    uint16 // the port the lesson is about
 	Text    string
 	Event   *event.Event
 	Report  *advice.PortReport
@@ -50,6 +52,19 @@ type Narrator interface {
 	// closed (the tracer saw it end); skip is true when the person asked
 	// to end it now instead.
 	Countdown(ctx context.Context, until time.Time, ended <-chan struct{}) (skip bool, err error)
+}
+
+// Viewer is a Narrator that also shows the lesson's sockets and events
+// (the live view). Watch is called once the lesson's tracer runs, before
+// the first step, with its socket table and namespace; the engine hands the
+// returned sink every batch of events (on the tracer's goroutine, already
+// applied to the table: the sink must not keep the slice). Done is called
+// when the lesson is over and its namespace gone, with why it failed (nil
+// if it did not), and returns once the person has seen the end.
+type Viewer interface {
+	Narrator
+	Watch(tab *table.Table, netns uint32) (sink func([]event.Event), err error)
+	Done(ctx context.Context, err error)
 }
 
 // TextOptions configure a TextNarrator.

@@ -27,8 +27,9 @@ type State struct {
 }
 
 // Take reads the host: the sysctls under /proc/sys/net named, and the TCP
-// sockets of the caller's network namespace whose local port is in ports.
-func Take(sysctls []string, ports func(uint16) bool) (State, error) {
+// sockets of the caller's network namespace that watch selects by their
+// local and remote ports.
+func Take(sysctls []string, watch func(local, remote uint16) bool) (State, error) {
 	s := State{Sysctls: map[string]string{}}
 	for _, name := range sysctls {
 		b, err := os.ReadFile("/proc/sys/net/" + name)
@@ -51,7 +52,7 @@ func Take(sysctls []string, ports func(uint16) bool) (State, error) {
 	defer c.Close()
 	mask := sockdiag.AllStates | sockdiag.StateMask(sockdiag.StateBoundInactive)
 	err = c.Dump(unix.AF_UNSPEC, mask, func(k *sockdiag.Socket) error {
-		if ports(k.Src.Port()) {
+		if watch(k.Src.Port(), k.Dst.Port()) {
 			s.Sockets = append(s.Sockets, fmt.Sprintf("%d %s %s", k.State, k.Src, k.Dst))
 		}
 		return nil

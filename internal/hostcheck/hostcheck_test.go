@@ -23,7 +23,7 @@ func TestDiffSeesANewSocket(t *testing.T) {
 	}
 	port := uint16(l.Addr().(*net.TCPAddr).Port)
 	l.Close()
-	watch := func(p uint16) bool { return p == port }
+	watch := func(local, _ uint16) bool { return local == port }
 	before, err := Take([]string{"ipv4/tcp_fin_timeout"}, watch)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func TestDiffSeesANewSocket(t *testing.T) {
 	}
 }
 
-func mustTake(t *testing.T, ports func(uint16) bool) State {
+func mustTake(t *testing.T, ports func(local, remote uint16) bool) State {
 	t.Helper()
 	s, err := Take([]string{"ipv4/tcp_fin_timeout"}, ports)
 	if err != nil {
