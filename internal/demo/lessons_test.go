@@ -38,7 +38,9 @@ var hostSysctls = []string{"ipv4/ip_local_port_range", "ipv4/tcp_tw_reuse", "ipv
 // lessonPort selects the sockets a lesson makes, in its namespace: every one
 // is on the service's port or connected to it. (The client-churn range is
 // part of the host's ephemeral range: the host's own connections use it.)
-func lessonPort(local, remote uint16) bool { return local == service.Port() || remote == service.Port() }
+func lessonPort(local, remote uint16) bool {
+	return local == service.Port() || remote == service.Port()
+}
 
 // claim is something a lesson's narration says the kernel did: at least n
 // events match, given the lesson's processes in the order it starts them.
