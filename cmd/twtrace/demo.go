@@ -122,8 +122,8 @@ func runDemoLive(ctx context.Context, o *demoOptions, lessons []*demo.Lesson, st
 		}
 	}
 	interrupted := ctx.Err() != nil && !narr.Quit()
-	if cerr := narr.Close(); err == nil && !interrupted {
-		err = cerr
+	if cerr := narr.Close(); cerr != nil {
+		return cerr // the live view failed (and took the lesson down with it)
 	}
 	if interrupted {
 		fmt.Fprintln(stderr, "twtrace demo: interrupted; the lesson's namespace and processes are gone")
