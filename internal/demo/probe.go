@@ -85,7 +85,7 @@ func (e *env) waitTimeWait(port uint16, until time.Time) *event.Event {
 		return nil
 	}
 	end := timeWaitEnd(port)
-	bound := max(time.Until(until), 0) + expectWithin
+	bound := max(time.Until(until), 0) + reconcileWithin
 	ended := make(chan struct{})
 	go func() {
 		if _, err := e.rec.wait(e.ctx, e.mark, 1, bound, "", end); err == nil {
@@ -104,7 +104,7 @@ func (e *env) waitTimeWait(port uint16, until time.Time) *event.Event {
 		e.say("Ending it now with the kernel's own means, inside the lesson's namespace: a SOCK_DESTROY " +
 			"through sock_diag, what `ss -K` does. (A real deploy waits, or uses SO_REUSEPORT: see zero-downtime-restart.)")
 		e.destroyTimeWait(port)
-		bound = expectWithin
+		bound = reconcileWithin
 	}
 	if evs := e.expectFrom(e.mark, "the TIME_WAIT's end", 1, bound, end); evs != nil {
 		return &evs[0]
