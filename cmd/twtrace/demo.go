@@ -38,9 +38,9 @@ live view, its Sockets view following the socket the narration (a pane on
 the right) talks about; space goes on (--step, a countdown, the end of a
 lesson), q quits. --text, or output to a pipe, narrates as text instead.
 
-Nothing of the host changes: its
-sysctls, sockets, ports and namespaces are left alone, and the lesson's
-namespace and processes are gone when it ends, Ctrl-C included (exit 0).
+Nothing of the host changes: its sysctls, sockets, ports and namespaces
+are left alone, and the lesson's namespace and processes are gone when it
+ends, Ctrl-C included (exit 0).
 A lesson takes a few seconds; one that must wait out a TIME_WAIT counts
 down its 60 s, which a key (space, or Enter with --text on a terminal) or
 --skip-wait ends early with the kernel's own means, inside the namespace.
