@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -75,9 +73,6 @@ func runDemo(ctx context.Context, o *demoOptions, args []string, stdin io.Reader
 	if lessons == nil {
 		return listLessons(stdout)
 	}
-	// A closed terminal ends a lesson as Ctrl-C does: orderly.
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGHUP)
-	defer stop()
 	stdinTTY := false
 	if f, ok := stdin.(*os.File); ok {
 		stdinTTY = isTerminal(f)

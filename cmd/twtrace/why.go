@@ -185,7 +185,8 @@ func whyOnce(p *session.PortProbe, port uint16, want advice.Attempt) (advice.Por
 	if err != nil {
 		if errors.Is(err, unix.EPERM) {
 			return advice.PortReport{}, &tracer.FeatureError{Missing: "CAP_SYS_ADMIN",
-				Fix: "reading another network namespace's sockets needs it: run twtrace as root", Err: err}
+				Reason: "reading another network namespace's sockets needs CAP_SYS_ADMIN, which this process lacks",
+				Fix:    "run twtrace as root", Err: err}
 		}
 		return advice.PortReport{}, err
 	}

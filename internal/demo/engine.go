@@ -87,7 +87,8 @@ func Run(ctx context.Context, l *Lesson, cfg Config) (*Result, error) {
 	if err != nil {
 		if errors.Is(err, unix.EPERM) {
 			return nil, &tracer.FeatureError{Missing: "CAP_SYS_ADMIN",
-				Fix: "twtrace demo runs each lesson in a private network namespace: run it as root", Err: err}
+				Reason: "twtrace demo needs CAP_SYS_ADMIN to create each lesson's private network namespace, which this process lacks",
+				Fix:    "run it as root (sudo)", Err: err}
 		}
 		return nil, err
 	}
