@@ -142,8 +142,10 @@ var lessonClaims = map[string]struct {
 		{"the old listener's close", 1, func(ev *event.Event, a []int) bool {
 			return ev.Kind == event.KindState && ev.Old == event.StateListen && int(ev.PID) == a[0]
 		}},
-		{"the other user's bind() refused", 1, bindRefused(3, reuseport)},
-	}, []string{"0 failed", "0 refused or reset", "(other-user) runs as uid 65534", "as uid 65534",
+		{"the other user's bind() refused", 1, func(ev *event.Event, a []int) bool {
+			return bindRefused(3, reuseport)(ev, a) && ev.UIDKnown && ev.UID == 65534
+		}},
+	}, []string{"0 failed", "0 refused or reset", "as uid 65534.", "as uid 65534",
 		"SO_REUSEPORT of another user"}},
 }
 

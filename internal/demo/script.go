@@ -3,9 +3,7 @@ package demo
 import (
 	"fmt"
 	"net/netip"
-	"os"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -79,34 +77,19 @@ func (e *env) startServer(role string, o advice.Options, mode string, format str
 func (e *env) refusedServer(role string, uid int, o advice.Options) *agent {
 	a := e.agent(role, uid)
 	if _, r := e.call(a, "listen L %s %s", service, o); e.err == nil {
-		if uid != 0 {
-			e.runsAs(a, uid)
-		}
 		if r == nil || r.Call != "bind" || r.Errno != "EADDRINUSE" {
 			e.failf("%s's bind() of %s with %s: %v, where the lesson expects EADDRINUSE", role, service, o, r)
 		}
-		e.Expect("the refused bind()", bindBy(a.PID, service.Port(), unix.EADDRINUSE))
-	}
-	return a
-}
-
-// runsAs checks, in /proc, that a runs as uid, and says so.
-func (e *env) runsAs(a *agent, uid int) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", a.PID))
-	if err != nil {
-		e.fail(err)
-		return
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) == 5 && f[0] == "Uid:" {
-			want := strconv.Itoa(uid)
-			e.check(f[1] == want && f[2] == want && f[3] == want && f[4] == want,
-				"pid %d (%s) runs as uids %v, where the lesson expects %d", a.PID, a.Role, f[1:], uid)
-			e.say("pid %d (%s) runs as uid %d (its /proc/%d/status says so).", a.PID, a.Role, uid, a.PID)
-			return
+		refused := bindBy(a.PID, service.Port(), unix.EADDRINUSE)
+		ev := e.Expect("the refused bind()", func(ev *event.Event) bool {
+			return refused(ev) && (uid == 0 || ev.UIDKnown)
+		})
+		if ev != nil && uid != 0 {
+			e.check(ev.UID == uint32(uid), "the tracer shows %s's bind() made as uid %d, where the lesson runs it as %d", role, ev.UID, uid)
+			e.say("The tracer shows the bind() made by pid %d as uid %d.", a.PID, ev.UID)
 		}
 	}
-	e.failf("no Uid line in /proc/%d/status", a.PID)
+	return a
 }
 
 // stopServer ends a server and waits for its listener's close.
