@@ -153,12 +153,16 @@ func (o Options) withDefaults() Options {
 // feed running beside it. It returns the feed's error, if the feed failed,
 // or the UI's.
 func Run(ctx context.Context, feed Feed, opts Options) error {
+	return run(ctx, feed, opts, func(m Model) tea.Model { return m })
+}
+
+func run(ctx context.Context, feed Feed, opts Options, wrap func(Model) tea.Model) error {
 	opts = opts.withDefaults()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	m, wait := attach(ctx, feed, opts)
-	err := runProgram(tea.NewProgram(m, programOptions(ctx, opts)...), opts.Logger)
+	err := runProgram(tea.NewProgram(wrap(m), programOptions(ctx, opts)...), opts.Logger)
 	cancel()
 	feedErr := wait()
 

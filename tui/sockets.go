@@ -25,6 +25,7 @@ type socketsView struct {
 	matched int            // how many sockets it matched (rows stops at socketsLimit)
 	at      time.Time      // when it was taken (the UI's clock)
 	sel     uint64         // the selected socket's cookie: the cursor follows it
+	follow  uint64         // a cookie to select as soon as a query has it (Model.Follow); 0: none
 
 	detail       bool          // the timeline is open
 	detailCookie uint64        //
@@ -62,6 +63,7 @@ func (v *socketsView) setSize(w, h int) {
 
 func (v *socketsView) move(k tea.KeyPressMsg) {
 	if !v.detail && v.grid.Move(k) {
+		v.follow = 0 // the user chose
 		if i := v.grid.Cursor(); i >= 0 {
 			v.sel = v.rows[i].Cookie
 		}
@@ -99,6 +101,11 @@ func (v *socketsView) setData(s snapshotMsg) {
 		netns = netns || v.rows[i].NetNS != v.ctx.hostNetNS
 		if v.rows[i].Cookie == v.sel {
 			cur = i
+		}
+	}
+	for i := range v.rows {
+		if v.follow != 0 && v.rows[i].Cookie == v.follow {
+			cur, v.follow = i, 0
 		}
 	}
 	if netns != v.showNetNS {

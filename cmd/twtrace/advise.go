@@ -22,6 +22,7 @@ import (
 	"github.com/twtrace/twtrace/tracer/kstat"
 	"github.com/twtrace/twtrace/tracer/session"
 	"github.com/twtrace/twtrace/tracer/table"
+	"github.com/twtrace/twtrace/tracer/text"
 )
 
 // adviseOptions are the flags of `twtrace advise`.
@@ -307,7 +308,7 @@ func writeFailures(w io.Writer, ob *observation) {
 			target = fmt.Sprintf("port %d", ev.Src.Port())
 		}
 		line := fmt.Sprintf("  %s %s %s by %d %s: %s", ev.Time.Local().Format("15:04:05.000"), ev.Kind, target,
-			ev.PID, printable(ev.Comm.String(), 16), ev.Errno())
+			ev.PID, text.Comm(&ev.Comm), ev.Errno())
 		if fl.Port != nil && len(fl.Port.Findings) > 0 {
 			line += " — " + fl.Port.Findings[0].Line()
 		}

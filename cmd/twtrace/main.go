@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/twtrace/twtrace/internal/demo"
 	"github.com/twtrace/twtrace/tracer"
 )
 
@@ -62,6 +63,9 @@ func plural[T ~int | ~int64 | ~uint64](n T, one, many string) string {
 const memoryLimit = 48 << 20
 
 func main() {
+	if demo.IsAgent() { // a process of a lesson of twtrace demo
+		os.Exit(demo.Agent())
+	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimit)
 	}
@@ -162,6 +166,6 @@ with TIME_WAIT countdowns, the event log, remote endpoints. Piped, or with
 	opts.register(root, true)
 	root.AddCommand(newTraceCmd(stdout, stderr), newSocketsCmd(stdout, stderr),
 		newRecordCmd(stdout, stderr), newReplayCmd(stdout, stderr), newWhyCmd(stdout, stderr),
-		newAdviseCmd(stdout, stderr))
+		newAdviseCmd(stdout, stderr), newDemoCmd(stdout, stderr))
 	return root
 }

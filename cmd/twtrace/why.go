@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/twtrace/twtrace/tracer"
 	"github.com/twtrace/twtrace/tracer/advice"
 	"github.com/twtrace/twtrace/tracer/session"
+	"github.com/twtrace/twtrace/tracer/stream"
 )
 
 // whyOptions are the flags of `twtrace why`.
@@ -169,7 +171,7 @@ func runWhy(ctx context.Context, o *whyOptions, arg string, stdout, stderr io.Wr
 		if _, err := stdout.Write(append(b, '\n')); err != nil {
 			return err
 		}
-	} else if err := writeWhy(stdout, &report, colorful(stdout)); err != nil {
+	} else if err := stream.WritePortReport(stdout, &report, colorful(stdout)); err != nil {
 		return err
 	}
 	if report.Verdict != "free" {
@@ -183,7 +185,8 @@ func whyOnce(p *session.PortProbe, port uint16, want advice.Attempt) (advice.Por
 	if err != nil {
 		if errors.Is(err, unix.EPERM) {
 			return advice.PortReport{}, &tracer.FeatureError{Missing: "CAP_SYS_ADMIN",
-				Fix: "reading another network namespace's sockets needs it: run twtrace as root", Err: err}
+				Reason: "reading another network namespace's sockets needs CAP_SYS_ADMIN, which this process lacks",
+				Fix:    "run twtrace as root", Err: err}
 		}
 		return advice.PortReport{}, err
 	}
@@ -249,4 +252,20 @@ func openNetNS(s string) (int, error) {
 		return -1, usagef("-N %s: %s is not a network namespace", s, path)
 	}
 	return fd, nil
+}
+
+// lookupUID reads a user name or a uid.
+func lookupUID(s string) (uint32, error) {
+	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
+		return uint32(n), nil
+	}
+	u, err := user.Lookup(s)
+	if err != nil {
+		return 0, fmt.Errorf("no such user: give a user name or a numeric uid")
+	}
+	n, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("user %s has no numeric uid", s)
+	}
+	return uint32(n), nil
 }

@@ -5,7 +5,6 @@
 package tracertest
 
 import (
-	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -53,30 +52,11 @@ type NetNS struct {
 func NewNetNS(t testing.TB) *NetNS {
 	t.Helper()
 	Require(t)
-	var ns *NetNS
-	err := nsthread.Run(func() error {
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			return fmt.Errorf("unshare(CLONE_NEWNET): %w", err)
-		}
-		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
-			unix.Close(fd)
-			return err
-		}
-		if err := loopbackUp(); err != nil {
-			unix.Close(fd)
-			return err
-		}
-		ns = &NetNS{fd: fd, inode: st.Ino}
-		return nil
-	})
+	fd, ino, err := nsthread.NewNetNS()
 	if err != nil {
 		Unavailable(t, err)
 	}
+	ns := &NetNS{fd: fd, inode: uint64(ino)}
 	t.Cleanup(func() { unix.Close(ns.fd) })
 	return ns
 }
@@ -98,26 +78,6 @@ func (n *NetNS) Sysctl(name, value string) error {
 	return n.Do(func() error {
 		return os.WriteFile("/proc/sys/"+name, []byte(value), 0o644)
 	})
-}
-
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("get lo flags: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("set lo up: %w", err)
-	}
-	return nil
 }
 
 // bpfMu serialises tests that attach twtrace's programs: they share the

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func readSysctl(t *testing.T, name string) string {
@@ -54,5 +57,31 @@ func TestNetNSIsPrivate(t *testing.T) {
 	}
 	if ns.Inode() == 0 || uint64(ns.Inode()) == st.Ino {
 		t.Errorf("namespace inode %d, host's %d: want a new namespace", ns.Inode(), st.Ino)
+	}
+}
+
+func TestPTY(t *testing.T) {
+	term, tty := PTY(t, 132, 43)
+	ws, err := unix.IoctlGetWinsize(int(tty.Fd()), unix.TIOCGWINSZ)
+	if err != nil || ws.Col != 132 || ws.Row != 43 {
+		t.Fatalf("the program's side: %+v, %v; want a terminal of 132x43", ws, err)
+	}
+	if _, err := tty.WriteString("hello\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := term.Type("typed\n"); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 64)
+	n, err := tty.Read(b)
+	if err != nil || string(b[:n]) != "typed\n" {
+		t.Errorf("the program read %q, %v", b[:n], err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(term.Output(), "hello") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !strings.HasPrefix(term.Output(), "hello") {
+		t.Errorf("the terminal got %q", term.Output())
 	}
 }

@@ -65,15 +65,22 @@ func Header() string {
 // Write renders a batch and writes it with one call.
 func (t *Text) Write(batch []event.Event) error { return t.write(batch, t) }
 
+// Colour is the ANSI code an event's line is written in, "" for none:
+// failures and loss red, TIME_WAIT yellow.
+func Colour(ev *event.Event) string {
+	switch class, _ := text.Classify(ev); class {
+	case text.ClassFailure, text.ClassLoss:
+		return ansiRed
+	case text.ClassTimeWait:
+		return ansiYel
+	}
+	return ""
+}
+
 func (t *Text) appendRow(b []byte, ev *event.Event) []byte {
 	color := ""
 	if t.opt.Color {
-		switch class, _ := text.Classify(ev); class {
-		case text.ClassFailure, text.ClassLoss:
-			color = ansiRed
-		case text.ClassTimeWait:
-			color = ansiYel
-		}
+		color = Colour(ev)
 	}
 	b = append(b, color...)
 	start := len(b)

@@ -1,47 +1,27 @@
-package main
+package stream
 
 import (
 	"bufio"
 	"fmt"
 	"io"
-	"os/user"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/twtrace/twtrace/tracer/advice"
 )
 
-const (
-	ansiRed = "\x1b[1;31m"
-	ansiOff = "\x1b[0m"
-)
-
-// lookupUID reads a user name or a uid.
-func lookupUID(s string) (uint32, error) {
-	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
-		return uint32(n), nil
-	}
-	u, err := user.Lookup(s)
-	if err != nil {
-		return 0, fmt.Errorf("no such user: give a user name or a numeric uid")
-	}
-	n, err := strconv.ParseUint(u.Uid, 10, 32)
-	if err != nil {
-		return 0, fmt.Errorf("user %s has no numeric uid", s)
-	}
-	return uint32(n), nil
+// WriteVerdict writes the head of a why report, each line after indent: the
+// verdict for the bind the report is for, then one line per finding with
+// its cause and first fix. `twtrace why` begins with it, and `twtrace demo`
+// quotes it where a lesson asks why.
+func WriteVerdict(w io.Writer, r *advice.PortReport, indent string, color bool) error {
+	bw := bufio.NewWriter(w)
+	red, green, bold, off := palette(color)
+	writeVerdict(bw, r, indent, red, green, bold, off)
+	return bw.Flush()
 }
 
-// writeWhy writes a port report for people: the verdict first, then the
-// sockets, the holders, the table of attempts, and each finding with its
-// evidence and fixes.
-func writeWhy(w io.Writer, r *advice.PortReport, color bool) error {
-	bw := bufio.NewWriter(w)
-	red, green, bold, off := "", "", "", ""
-	if color {
-		red, green, bold, off = ansiRed, "\x1b[32m", "\x1b[1m", ansiOff
-	}
+func writeVerdict(w io.Writer, r *advice.PortReport, indent, red, green, bold, off string) {
 	verdict := green + "FREE" + off
 	if r.Verdict != "free" {
 		verdict = red + "BLOCKED" + off
@@ -49,11 +29,28 @@ func writeWhy(w io.Writer, r *advice.PortReport, color bool) error {
 	if !r.Certain {
 		verdict += " (uncertain)"
 	}
-	fmt.Fprintf(bw, "%sport %d%s: %s for a %s bind() to %s as uid %d\n", bold, r.Port, off, verdict, r.Options,
+	fmt.Fprintf(w, "%s%sport %d%s: %s for a %s bind() to %s as uid %d\n", indent, bold, r.Port, off, verdict, r.Options,
 		bracket(r.Addr), r.UID)
 	for _, f := range r.Findings {
-		fmt.Fprintf(bw, "  %s\n", f.Line())
+		fmt.Fprintf(w, "%s  %s\n", indent, f.Line())
 	}
+}
+
+// palette is the ANSI codes of a why report: red, green, bold, off.
+func palette(color bool) (red, green, bold, off string) {
+	if !color {
+		return "", "", "", ""
+	}
+	return ansiRed, "\x1b[32m", "\x1b[1m", ansiOff
+}
+
+// WritePortReport writes the report of `twtrace why` for people: the
+// verdict first (WriteVerdict), then the sockets, the holders, the table of
+// attempts, and each finding with its evidence and fixes.
+func WritePortReport(w io.Writer, r *advice.PortReport, color bool) error {
+	bw := bufio.NewWriter(w)
+	red, green, bold, off := palette(color)
+	writeVerdict(bw, r, "", red, green, bold, off)
 
 	fmt.Fprintf(bw, "\nSockets on port %d\n", r.Port)
 	if len(r.ByState) == 0 {
@@ -82,7 +79,7 @@ func writeWhy(w io.Writer, r *advice.PortReport, color bool) error {
 	for _, h := range r.Holders {
 		fmt.Fprintf(bw, "  %s: %s\n", h.Who(), strings.Join(h.States, ", "))
 		if h.Cmdline != "" {
-			fmt.Fprintf(bw, "      %s\n", printable(h.Cmdline, 200))
+			fmt.Fprintf(bw, "      %s\n", Printable(h.Cmdline, 200))
 		}
 	}
 
@@ -148,9 +145,9 @@ func bracket(a string) string {
 	return a
 }
 
-// printable cuts s to n bytes and replaces control bytes: a command line
+// Printable cuts s to n bytes and replaces control bytes: a command line
 // is whatever its process made it.
-func printable(s string, n int) string {
+func Printable(s string, n int) string {
 	var b strings.Builder
 	for i := 0; i < len(s) && i < n; i++ {
 		c := s[i]
