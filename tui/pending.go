@@ -26,9 +26,9 @@ type pending struct {
 	// view and its diagnoses miss none (bounded too, and counted).
 	fails     []event.Event
 	failsLost uint64
-	total   uint64 // every event offered, dropped included
-	done    bool   // the feed's Run returned
-	err     error  // ... with this error
+	total     uint64 // every event offered, dropped included
+	done      bool   // the feed's Run returned
+	err       error  // ... with this error
 }
 
 func newPending(limit int) *pending {
@@ -67,13 +67,13 @@ func (p *pending) finish(err error) {
 
 // drained is what one tick collects.
 type drained struct {
-	events  []event.Event
-	dropped uint64 // events that came after events and were not kept
-	fails   []event.Event // the refused syscalls among the dropped
-	failsLost uint64      // ... beyond what fails could keep
-	total   uint64 // every event the feed ever delivered
-	done    bool
-	err     error
+	events    []event.Event
+	dropped   uint64        // events that came after events and were not kept
+	fails     []event.Event // the refused syscalls among the dropped
+	failsLost uint64        // ... beyond what fails could keep
+	total     uint64        // every event the feed ever delivered
+	done      bool
+	err       error
 }
 
 // drain takes the buffered events, handing spare (emptied) back to the
