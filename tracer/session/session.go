@@ -228,7 +228,14 @@ type stage struct {
 
 func (st *stage) handle(batch []event.Event) error {
 	s := st.s
-	out := s.tab.ApplyBatch(batch, st.out[:0])
+	var out []event.Event
+	if len(batch) == 0 {
+		// The ring buffer is drained: the TIME_WAIT ends that waited for
+		// the stream to catch up with a dump can be judged.
+		out = s.tab.Drained(time.Now(), st.out[:0])
+	} else {
+		out = s.tab.ApplyBatch(batch, st.out[:0])
+	}
 	s.hintNamespaces(batch)
 drain:
 	for {

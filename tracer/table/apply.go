@@ -34,24 +34,45 @@ func (t *Table) Apply(ev *event.Event, out []event.Event) []event.Event {
 }
 
 func (t *Table) apply(ev *event.Event, out []event.Event) []event.Event {
+	if at := ev.Time.UnixNano(); at > t.streamAt && ev.Kind != event.KindLost {
+		t.streamAt = at
+		out = t.endPending(out)
+	}
 	switch ev.Kind {
 	case event.KindState:
 		return t.applyState(ev, out)
 	case event.KindTimeWait:
-		t.applyTimeWait(ev)
+		out = t.applyTimeWait(ev, out)
 	case event.KindBind:
 		// A bind() to port 0 asks for an ephemeral port: its failures
 		// (EADDRINUSE when the range is exhausted) land on port 0, the row
-		// of the namespace's ephemeral sockets.
-		c := t.counters(ev.NetNS, ev.Src.Port())
+		// of the namespace's ephemeral sockets. One to a port names a
+		// service port, refused or not.
+		port := ev.Src.Port()
+		c := t.counters(ev.NetNS, port)
 		c.Binds++
 		if ev.Ret < 0 {
 			c.BindFailures++
 		}
+		t.serve(ev.NetNS, port)
 	case event.KindListen:
 		t.counters(ev.NetNS, ev.Src.Port()).ListenFailures++
+		t.serve(ev.NetNS, ev.Src.Port())
 	case event.KindLost:
 		t.stats.Lost += ev.Lost
+	}
+	return out
+}
+
+// Drained tells the table that the stream has delivered everything the
+// kernel did before now (the ring buffer was found empty), and returns the
+// TIME_WAIT ends that waited for it (see endPending), appended to out.
+func (t *Table) Drained(now time.Time, out []event.Event) []event.Event {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if at := now.UnixNano(); at > t.streamAt {
+		t.streamAt = at
+		out = t.endPending(out)
 	}
 	return out
 }
@@ -87,25 +108,34 @@ func (t *Table) applyState(ev *event.Event, out []event.Event) []event.Event {
 	if ev.SockReuse.Known() {
 		e.reuse = ev.SockReuse
 	}
+	history := !fresh && e.older(now)
 	if e.touched < now {
 		e.touched = now
 	}
-	if ev.New == event.StateSynSent {
+	switch {
+	case ev.New == event.StateSynSent || ev.Old == event.StateSynSent:
 		e.flags |= flagClient
+	case ev.New == event.StateSynRecv || ev.Old == event.StateSynRecv || ev.New == event.StateListen:
+		e.flags |= flagServer
 	}
 	if fresh {
 		t.joinGroup(e)
 	}
 	// Per-port activity is about service ports: a client's local port is
 	// ephemeral, and counting it would grow a counter per connection.
-	if e.flags&flagClient == 0 && e.sport != 0 {
+	if e.sport != 0 && t.side(e) == SideServer {
 		t.counters(e.netns, e.sport).Transitions++
 	}
 
-	if !fresh && e.since > now {
-		// Older than what the table already knows: history, not news.
+	if history {
+		// Older than what the table already knows: history, not news. A
+		// dump may have shown this connection already, but not the
+		// TIME_WAIT it took over when it was established.
 		t.stats.OutOfOrder++
 		t.push(e, ev.New, now)
+		if ev.New == event.StateEstablished {
+			out = t.takeOver(e, now, t.cfg.Derive, out)
+		}
 		return out
 	}
 	if e.nsteps == 0 && ev.OldKnown {
@@ -126,23 +156,34 @@ func (t *Table) applyState(ev *event.Event, out []event.Event) []event.Event {
 			}
 		}
 	case event.StateEstablished:
-		if t.cfg.Derive {
-			out = t.detectReuse(e, ev, out)
-		}
+		out = t.takeOver(e, now, t.cfg.Derive, out)
 	case event.StateClose:
 		e.closed = now
 	}
 	return out
 }
 
-// setState moves an entry to a state, keeping the indexes in step.
+// older reports whether an event at ns is older than the entry's state: the
+// state was entered later, or (when it came from a dump, which does not say
+// when) the dump that showed it began later. Such an event is history.
+func (e *entry) older(ns int64) bool {
+	return e.since > ns || (e.since == 0 && e.source&fromDiag != 0 && e.touched > ns)
+}
+
+// setState moves an entry to a state, keeping the indexes and the TIME_WAIT
+// count in step: every change of state goes through it, so Stats.TimeWait
+// is always the number of entries in TIME_WAIT.
 func (t *Table) setState(e *entry, s event.State, at int64) {
 	if e.state == event.StateListen && s != event.StateListen {
 		t.unindexListener(e)
 	}
-	if e.state == event.StateTimeWait && s != event.StateTimeWait {
+	switch {
+	case e.state == event.StateTimeWait && s != event.StateTimeWait:
 		t.unindexTW(e)
-		e.flags &^= flagTWConfirmed
+		e.flags &^= flagTWConfirmed | flagGone
+		t.stats.TimeWait--
+	case e.state != event.StateTimeWait && s == event.StateTimeWait:
+		t.stats.TimeWait++
 	}
 	e.state = s
 	e.since = at
@@ -151,10 +192,17 @@ func (t *Table) setState(e *entry, s event.State, at int64) {
 	}
 }
 
-// detectReuse: a connection reaching ESTABLISHED on the 4-tuple of a live
-// TIME_WAIT took it over (tcp_tw_reuse on the client, or a new SYN accepted
-// by the server's TIME_WAIT). The old TIME_WAIT is gone.
-func (t *Table) detectReuse(e *entry, ev *event.Event, out []event.Event) []event.Event {
+// takeOver ends the TIME_WAIT entry that holds e's 4-tuple, if another
+// does: the kernel holds one socket per 4-tuple, so a connection
+// established on it (tcp_tw_reuse on the client, or a new SYN accepted by
+// the server's TIME_WAIT), or a newer TIME_WAIT on it, took it over. at is
+// when e took it; a TIME_WAIT that began later is not the one it took.
+// With derive, the reuse is reported. A table that does not derive (a
+// replay) leaves it to the reuse events the capture holds.
+func (t *Table) takeOver(e *entry, at int64, derive bool, out []event.Event) []event.Event {
+	if !t.cfg.Derive {
+		return out
+	}
 	h := e.tuple()
 	if !t.mayBeTimeWait(h) {
 		return out
@@ -172,32 +220,43 @@ func (t *Table) detectReuse(e *entry, ev *event.Event, out []event.Event) []even
 	if tw.netns != e.netns || tw.src != e.src || tw.dst != e.dst || tw.sport != e.sport || tw.dport != e.dport {
 		return out // a hash collision, not the same 4-tuple
 	}
-	out = append(out, t.twEvent(tw, event.TimeWaitReuse, event.SourceInferred, ev.Time))
-	t.endTimeWait(tw, event.TimeWaitReuse, ev.Time.UnixNano())
+	if tw.state != event.StateTimeWait || tw.since > at {
+		return out
+	}
+	if derive {
+		out = append(out, t.twEvent(tw, event.TimeWaitReuse, event.SourceInferred, unixTime(at)))
+	}
+	t.endTimeWait(tw, event.TimeWaitReuse, at)
 	return out
 }
 
-func (t *Table) applyTimeWait(ev *event.Event) {
+func (t *Table) applyTimeWait(ev *event.Event, out []event.Event) []event.Event {
 	now := ev.Time.UnixNano()
 	i := t.lookup(ev.Cookie)
 	if ev.TimeWait != event.TimeWaitEnter {
 		if i >= 0 && t.slots.at(i).state == event.StateTimeWait {
 			t.endTimeWait(t.slots.at(i), ev.TimeWait, now)
 		}
-		return
+		return out
 	}
 	fresh := i < 0
 	if fresh {
 		i = t.insert(ev.Cookie, now)
 	}
 	e := t.slots.at(i)
+	if ev.OwnerKnown() && e.owner == 0 {
+		e.owner, e.comm = ev.Owner, ev.OwnerComm
+	}
+	if !fresh && e.older(now) {
+		// A dump already showed the TIME_WAIT, or its end, after this enter
+		// (the reconciler runs ahead of the stream): nothing new.
+		t.stats.OutOfOrder++
+		return out
+	}
 	e.netns = ev.NetNS
 	e.setEndpoints(ev.Family, ev.Src, ev.Dst)
 	if fresh {
 		t.joinGroup(e)
-	}
-	if ev.OwnerKnown() && e.owner == 0 {
-		e.owner, e.comm = ev.Owner, ev.OwnerComm
 	}
 	if ev.Source == event.SourceSockDiag {
 		e.source |= fromDiag
@@ -205,10 +264,12 @@ func (t *Table) applyTimeWait(ev *event.Event) {
 	} else {
 		e.source |= fromTrace
 	}
-	if e.state != event.StateTimeWait && e.flags&flagClient == 0 {
+	if e.state != event.StateTimeWait && t.side(e) == SideServer {
 		t.counters(e.netns, e.sport).TimeWaitEnters++
 	}
+	out = t.takeOver(e, now, t.cfg.Derive, out)
 	t.enterTimeWait(e, now, now+int64(ev.Remaining))
+	return out
 }
 
 // enterTimeWait moves an entry to TIME_WAIT. (TimeWaitEnters counts the
@@ -222,7 +283,6 @@ func (t *Table) enterTimeWait(e *entry, at, expires int64) {
 			t.push(e, event.StateTimeWait, at)
 		}
 		t.setState(e, event.StateTimeWait, at)
-		t.stats.TimeWait++
 	}
 	e.closed = 0
 	e.expires = expires
@@ -234,7 +294,6 @@ func (t *Table) endTimeWait(e *entry, why event.TimeWaitOp, at int64) {
 	if e.state != event.StateTimeWait {
 		return
 	}
-	t.stats.TimeWait--
 	if int(why) < len(t.stats.TimeWaitEnded) {
 		t.stats.TimeWaitEnded[why]++
 	}

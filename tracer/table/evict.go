@@ -67,9 +67,10 @@ func (t *Table) evictOne(now int64) {
 }
 
 // group is the entry's eviction group: its service port, or, for sockets
-// connect() made, all of its namespace's.
-func (e *entry) group() portKey {
-	if e.flags&flagClient != 0 {
+// connect() made, all of its namespace's. It is decided once, when the
+// entry joins (evidence that comes later moves it in the views, not here).
+func (t *Table) group(e *entry) portKey {
+	if t.side(e).Client() {
 		return portKey{e.netns, 0}
 	}
 	return portKey{e.netns, e.sport}
@@ -78,7 +79,7 @@ func (e *entry) group() portKey {
 // joinGroup puts a new entry in its eviction group. A group is looked up
 // once per socket; eviction then reads the count by index, no map.
 func (t *Table) joinGroup(e *entry) {
-	g := e.group()
+	g := t.group(e)
 	idx, ok := t.groupIdx[g]
 	if !ok {
 		idx = int32(len(t.groupCount))

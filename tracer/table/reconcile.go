@@ -95,12 +95,19 @@ func (r *Reconciliation) Add(socks []KernelSocket, at time.Time, out []event.Eve
 				t.stats.Untracked++
 				continue
 			}
-			i = t.insert(ks.Cookie, now)
+			// Touched when the dump began: what the stream shows from
+			// before is history (see entry.older).
+			i = t.insert(ks.Cookie, r.start)
 			r.fresh = append(r.fresh, freshEntry{i, ks.Cookie})
 			e := t.slots.at(i)
 			e.netns = r.netns
+			e.source |= fromDiag
 			e.setEndpoints(ks.Family, ks.Src, ks.Dst)
+			if ks.State == event.StateSynRecv || ks.State == event.StateNewSynRecv {
+				e.flags |= flagServer // sock_diag shows it accepting
+			}
 			if ks.State == event.StateTimeWait {
+				out = t.takeOver(e, r.start, r.derive, out)
 				t.enterTimeWait(e, 0, now+int64(ks.Expires))
 				e.flags |= flagTWConfirmed
 				if r.derive {
@@ -117,6 +124,7 @@ func (r *Reconciliation) Add(socks []KernelSocket, at time.Time, out []event.Eve
 		e := t.slots.at(i)
 		e.source |= fromDiag
 		e.gen = t.gen
+		e.flags &^= flagGone // there after all
 		if ks.Inode != 0 {
 			e.inode = ks.Inode
 		}
@@ -127,6 +135,7 @@ func (r *Reconciliation) Add(socks []KernelSocket, at time.Time, out []event.Eve
 		case ks.State == event.StateTimeWait:
 			if e.state != event.StateTimeWait {
 				// The enter was not seen (lost, or an orphan the stream could not show).
+				out = t.takeOver(e, r.start, r.derive, out)
 				t.enterTimeWait(e, now, now+int64(ks.Expires))
 				if r.derive {
 					t.stats.TimeWaitObserved++
@@ -137,8 +146,13 @@ func (r *Reconciliation) Add(socks []KernelSocket, at time.Time, out []event.Eve
 			e.expires = now + int64(ks.Expires)
 			e.flags |= flagTWConfirmed
 		case e.state != ks.State && e.state != event.StateClose:
-			// Transitions were missed (events lost): adopt the kernel's state.
+			// Transitions were missed (events lost): adopt the kernel's
+			// state, as of when the dump began.
 			t.setState(e, ks.State, 0)
+			e.touched = max(e.touched, r.start)
+			if ks.State == event.StateListen {
+				t.indexListener(e, i)
+			}
 		}
 	}
 	return out
@@ -151,22 +165,63 @@ func (r *Reconciliation) End(end time.Time, complete bool, out []event.Event) []
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	// A socket the stream never showed: whether connect() made it is not
-	// in the dump. One on a port nothing listens on is taken for a client's.
+	// in the dump. Its peer may say (pairPeers); otherwise its port (side).
+	t.pairPeers(r.fresh)
 	for _, f := range r.fresh {
-		e := t.slots.at(f.slot)
-		if e.cookie != f.cookie {
-			continue // evicted since
+		if e := t.slots.at(f.slot); e.cookie == f.cookie { // not evicted since
+			t.joinGroup(e)
 		}
-		if e.state != event.StateListen {
-			if _, ok := t.listeners[portKey{e.netns, e.sport}]; !ok {
-				e.flags |= flagClient
-			}
-		}
-		t.joinGroup(e)
 	}
 	if complete {
 		out = t.sweep(r.netns, r.timeWaitOnly, r.start, end.UnixNano(), r.derive, end, out)
 		t.reconciled[r.netns] = end.UnixNano()
+		out = t.endPending(out)
+	}
+	return out
+}
+
+// handshakeSlack: a new SYN ends a server's TIME_WAIT a round trip before
+// the connection it opens reaches ESTABLISHED, where the stream shows the
+// reuse. A TIME_WAIT a dump no longer has is not ended before the stream
+// has delivered this much past the dump's start: the reuse, if it was one,
+// is seen first.
+const handshakeSlack = 250 * time.Millisecond
+
+// pendingEnd is a TIME_WAIT that a complete dump no longer found.
+type pendingEnd struct {
+	cookie uint64
+	start  int64 // when the dump began
+	at     int64 // when it ended: the end's time
+	op     event.TimeWaitOp
+	derive bool
+}
+
+// endPending ends the TIME_WAIT entries complete dumps no longer found, once
+// the stream has caught up with the dump (streamAt, handshakeSlack). The
+// reconciler runs ahead of the stream: ending them at once would report as
+// killed a TIME_WAIT that a new connection took over (and whose ESTABLISHED
+// is still on its way), and miss the reuse. Those the stream ended meanwhile
+// are dropped. Pending ends are in the order of their dumps.
+func (t *Table) endPending(out []event.Event) []event.Event {
+	caught := t.streamAt - int64(handshakeSlack)
+	n := 0
+	for ; n < len(t.pending) && t.pending[n].start <= caught; n++ {
+		p := &t.pending[n]
+		i := t.lookup(p.cookie)
+		if i < 0 {
+			continue // evicted or removed
+		}
+		e := t.slots.at(i)
+		if e.state != event.StateTimeWait || e.flags&flagGone == 0 {
+			continue // ended by the stream, or found again
+		}
+		if p.derive {
+			out = append(out, t.twEvent(e, p.op, event.SourceSockDiag, unixTime(p.at)))
+		}
+		t.endTimeWait(e, p.op, p.at)
+	}
+	if n > 0 {
+		t.pending = append(t.pending[:0], t.pending[n:]...)
 	}
 	return out
 }
@@ -183,14 +238,15 @@ func (t *Table) sweep(netns uint32, timeWaitOnly bool, start, end int64, derive 
 			continue // newer than the dump
 		}
 		if e.state == event.StateTimeWait {
+			if e.flags&flagGone != 0 {
+				continue // pending already
+			}
 			op := event.TimeWaitKill
 			if end >= e.expires-int64(expiryTolerance) {
 				op = event.TimeWaitExpire
 			}
-			if derive {
-				out = append(out, t.twEvent(e, op, event.SourceSockDiag, at))
-			}
-			t.endTimeWait(e, op, end)
+			e.flags |= flagGone
+			t.pending = append(t.pending, pendingEnd{cookie: e.cookie, start: start, at: end, op: op, derive: derive})
 			continue
 		}
 		if !timeWaitOnly {

@@ -49,11 +49,13 @@ const (
 
 // Entry flags.
 const (
-	flagTWConfirmed uint8 = 1 << iota // the TIME_WAIT was seen by sock_diag
-	flagListener                      // in the listener index
-	flagInTW                          // in the TIME_WAIT 4-tuple index
-	flagClient                        // made by connect(): its local port is ephemeral
-	flagGrouped                       // counted in its eviction group
+	flagTWConfirmed uint16 = 1 << iota // the TIME_WAIT was seen by sock_diag
+	flagListener                       // in the listener index
+	flagInTW                           // in the TIME_WAIT 4-tuple index
+	flagClient                         // made by connect() (see Table.side)
+	flagServer                         // accepted, or a listener (see Table.side)
+	flagGrouped                        // counted in its eviction group
+	flagGone                           // TIME_WAIT a complete dump no longer has: its end is pending
 )
 
 // step is one timeline step packed in 8 bytes: when the state was entered,
@@ -113,8 +115,8 @@ type entry struct {
 	family   event.Family
 	state    event.State
 	source   uint8
-	flags    uint8
 	nsteps   uint8
+	flags    uint16
 	reuse    event.Reuse // SO_REUSEADDR/SO_REUSEPORT, when read
 	steps    [TimelineLen]step
 }
@@ -122,7 +124,7 @@ type entry struct {
 // Stats counts what the table did, including what it had to drop.
 type Stats struct {
 	Sockets          int    // entries now
-	TimeWait         int    // of which in TIME_WAIT
+	TimeWait         int    // of which in TIME_WAIT (kept by setState and remove, nowhere else)
 	Evicted          uint64 // entries dropped because MaxSockets was reached
 	TimelineDropped  uint64 // transitions dropped from full timelines
 	OutOfOrder       uint64 // events older than the state they would replace
@@ -161,6 +163,17 @@ type Table struct {
 	lastKey  portKey
 	lastPort *PortCounters
 
+	// served are the ports listeners had (closed ones too) and bind() named,
+	// by namespace: a socket on one is a server's (see side).
+	served map[portKey]struct{}
+	// ranges are the namespaces' ip_local_port_range (SetPortRange).
+	ranges map[uint32]PortRange
+
+	// streamAt: the stream has delivered what the kernel did before it (Unix
+	// ns); pending are the TIME_WAIT ends that wait for it (see endPending).
+	streamAt int64
+	pending  []pendingEnd
+
 	gen        uint32
 	reconciled map[uint32]int64  // namespace → Unix ns of its last complete dump
 	containers map[uint32]string // owner pid → container id, from /proc (SetContainers)
@@ -189,6 +202,8 @@ func New(cfg Config) *Table {
 		twBuckets:  new([twBuckets]uint32),
 		ports:      make(map[portKey]*PortCounters),
 		groupIdx:   make(map[portKey]int32),
+		served:     make(map[portKey]struct{}),
+		ranges:     make(map[uint32]PortRange),
 		reconciled: make(map[uint32]int64),
 		rng:        0x9e3779b97f4a7c15,
 	}
@@ -316,7 +331,8 @@ func (t *Table) indexListener(e *entry, i int32) {
 		return
 	}
 	t.listeners[portKey{e.netns, e.sport}] = i
-	e.flags |= flagListener
+	e.flags |= flagListener | flagServer
+	t.serve(e.netns, e.sport)
 }
 
 func (t *Table) unindexListener(e *entry) {
