@@ -234,11 +234,27 @@ func (v *portsView) setFilter(f *filter) {
 	v.remember()
 }
 
-// ephemeral: a port of the local range with no listener and no failure.
+// ephemeral: a port of its namespace's local range with no listener, no
+// failure, and that no listener or bind() ever named (a stopped server's
+// port keeps its row).
 func (v *portsView) ephemeral(p *portRow) bool {
-	r := v.ctx.portRange
+	r := v.portRange(&p.PortSummary)
 	return int(p.Port) >= r[0] && int(p.Port) <= r[1] && p.States[event.StateListen] == 0 &&
-		p.BindFailures+p.ListenFailures == 0
+		p.BindFailures+p.ListenFailures == 0 && !p.Service
+}
+
+// portRange is the ip_local_port_range of a port's namespace, or the
+// host's when the table does not know it.
+func (v *portsView) portRange(p *table.PortSummary) [2]int {
+	return nsRange(p.PortRange, v.ctx.portRange)
+}
+
+// nsRange is a namespace's range as the table has it, else the host's.
+func nsRange(r table.PortRange, host [2]int) [2]int {
+	if r == (table.PortRange{}) {
+		return host
+	}
+	return [2]int{int(r[0]), int(r[1])}
 }
 
 // fold adds a port to its namespace's folded row.
@@ -251,7 +267,7 @@ func (v *portsView) fold(p *portRow) {
 		}
 	}
 	if f == nil {
-		v.folded = append(v.folded, portRow{PortSummary: table.PortSummary{NetNS: p.NetNS}})
+		v.folded = append(v.folded, portRow{PortSummary: table.PortSummary{NetNS: p.NetNS, PortRange: p.PortRange}})
 		f = &v.folded[len(v.folded)-1]
 	}
 	f.folded++
@@ -325,10 +341,14 @@ func (v *portsView) row(i int, cells []grid.Cell) []grid.Cell {
 	}
 	owners := fmtOwners(p.Owners)
 	switch {
+	case p.Clients > 0 && p.Guessed > 0:
+		// Sockets older than twtrace: connect() made them, or a server
+		// nobody saw listen did; only their port in the range says which.
+		owners = plural(p.Clients, "client socket", "client sockets") + " (" + itoa(p.Guessed) + " guessed?), by remote: enter"
 	case p.Clients > 0:
 		owners = plural(p.Clients, "socket", "sockets") + " connect() made, by remote: enter"
 	case p.folded > 0:
-		pr := v.ctx.portRange
+		pr := v.portRange(&p.PortSummary)
 		owners = plural(p.folded, "client port", "client ports") + " of " + itoa(pr[0]) + "-" + itoa(pr[1]) + ", by remote: enter"
 	case len(p.Owners) == 0 && tw > 0 && len(p.TimeWaitOwners) > 0:
 		owners = "TIME_WAIT left by " + fmtOwners(p.TimeWaitOwners)

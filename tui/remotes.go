@@ -94,16 +94,33 @@ func (v *remotesView) setFilter(f *filter) {
 
 // ---------------------------------------------------------------- VIEW
 
-func (v *remotesView) rangeSize() int {
-	return v.ctx.portRange[1] - v.ctx.portRange[0] + 1
+// portRange is the ip_local_port_range of a remote's namespace, the ports
+// its connect() picks from (the host's when the table does not know it).
+func (v *remotesView) portRange(r *table.RemoteSummary) [2]int {
+	return nsRange(r.PortRange, v.ctx.portRange)
 }
 
 func (v *remotesView) view() string {
 	st := v.ctx.styles
-	pr := v.ctx.portRange
+	pr, same, guessed := v.ctx.portRange, true, false
+	for k, i := range v.rows {
+		r := &v.all[i]
+		if k == 0 {
+			pr = v.portRange(r)
+		}
+		same = same && v.portRange(r) == pr
+		guessed = guessed || r.Guessed > 0
+	}
+	against := "each namespace's ip_local_port_range"
+	if same {
+		against = "ip_local_port_range " + itoa(pr[0]) + "-" + itoa(pr[1]) + " (" + itoa(pr[1]-pr[0]+1) + " ports)"
+	}
+	note := ""
+	if guessed {
+		note = " · ? client taken by its port"
+	}
 	title := st.paint(&st.ViewTitle, "Remotes") + st.paint(&st.Muted, " "+plural(len(v.rows), "endpoint", "endpoints")) +
-		notHereNote(v.ctx, v.filter, viewRemotes) + st.paint(&st.Muted, " · TIME_WAIT towards each vs ip_local_port_range "+
-		itoa(pr[0])+"-"+itoa(pr[1])+" ("+itoa(v.rangeSize())+" ports)")
+		notHereNote(v.ctx, v.filter, viewRemotes) + st.paint(&st.Muted, " · TIME_WAIT towards each vs "+against+note)
 	body := v.grid.View(v.row)
 	if len(v.rows) == 0 {
 		body = emptyNote(body, v.ctx, "no connection to a remote endpoint")
@@ -114,7 +131,11 @@ func (v *remotesView) view() string {
 func (v *remotesView) row(i int, cells []grid.Cell) []grid.Cell {
 	st := v.ctx.styles
 	r := &v.all[v.rows[i]]
-	cells = append(cells, grid.Cell{Text: text.Addr(r.Remote)})
+	remote := text.Addr(r.Remote)
+	if r.Guessed > 0 {
+		remote += " ?" // some of its sockets may be a server's (see table.SideClientGuess)
+	}
+	cells = append(cells, grid.Cell{Text: remote})
 	if v.showNetNS {
 		ns := ""
 		if r.NetNS != v.ctx.hostNetNS {
@@ -122,7 +143,8 @@ func (v *remotesView) row(i int, cells []grid.Cell) []grid.Cell {
 		}
 		cells = append(cells, grid.Cell{Text: ns})
 	}
-	share := r.Exhaustion(v.rangeSize())
+	pr := v.portRange(r)
+	share := r.Exhaustion(pr[1] - pr[0] + 1)
 	var style *lipgloss.Style
 	switch {
 	case share >= exhaustBad:

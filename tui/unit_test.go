@@ -1,6 +1,8 @@
 package tui
 
 import (
+	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/twtrace/twtrace/internal/sample"
+	"github.com/twtrace/twtrace/tracer/table"
 )
 
 func events(n int) []event.Event {
@@ -273,4 +276,56 @@ func TestEventsScrollStopsFollowing(t *testing.T) {
 
 func stripView(m Model) string {
 	return ansi.Strip(m.View().Content)
+}
+
+// TestSidesAndNamespaceRanges: the Remotes view measures a namespace's
+// TIME_WAITs against that namespace's own port range, and marks with ? the
+// endpoints of sockets taken for a client's by their port alone; the Ports
+// view keeps a stopped server's port in the range on its own row, and says
+// how many of the clients' sockets are guesses.
+func TestSidesAndNamespaceRanges(t *testing.T) {
+	m := headless(t, 220, 30)
+	const other = 4026532999
+	ap := netip.MustParseAddrPort
+	m.tab.SetPortRange(other, table.PortRange{40000, 40009})
+	var evs []event.Event
+	for i := range 10 { // the namespace's whole range in TIME_WAIT towards one server
+		src, dst := ap("10.1.0.5:"+itoa(40000+i)), ap("10.1.0.9:80")
+		ev := event.Event{Kind: event.KindState, Time: testNow, Cookie: uint64(0x9000 + i), NetNS: other,
+			Family: event.FamilyIPv4, Src: src, Dst: dst, Old: event.StateSynSent, New: event.StateEstablished}
+		fin := ev
+		fin.Old, fin.New = event.StateFinWait2, event.StateClose
+		var tw event.Event
+		event.InferTimeWait(&fin, &tw)
+		evs = append(evs, ev, fin, tw)
+	}
+	m.tab.ApplyBatch(evs, nil)
+	// Older than the tracer, in the host's namespace: a TIME_WAIT on a port
+	// of the range nothing says more about, and one on a port a listener had.
+	tw := func(cookie uint64, src, dst string) table.KernelSocket {
+		return table.KernelSocket{Cookie: cookie, Family: event.FamilyIPv4, State: event.StateTimeWait,
+			Src: ap(src), Dst: ap(dst), Expires: 30 * time.Second}
+	}
+	m.tab.Load(&table.Snapshot{NetNS: sampleNetNS, Start: testNow, End: testNow, Sockets: []table.KernelSocket{
+		tw(0x9100, "127.0.0.1:45000", "127.0.0.1:8080"),
+		{Cookie: 0x9101, Family: event.FamilyIPv4, State: event.StateListen, Src: ap("127.0.0.1:45002"), Dst: ap("0.0.0.0:0")},
+		tw(0x9102, "127.0.0.1:45002", "127.0.0.1:51000"),
+	}}, nil)
+	m.tab.Apply(&event.Event{Kind: event.KindState, Time: testNow.Add(time.Millisecond), Cookie: 0x9101, NetNS: sampleNetNS,
+		Family: event.FamilyIPv4, Src: ap("127.0.0.1:45002"), Dst: ap("0.0.0.0:0"), Old: event.StateListen, New: event.StateClose}, nil)
+	m = m.Refresh()
+
+	screen := stripView(m)
+	requireLine(t, screen, "45002", "1") // not folded into ephem
+	requireLine(t, screen, "ephem", "3 client sockets (1 guessed?), by remote: enter")
+
+	m = step(m, keyMsg("4")).Refresh()
+	screen = stripView(m)
+	requireLine(t, screen, "vs each namespace's ip_local_port_range", "? client taken by its port")
+	requireLine(t, screen, "10.1.0.9:80", "10", "100.0%")
+	requireLine(t, screen, "127.0.0.1:8080 ?", "<0.1%")
+	requireLine(t, screen, "10.0.0.9:5432", "1      1      2") // the sample's, untouched
+	if strings.Contains(screen, "127.0.0.1:51000") {
+		t.Errorf("a server's TIME_WAIT is listed as a remote:\n%s", screen)
+	}
 }

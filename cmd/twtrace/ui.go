@@ -164,6 +164,7 @@ func replayUI(ctx context.Context, r *capture.Reader, speed float64, flt *event.
 	if pr, ok := h.Sysctls["net.ipv4.ip_local_port_range"]; ok {
 		if lo, hi, ok := parseRange(pr); ok {
 			opts.PortRange = [2]int{lo, hi}
+			f.tab.SetPortRange(h.NetNS, table.PortRange{uint16(lo), uint16(hi)})
 		}
 	}
 	recorded := kstat.SysctlsFromValues(h.Sysctls)
@@ -184,5 +185,5 @@ func parseRange(s string) (lo, hi int, ok bool) {
 	}
 	lo, err1 := strconv.Atoi(f[0])
 	hi, err2 := strconv.Atoi(f[1])
-	return lo, hi, err1 == nil && err2 == nil && lo <= hi
+	return lo, hi, err1 == nil && err2 == nil && 0 < lo && lo <= hi && hi <= 65535
 }

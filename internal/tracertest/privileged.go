@@ -6,6 +6,7 @@ package tracertest
 
 import (
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -84,8 +85,31 @@ func (n *NetNS) Sysctl(name, value string) error {
 // tracepoints and each asserts exact kernel-side counters.
 var bpfMu sync.Mutex
 
-// LockBPF holds a process-wide lock until the test ends.
+// lockName is the file LockBPF locks, in the temporary directory.
+const lockName = "twtrace-bpf-test.lock"
+
+// LockBPF holds a lock until the test ends, in this process and, through
+// an flock(2) on a file, against the test binaries of other packages that
+// go test runs at the same time: every program of every tracer runs for
+// every TCP transition on the host, and a run nested in another on one CPU
+// is skipped and counted as lost, so one package's load test would make
+// another's exact counts fail.
 func LockBPF(t testing.TB) {
+	t.Helper()
 	bpfMu.Lock()
-	t.Cleanup(bpfMu.Unlock)
+	path := filepath.Join(os.TempDir(), lockName)
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		bpfMu.Unlock()
+		t.Fatalf("lock %s: %v", path, err)
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		unix.Close(fd)
+		bpfMu.Unlock()
+		t.Fatalf("lock %s: %v", path, err)
+	}
+	t.Cleanup(func() {
+		unix.Close(fd) // releases the flock
+		bpfMu.Unlock()
+	})
 }

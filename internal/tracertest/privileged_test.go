@@ -1,8 +1,10 @@
 package tracertest
 
 import (
+	"errors"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -83,5 +85,29 @@ func TestPTY(t *testing.T) {
 	}
 	if !strings.HasPrefix(term.Output(), "hello") {
 		t.Errorf("the terminal got %q", term.Output())
+	}
+}
+
+// LockBPF holds a lock another process cannot take (flock locks belong to
+// an open file, so a second open stands for another test binary), and
+// gives it back when the test ends.
+func TestLockBPFExcludesOtherProcesses(t *testing.T) {
+	path := filepath.Join(os.TempDir(), lockName)
+	try := func() error {
+		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+	}
+	t.Run("held", func(t *testing.T) {
+		LockBPF(t)
+		if err := try(); !errors.Is(err, unix.EWOULDBLOCK) {
+			t.Errorf("flock while held: %v, want EWOULDBLOCK", err)
+		}
+	})
+	if err := try(); err != nil {
+		t.Errorf("flock after the test: %v", err)
 	}
 }

@@ -41,14 +41,7 @@ type loadResult struct {
 // connections or at the deadline, whichever comes first.
 func serverLoad(t *testing.T, ns *tracertest.NetNS, port uint16, ports []uint16, workers, conns int, limit time.Duration) loadResult {
 	t.Helper()
-	var l net.Listener
-	if err := ns.Do(func() error {
-		var err error
-		l, err = net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(int(port)))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	l := listenIn(t, ns, port)
 	defer l.Close()
 	var served sync.WaitGroup
 	served.Add(1)

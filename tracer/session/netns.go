@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/twtrace/twtrace/tracer/kstat"
 	"github.com/twtrace/twtrace/tracer/sockdiag"
 )
 
@@ -22,6 +23,8 @@ type netns struct {
 	path  string // /run/netns/NAME or /proc/PID/task/TID/ns/net; "" for fd or host
 	host  bool
 	next  time.Time // when its next reconciliation is due
+	// sysctlsAt is when its sysctls were last read (readSysctls).
+	sysctlsAt time.Time
 }
 
 // netnsInode returns the inode of a namespace file.
@@ -57,16 +60,53 @@ func (n *netns) dial(host *sockdiag.Conn) (c *sockdiag.Conn, closeAfter bool, er
 		c, err = sockdiag.Dial(n.fd)
 		return c, true, err
 	}
-	fd, err := unix.Open(n.path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := n.open()
 	if err != nil {
 		return nil, false, err
 	}
 	defer unix.Close(fd)
-	if ino, err := fdInode(fd); err != nil || ino != n.inode {
-		return nil, false, fmt.Errorf("netns %d: %s now names another namespace", n.inode, n.path)
-	}
 	c, err = sockdiag.Dial(fd)
 	return c, true, err
+}
+
+// open opens a namespace known by path, or fails if the path now names
+// another namespace, or nothing. The caller closes the fd.
+func (n *netns) open() (int, error) {
+	fd, err := unix.Open(n.path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	if ino, err := fdInode(fd); err != nil || ino != n.inode {
+		unix.Close(fd)
+		return -1, fmt.Errorf("netns %d: %s now names another namespace", n.inode, n.path)
+	}
+	return fd, nil
+}
+
+// sysctls reads the namespace's sysctls in the namespace: most of
+// net.ipv4 is per namespace, ip_local_port_range included.
+func (n *netns) sysctls(procRoot string) (kstat.Sysctls, error) {
+	var sc kstat.Sysctls
+	read := func(r *kstat.Reader) (err error) {
+		sc, err = r.Sysctls()
+		return err
+	}
+	switch {
+	case n.host:
+		r, err := kstat.NewReader(procRoot)
+		if err != nil {
+			return sc, err
+		}
+		return sc, read(r)
+	case n.fd >= 0:
+		return sc, kstat.InNetNS(n.fd, read)
+	}
+	fd, err := n.open()
+	if err != nil {
+		return sc, err
+	}
+	defer unix.Close(fd)
+	return sc, kstat.InNetNS(fd, read)
 }
 
 // findNetNS looks for a path that names the namespace: a thread of the

@@ -141,6 +141,7 @@ func (s *Session) init() error {
 		if s.cfg.Tracer.Filter.NetNS != 0 && n.inode != s.cfg.Tracer.Filter.NetNS {
 			continue
 		}
+		s.readSysctls(n)
 		if _, err := s.dump(n, false, true, nil); err != nil {
 			s.log.Warn("initial snapshot", "netns", n.inode, "err", err)
 		}
@@ -336,6 +337,9 @@ func (s *Session) reconcileLoop(ctx context.Context) {
 			if time.Now().Before(n.next) {
 				continue
 			}
+			if time.Since(n.sysctlsAt) >= sysctlRefresh {
+				s.readSysctls(n)
+			}
 			began := time.Now()
 			var err error
 			out, err = s.dump(n, !full, false, out)
@@ -386,7 +390,28 @@ func (s *Session) adoptNamespace(h nsHint) {
 		s.log.Debug("namespace not reachable: its TIME_WAIT sockets expire by timer", "netns", h.inode)
 		return
 	}
-	s.nsList[h.inode] = &netns{inode: h.inode, fd: -1, path: path}
+	n := &netns{inode: h.inode, fd: -1, path: path}
+	s.nsList[h.inode] = n
+	s.readSysctls(n)
+}
+
+// sysctlRefresh is how often a namespace's sysctls are read again: someone
+// may widen the port range during an outage.
+const sysctlRefresh = 10 * time.Second
+
+// readSysctls reads a namespace's sysctls in that namespace and gives the
+// table its ip_local_port_range: which sockets are a client's, and how much
+// of the range the Remotes view says TIME_WAITs hold.
+func (s *Session) readSysctls(n *netns) {
+	n.sysctlsAt = time.Now()
+	sc, err := n.sysctls(s.cfg.ProcRoot)
+	if err != nil {
+		s.log.Warn("sysctls unread: the default ip_local_port_range is assumed", "netns", n.inode, "err", err)
+		return
+	}
+	if lo, hi := sc.PortRange[0], sc.PortRange[1]; lo > 0 && hi >= lo && hi <= 65535 {
+		s.tab.SetPortRange(n.inode, table.PortRange{uint16(lo), uint16(hi)})
+	}
 }
 
 // dump merges one namespace's sockets into the table.
