@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/twtrace/twtrace/tracer/jsonl"
 	"github.com/twtrace/twtrace/tracer/session"
@@ -16,19 +17,24 @@ import (
 type socketsOptions struct {
 	filters filterFlags
 	json    bool
+	count   bool
+	netns   string
 }
 
 func newSocketsCmd(stdout, stderr io.Writer) *cobra.Command {
 	o := &socketsOptions{}
 	cmd := &cobra.Command{
 		Use:   "sockets",
-		Short: "List TCP sockets with their owners and TIME_WAIT countdowns (like ss -tanp -o)",
-		Long: `List the TCP sockets of this network namespace from the kernel's own table
+		Short: "List TCP sockets with their owners, queues and timers (like ss -tanpoe)",
+		Long: `List the TCP sockets of a network namespace from the kernel's own table
 (sock_diag), every state including TIME_WAIT with the time left on its timer,
-with the process that holds each socket (found through /proc, as ss -p does:
-run as root to see every process).`,
+the queues and the timer ss -o shows, and every process that holds each
+socket with its fds (found through /proc, as ss -p does: run as root to see
+every process). --count sums them up by local port and state instead.`,
 		Example: `  twtrace sockets --port 8080
-  twtrace sockets --state TIME_WAIT --json`,
+  twtrace sockets --state TIME_WAIT --json
+  twtrace sockets --count
+  twtrace sockets -N blue --port 80`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSockets(o, stdout, stderr)
@@ -36,6 +42,8 @@ run as root to see every process).`,
 	}
 	o.filters.registerSnapshot(cmd.Flags())
 	cmd.Flags().BoolVar(&o.json, "json", false, "write one JSON object per socket (schema: docs/jsonl.md)")
+	cmd.Flags().BoolVar(&o.count, "count", false, "count sockets by local port and state (the clients' ports in one row) instead of listing them")
+	cmd.Flags().StringVarP(&o.netns, "net", "N", "", "list this network namespace: a name from `ip netns` or a path such as /proc/PID/ns/net")
 	return cmd
 }
 
@@ -44,20 +52,35 @@ func runSockets(o *socketsOptions, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tab, err := session.Snapshot("/proc", -1, &flt)
+	if o.count && o.json {
+		return usagef("--count and --json exclude each other: --json lists every socket, for jq to count")
+	}
+	nsFD, err := openNetNSFlag(o.netns)
 	if err != nil {
 		return err
 	}
-	if st := tab.Stats(); st.Untracked > 0 {
+	if nsFD >= 0 {
+		defer unix.Close(nsFD)
+	}
+	l, err := session.Snapshot("/proc", nsFD, &flt)
+	if err != nil {
+		return err
+	}
+	if st := l.Table.Stats(); st.Untracked > 0 {
 		fmt.Fprintf(stderr, "twtrace: %s not listed: a listing holds at most %d\n",
 			plural(st.Untracked, "more socket", "more sockets"), st.Sockets)
 	}
-	if err := session.ReadReuse(tab, -1); err != nil {
-		fmt.Fprintf(stderr, "twtrace: REUSE unknown (?): %v\n", err)
+	if !o.count {
+		if err := session.ReadReuse(l.Table, nsFD); err != nil {
+			fmt.Fprintf(stderr, "twtrace: REUSE unknown (?): %v\n", err)
+		}
 	}
 	now := time.Now()
-	socks, _ := tab.Sockets(table.Query{Ports: flt.Ports, States: flt.States, PID: flt.PID}, now)
-	if !o.json {
+	socks := l.Sockets(table.Query{Ports: flt.Ports, States: flt.States, PID: flt.PID}, now)
+	switch {
+	case o.count:
+		return stream.WriteCounts(stdout, socks)
+	case !o.json:
 		return stream.WriteSockets(stdout, socks, now, colorful(stdout))
 	}
 	var b []byte

@@ -2,15 +2,14 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,23 +26,53 @@ var ssStates = map[string]string{
 	"LAST-ACK": "LAST_ACK", "CLOSING": "CLOSING",
 }
 
+// ssTimers maps ss -o's timer names to twtrace's.
+var ssTimers = map[string]string{"on": "retransmit", "keepalive": "keepalive", "timewait": "timewait", "persist": "probe"}
+
 type ssSocket struct {
-	state string
-	pid   int
-	timer time.Duration // TIME_WAIT only
+	state        string
+	recvQ, sendQ int
+	users        []string // "pid/fd", sorted
+	timer        string   // twtrace's name; "" for none
+	left         time.Duration
+	retrans      int
+	inode        int
+	cookie       string
 }
 
 var (
-	ssLine  = regexp.MustCompile(`^(\S+)\s+\d+\s+\d+\s+(\S+)\s+(\S+)(.*)$`)
-	ssPid   = regexp.MustCompile(`pid=(\d+)`)
-	ssTimer = regexp.MustCompile(`timer:\(timewait,(\d+)sec`)
+	ssLine  = regexp.MustCompile(`^(\S+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(\S+)(.*)$`)
+	ssUser  = regexp.MustCompile(`pid=(\d+),fd=(\d+)`)
+	ssTimer = regexp.MustCompile(`timer:\((\w+),([^,]+),(\d+)\)`)
+	ssInode = regexp.MustCompile(`ino:(\d+)`)
+	ssSK    = regexp.MustCompile(`sk:([0-9a-f]+)`)
+	// ss prints a timer as 1min, 14sec, 204ms or 1.200ms (1.2 s).
+	ssTime = regexp.MustCompile(`^(?:(\d+)min)?(?:(\d+)(sec|\.))?(?:(\d+)ms)?$`)
 )
 
-// ss runs `ss -tanp -o` for a port and indexes its sockets by "local remote".
-func ss(t *testing.T, port int) map[string]ssSocket {
+// ssDuration parses a timer's time as ss prints it.
+func ssDuration(t *testing.T, s string) time.Duration {
 	t.Helper()
-	p := strconv.Itoa(port)
-	out, err := exec.Command("ss", "-H", "-tanp", "-o", "(", "sport", "=", ":"+p, "or", "dport", "=", ":"+p, ")").Output()
+	m := ssTime.FindStringSubmatch(s)
+	if m == nil || s == "" {
+		t.Fatalf("ss timer %q", s)
+	}
+	n := func(i int) time.Duration { v, _ := strconv.Atoi(m[i]); return time.Duration(v) }
+	return n(1)*time.Minute + n(2)*time.Second + n(4)*time.Millisecond
+}
+
+// ss runs `ss -tanpoe` for ports and indexes its sockets by "local remote".
+func ss(t *testing.T, ports ...int) map[string]ssSocket {
+	t.Helper()
+	args := []string{"-H", "-tanpoe", "("}
+	for i, port := range ports {
+		p := strconv.Itoa(port)
+		if i > 0 {
+			args = append(args, "or")
+		}
+		args = append(args, "sport", "=", ":"+p, "or", "dport", "=", ":"+p)
+	}
+	out, err := exec.Command("ss", append(args, ")")...).Output()
 	if err != nil {
 		t.Fatalf("ss: %v", err)
 	}
@@ -55,80 +84,112 @@ func ss(t *testing.T, port int) map[string]ssSocket {
 			t.Fatalf("unparsed ss line %q", sc.Text())
 		}
 		s := ssSocket{state: ssStates[f[1]]}
-		if pm := ssPid.FindStringSubmatch(f[4]); pm != nil {
-			s.pid, _ = strconv.Atoi(pm[1])
+		s.recvQ, _ = strconv.Atoi(f[2])
+		s.sendQ, _ = strconv.Atoi(f[3])
+		for _, u := range ssUser.FindAllStringSubmatch(f[6], -1) {
+			s.users = append(s.users, u[1]+"/"+u[2])
 		}
-		if tm := ssTimer.FindStringSubmatch(f[4]); tm != nil {
-			secs, _ := strconv.Atoi(tm[1])
-			s.timer = time.Duration(secs) * time.Second
+		slices.Sort(s.users)
+		if tm := ssTimer.FindStringSubmatch(f[6]); tm != nil && tm[1] != "off" {
+			s.timer, s.left = ssTimers[tm[1]], ssDuration(t, tm[2])
+			s.retrans, _ = strconv.Atoi(tm[3])
 		}
-		m[strings.ReplaceAll(f[2], "*", "0")+" "+strings.ReplaceAll(f[3], "*", "0")] = s
+		if im := ssInode.FindStringSubmatch(f[6]); im != nil {
+			s.inode, _ = strconv.Atoi(im[1])
+		}
+		if sk := ssSK.FindStringSubmatch(f[6]); sk != nil {
+			s.cookie = sk[1]
+		}
+		m[ssAddr(f[4])+" "+ssAddr(f[5])] = s
 	}
 	return m
 }
 
+// ssAddr writes an address of ss as twtrace's JSON gives it: ss prints "*"
+// for an unset port, and "*" for the unspecified IPv6 address.
+func ssAddr(a string) string {
+	if strings.HasPrefix(a, "*:") {
+		a = "[::]" + a[1:]
+	}
+	if strings.HasSuffix(a, ":*") {
+		a = strings.TrimSuffix(a, "*") + "0"
+	}
+	return a
+}
+
+// pids are the distinct processes holding the socket.
+func (s ssSocket) pids() []int {
+	var out []int
+	for _, u := range s.users {
+		pid, _ := strconv.Atoi(u[:strings.IndexByte(u, '/')])
+		if !slices.Contains(out, pid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// listedSocket is a line of `twtrace sockets --json`.
+type listedSocket struct {
+	State       string `json:"state"`
+	Saddr       string `json:"saddr"`
+	Sport       int    `json:"sport"`
+	Daddr       string `json:"daddr"`
+	Dport       int    `json:"dport"`
+	Inode       int    `json:"inode"`
+	Sock        string `json:"sock"`
+	OwnerPID    *int   `json:"owner_pid"`
+	RemainingMS *int64 `json:"remaining_ms"`
+	Source      string `json:"source"`
+	ReuseAddr   *bool  `json:"reuseaddr"`
+	ReusePort   *bool  `json:"reuseport"`
+	RecvQ       *int   `json:"recv_q"`
+	SendQ       *int   `json:"send_q"`
+	Timer       string `json:"timer"`
+	TimerMS     int64  `json:"timer_ms"`
+	Retrans     int    `json:"retrans"`
+	Owners      []struct {
+		PID int   `json:"pid"`
+		FDs []int `json:"fds"`
+	} `json:"owners"`
+}
+
+// users lists the holders as ss does, "pid/fd", sorted.
+func (s *listedSocket) users() []string {
+	var out []string
+	for _, o := range s.Owners {
+		for _, fd := range o.FDs {
+			out = append(out, strconv.Itoa(o.PID)+"/"+strconv.Itoa(fd))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // On a busy loopback port, `twtrace sockets --port P --json` agrees with
-// `ss -tanp -o`: the same sockets, states and owners, TIME_WAIT timers within 1 s.
+// `ss -tanpoe`: the same sockets, states, queues, every owner and fd, inodes,
+// cookies and timers (TIME_WAIT's, keepalive, a zero-window probe, a SYN's
+// retransmission, an orphan FIN_WAIT2's), the times within 1 s. The text
+// listing keeps its columns with v4-mapped addresses in them.
 func TestSocketsAgreesWithSS(t *testing.T) {
 	tracertest.Require(t)
-	port := freePort(t)
-	var lc net.ListenConfig
-	lc.SetMultipathTCP(false)
-	l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:"+strconv.Itoa(port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	var open []net.Conn
-	defer func() {
-		for _, c := range open {
-			c.Close()
-		}
-	}()
-	for i := range 30 {
-		c, err := net.Dial("tcp4", l.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := l.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i%3 == 0 { // a third end in TIME_WAIT on the server's side
-			a.Close()
-			if _, err := c.Read(make([]byte, 1)); err != io.EOF {
-				t.Fatal(err)
-			}
-			c.Close()
-			continue
-		}
-		open = append(open, c, a)
-	}
-	time.Sleep(1500 * time.Millisecond)
+	sc := newSSScenario(t)
+	time.Sleep(1500 * time.Millisecond) // between a SYN's first and second retransmission
 
-	code, out, stderr := runCLI("sockets", "--port", strconv.Itoa(port), "--json")
+	code, out, stderr := runCLI("sockets", "--port", strconv.Itoa(sc.port), "--port", strconv.Itoa(sc.mapped), "--json")
 	now := time.Now()
-	kernel := ss(t, port)
+	kernel := ss(t, sc.port, sc.mapped)
 	if code != 0 {
 		t.Fatalf("twtrace sockets: exit %d: %s", code, stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != len(kernel) || len(kernel) != 1+20*2+10 {
-		t.Fatalf("twtrace lists %d sockets, ss %d; want 51 (a listener, 20 pairs, 10 TIME_WAIT)", len(lines), len(kernel))
+	if len(lines) != len(kernel) || len(kernel) != 1+19*2+10+2+4 {
+		t.Fatalf("twtrace lists %d sockets, ss %d; want 55 (a listener, 19 pairs, 10 TIME_WAIT, an orphan and its peer; "+
+			"a listener, its queued connection, a client of it and one in SYN_SENT)", len(lines), len(kernel))
 	}
+	seen := map[string]bool{}
 	for _, line := range lines {
-		var s struct {
-			State       string `json:"state"`
-			Saddr       string `json:"saddr"`
-			Sport       int    `json:"sport"`
-			Daddr       string `json:"daddr"`
-			Dport       int    `json:"dport"`
-			OwnerPID    *int   `json:"owner_pid"`
-			RemainingMS *int64 `json:"remaining_ms"`
-			Source      string `json:"source"`
-			ReuseAddr   *bool  `json:"reuseaddr"`
-			ReusePort   *bool  `json:"reuseport"`
-		}
+		var s listedSocket
 		if err := json.Unmarshal([]byte(line), &s); err != nil {
 			t.Fatalf("bad line %q: %v", line, err)
 		}
@@ -138,35 +199,90 @@ func TestSocketsAgreesWithSS(t *testing.T) {
 			t.Errorf("%s: not in ss", key)
 			continue
 		}
+		seen[s.State+" "+s.Timer] = true
 		if s.State != k.state || s.Source != "sock_diag" {
 			t.Errorf("%s: state %s (source %s), ss says %s", key, s.State, s.Source, k.state)
 		}
 		// Go sets SO_REUSEADDR on listeners, not on dialled sockets; the
 		// server's sockets (and their TIME_WAITs) inherit the listener's.
-		server := s.Sport == port
+		// The v4-mapped listener is a plain socket.
+		server := s.Sport == sc.port
 		switch {
 		case s.ReuseAddr == nil || s.ReusePort == nil:
 			t.Errorf("%s: reuse options unknown", key)
 		case *s.ReuseAddr != server || *s.ReusePort:
 			t.Errorf("%s: reuseaddr %v reuseport %v, want %v and false", key, *s.ReuseAddr, *s.ReusePort, server)
 		}
-		switch {
-		case k.pid != 0 && (s.OwnerPID == nil || *s.OwnerPID != k.pid):
-			t.Errorf("%s: owner %v, ss says pid %d", key, s.OwnerPID, k.pid)
-		case k.pid == 0 && s.OwnerPID != nil:
-			t.Errorf("%s: owner %d, ss shows none", key, *s.OwnerPID)
+		if s.RecvQ == nil || s.SendQ == nil || *s.RecvQ != k.recvQ || *s.SendQ != k.sendQ {
+			t.Errorf("%s: queues %v/%v, ss says %d/%d", key, s.RecvQ, s.SendQ, k.recvQ, k.sendQ)
 		}
-		if s.State == "TIME_WAIT" {
-			if s.RemainingMS == nil {
-				t.Errorf("%s: TIME_WAIT without remaining_ms", key)
-				continue
+		if s.Inode != k.inode || s.Sock != k.cookie {
+			t.Errorf("%s: inode %d sk %s, ss says ino %d sk %s", key, s.Inode, s.Sock, k.inode, k.cookie)
+		}
+		if u := s.users(); !slices.Equal(u, k.users) {
+			t.Errorf("%s: owners %v, ss says %v", key, u, k.users)
+		}
+		pids := k.pids()
+		switch {
+		case len(pids) > 0 && (s.OwnerPID == nil || !slices.Contains(pids, *s.OwnerPID)):
+			t.Errorf("%s: owner %v, ss says %v", key, s.OwnerPID, k.users)
+		case len(pids) == 0 && s.OwnerPID != nil:
+			t.Errorf("%s: owner %d, ss shows none", key, *s.OwnerPID)
+		case len(pids) == 0 && s.State != "TIME_WAIT" && !sc.unowned[key]:
+			t.Errorf("%s: no owner in ss, want the test", key)
+		}
+		for _, pid := range pids {
+			if pid != os.Getpid() && pid != sc.child {
+				t.Errorf("%s: ss owner %d, want the test or its child", key, pid)
 			}
-			rem := time.Duration(*s.RemainingMS)*time.Millisecond - time.Since(now)
-			if d := rem - k.timer; d < -time.Second || d > 2*time.Second {
-				t.Errorf("%s: %v left, ss says %v (whole seconds)", key, rem, k.timer)
+		}
+		if s.Timer != k.timer {
+			t.Errorf("%s: timer %q, ss says %q", key, s.Timer, k.timer)
+			continue
+		}
+		// The times were read a moment apart: within 1 s (ss truncates).
+		left := time.Duration(s.TimerMS)*time.Millisecond - time.Since(now)
+		if d := left - k.left; s.Timer != "" && (d < -time.Second || d > 2*time.Second) {
+			t.Errorf("%s: %s %v left, ss says %v", key, s.Timer, left, k.left)
+		}
+		if s.Retrans != k.retrans && s.Timer != "probe" { // probes go on between the two readings
+			t.Errorf("%s: %d retransmissions, ss says %d", key, s.Retrans, k.retrans)
+		}
+		if s.Timer == "timewait" && (s.RemainingMS == nil || *s.RemainingMS != s.TimerMS) {
+			t.Errorf("%s: remaining_ms %v, timer_ms %d", key, s.RemainingMS, s.TimerMS)
+		}
+	}
+	for _, want := range []string{"LISTEN ", "TIME_WAIT timewait", "FIN_WAIT2 timewait", "ESTABLISHED keepalive",
+		"ESTABLISHED probe", "SYN_SENT retransmit"} {
+		if !seen[want] {
+			t.Errorf("no %s socket: the scenario did not make one (%v)", want, seen)
+		}
+	}
+
+	code, out, _ = runCLI("sockets", "--port", strconv.Itoa(sc.port), "--port", strconv.Itoa(sc.mapped))
+	if code != 0 {
+		t.Fatalf("twtrace sockets: exit %d", code)
+	}
+	requireColumns(t, out)
+}
+
+// requireColumns fails unless every row of a listing has each column where
+// its title is (OWNERS, the last, may be as long as it needs).
+func requireColumns(t *testing.T, out string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	header := lines[0]
+	titles := strings.Fields(header)
+	for _, l := range lines[1 : len(lines)-1] {
+		for _, title := range titles[1:] {
+			col := strings.Index(header, " "+title+" ") + 1
+			if title == titles[len(titles)-1] {
+				col = strings.LastIndex(header, " "+title) + 1
 			}
-		} else if k.pid != os.Getpid() {
-			t.Errorf("%s: ss owner %d, want the test", key, k.pid)
+			if col <= 0 || col >= len(l) || l[col-1] != ' ' || l[col] == ' ' {
+				t.Errorf("column %s is not where its title is:\n%s\n%s", title, header, l)
+				break
+			}
 		}
 	}
 }
@@ -207,7 +323,7 @@ func TestSocketsUnprivileged(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	if len(lines) != 3 || !strings.Contains(lines[0], "REUSE") ||
-		!regexp.MustCompile(`^LISTEN\s+127\.0\.0\.1:`+strconv.Itoa(port)+`\s+0\.0\.0\.0:\*\s+-\s+\?\s+[0-9a-f]+$`).MatchString(lines[1]) {
+		!regexp.MustCompile(`^LISTEN\s+0\s+\d+\s+127\.0\.0\.1:`+strconv.Itoa(port)+`\s+0\.0\.0\.0:\*\s+-\s+\?\s+\d+\s+[0-9a-f]+\s+-$`).MatchString(lines[1]) {
 		t.Errorf("as nobody:\n%s\nwant the listener, owner and reuse unknown", stdout.String())
 	}
 }
@@ -230,29 +346,14 @@ func TestSocketsShowContainer(t *testing.T) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		tracertest.Unavailable(t, err)
 	}
-	defer os.Remove(dir) // after the helper exits (deferred first, runs last)
+	t.Cleanup(func() { os.Remove(dir) }) // after the helper exits (registered first, runs last)
 
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), listenHelperEnv+"=1")
-	stdin, err := cmd.StdinPipe()
+	line, pid := startHelper(t, listenHelperEnv)
+	port, err := strconv.Atoi(line)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("helper: %q", line)
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Wait()
-	defer stdin.Close()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	port, perr := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil || perr != nil {
-		t.Fatalf("helper: %q %v", line, err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
 		t.Fatalf("move the helper into %s: %v", dir, err)
 	}
 
@@ -268,12 +369,98 @@ func TestSocketsShowContainer(t *testing.T) {
 	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &s); err != nil {
 		t.Fatalf("%q: %v", out, err)
 	}
-	if s.State != "LISTEN" || s.OwnerPID != cmd.Process.Pid || s.Container != id {
+	if s.State != "LISTEN" || s.OwnerPID != pid || s.Container != id {
 		t.Errorf("sockets --json: %s; want the helper's LISTEN with container %s", out, id)
 	}
 	_, text, _ := runCLI("sockets", "--port", strconv.Itoa(port))
 	lines := strings.Split(text, "\n")
 	if !strings.Contains(lines[0], "CONTAINER") || !strings.Contains(lines[1], " "+id[:12]+" ") {
 		t.Errorf("sockets:\n%s\nwant a CONTAINER column with %s", text, id[:12])
+	}
+}
+
+// -N lists another network namespace, named (ip netns) or by path, as
+// ss -N does; --count sums its sockets up by port and state. A name or
+// path that is no network namespace is one sentence and exit 2.
+func TestSocketsInNamespace(t *testing.T) {
+	ns := tracertest.NewNetNS(t)
+	var l net.Listener
+	var conns []net.Conn
+	if err := ns.Do(func() error {
+		var err error
+		if l, err = net.Listen("tcp4", "127.0.0.1:7030"); err != nil {
+			return err
+		}
+		for range 3 {
+			c, err := net.Dial("tcp4", "127.0.0.1:7030")
+			if err != nil {
+				return err
+			}
+			conns = append(conns, c)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for range conns {
+		a, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	path := "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/" + strconv.Itoa(ns.FD())
+
+	code, out, stderr := runCLI("sockets", "-N", path, "--json")
+	if code != 0 {
+		t.Fatalf("sockets -N %s: exit %d: %s", path, code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 7 || !strings.Contains(out, `"netns":`+strconv.Itoa(int(ns.Inode()))) {
+		t.Fatalf("sockets -N: %d sockets, want the namespace's 7:\n%s", len(lines), out)
+	}
+	code, out, _ = runCLI("sockets", "-N", path, "--count")
+	if code != 0 {
+		t.Fatalf("sockets --count: exit %d", code)
+	}
+	requireLines(t, out,
+		`^PORT\s+LISTEN\s+ESTABLISHED\s+TOTAL$`,
+		`^7030\s+1\s+3\s+4$`,
+		`^ephem\s+0\s+3\s+3$`, // the clients are certain: their peers are on the listener's port
+		`^total\s+1\s+6\s+7$`)
+
+	for _, c := range []struct{ arg, want string }{
+		{"no-such-netns-here", "-N no-such-netns-here: cannot open /run/netns/no-such-netns-here"},
+		{"/proc/self/ns/mnt", "-N /proc/self/ns/mnt: /proc/self/ns/mnt is not a network namespace"},
+		{"/etc/hostname", "is not a network namespace"},
+	} {
+		code, _, stderr := runCLI("sockets", "-N", c.arg)
+		if code != 2 || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 1 {
+			t.Errorf("sockets -N %s: exit %d, %q; want 2 and %q", c.arg, code, stderr, c.want)
+		}
+	}
+	if code, _, stderr := runCLI("sockets", "--count", "--json"); code != 2 || !strings.Contains(stderr, "--count and --json exclude each other") {
+		t.Errorf("--count --json: exit %d, %q", code, stderr)
+	}
+}
+
+// requireLines fails unless out has, in order, lines matching each pattern.
+func requireLines(t *testing.T, out string, patterns ...string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	k := 0
+	for _, l := range lines {
+		if k < len(patterns) && regexp.MustCompile(patterns[k]).MatchString(l) {
+			k++
+		}
+	}
+	if k < len(patterns) {
+		t.Errorf("no line matching %q in:\n%s", patterns[k], out)
 	}
 }

@@ -28,9 +28,17 @@ import (
 const (
 	bindHelperEnv   = "TWTRACE_CLI_TEST_BIND"
 	listenHelperEnv = "TWTRACE_CLI_TEST_LISTEN"
+	holdHelperEnv   = "TWTRACE_CLI_TEST_HOLD"
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(holdHelperEnv) != "" {
+		// Child process: holds the fds it inherited (a listener, as
+		// nginx's workers do) until stdin closes.
+		fmt.Println("ready")
+		io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}
 	if os.Getenv(listenHelperEnv) != "" {
 		// Child process: a listener on loopback; prints its port, then
 		// holds it until stdin closes.

@@ -142,14 +142,12 @@ func runWhy(ctx context.Context, o *whyOptions, arg string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	nsFD := -1
-	if o.netns != "" {
-		fd, err := openNetNS(o.netns)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
-		nsFD = fd
+	nsFD, err := openNetNSFlag(o.netns)
+	if err != nil {
+		return err
+	}
+	if nsFD >= 0 {
+		defer unix.Close(nsFD)
 	}
 	probe := session.NewPortProbe(nsFD, "/proc")
 	defer probe.Close()
@@ -236,6 +234,14 @@ func firstCause(r *advice.PortReport) string {
 	return "blocked"
 }
 
+// openNetNSFlag opens the namespace -N names, or returns -1 for none given.
+func openNetNSFlag(s string) (int, error) {
+	if s == "" {
+		return -1, nil
+	}
+	return openNetNS(s)
+}
+
 // openNetNS opens a network namespace by name (/run/netns/NAME) or path.
 func openNetNS(s string) (int, error) {
 	path := s
@@ -246,8 +252,9 @@ func openNetNS(s string) (int, error) {
 	if err != nil {
 		return -1, usagef("-N %s: cannot open %s: %v (want a name from `ip netns` or a path such as /proc/PID/ns/net)", s, path, err)
 	}
-	var st unix.Statfs_t
-	if unix.Fstatfs(fd, &st) != nil || (st.Type != unix.NSFS_MAGIC && st.Type != unix.PROC_SUPER_MAGIC) {
+	// NS_GET_NSTYPE tells a network namespace from the other kinds of
+	// namespace files (and says no to anything else).
+	if t, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE); err != nil || t != unix.CLONE_NEWNET {
 		unix.Close(fd)
 		return -1, usagef("-N %s: %s is not a network namespace", s, path)
 	}

@@ -47,7 +47,7 @@ func BenchmarkScanProcfs(b *testing.B) {
 				fds++
 				if ino, ok := socketInode([]byte(tg)); ok {
 					socks++
-					idx[ino] = append(idx[ino], uint32(p.PID))
+					idx[ino] = append(idx[ino], fdRef{pid: uint32(p.PID)})
 				}
 			}
 		}

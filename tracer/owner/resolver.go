@@ -108,17 +108,58 @@ func (r *Resolver) LookupAll(inodes []uint32) map[uint32][]Process {
 		r.rescan(want) // on failure the old index stays: stale beats empty
 	}
 	out := make(map[uint32][]Process)
+	for ino, hs := range r.holders(inodes) {
+		ps := make([]Process, len(hs))
+		for i := range hs {
+			ps[i] = hs[i].Process
+		}
+		out[ino] = ps
+	}
+	return out
+}
+
+// A Holder is a process that holds a socket, and its fds on it: a socket
+// shared across fork() (nginx's master and workers, a listener handed to
+// a child) has several, and a process may have it dup'ed onto several fds.
+type Holder struct {
+	Process
+	FDs []int // ascending
+}
+
+// LookupHolders is LookupAll with every holder's fds, as ss -p lists them.
+func (r *Resolver) LookupHolders(inodes []uint32) map[uint32][]Holder {
+	r.LookupAll(inodes) // scans if needed
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.holders(inodes)
+}
+
+// holders groups the index's fds of each inode by process, by pid; r.mu is
+// held. A holder that exited since the scan is left out.
+func (r *Resolver) holders(inodes []uint32) map[uint32][]Holder {
+	out := make(map[uint32][]Holder)
 	for _, ino := range inodes {
 		if _, done := out[ino]; done {
 			continue
 		}
-		for _, pid := range r.idx[ino] {
-			// A holder that exited since the scan is left out.
-			if p, err := r.process(pid); err == nil {
-				out[ino] = append(out[ino], p)
+		var hs []Holder
+		for _, ref := range r.idx[ino] {
+			if n := len(hs); n > 0 && hs[n-1].PID == ref.pid {
+				hs[n-1].FDs = append(hs[n-1].FDs, int(ref.fd))
+				continue
+			}
+			if p, err := r.process(ref.pid); err == nil {
+				hs = append(hs, Holder{Process: p, FDs: []int{int(ref.fd)}})
 			}
 		}
-		slices.SortFunc(out[ino], func(a, b Process) int { return cmp.Compare(a.PID, b.PID) })
+		if len(hs) == 0 {
+			continue
+		}
+		slices.SortFunc(hs, func(a, b Holder) int { return cmp.Compare(a.PID, b.PID) })
+		for i := range hs {
+			slices.Sort(hs[i].FDs)
+		}
+		out[ino] = hs
 	}
 	return out
 }

@@ -94,6 +94,38 @@ func TestLookupFindsAllHolders(t *testing.T) {
 	}
 }
 
+// Every holder of a shared socket, and every fd of each, as ss -p lists
+// them: the master's and the worker's fd 6 on the listener, the worker's
+// connection on fds 7 and 9.
+func TestLookupHoldersAndFDs(t *testing.T) {
+	f := standardTree(t)
+	r, _ := newTestResolver(t, f.root)
+	got := r.LookupHolders([]uint32{1000, 2000, 777})
+	type pf struct {
+		pid uint32
+		fds []int
+	}
+	flat := func(hs []Holder) []pf {
+		var out []pf
+		for _, h := range hs {
+			out = append(out, pf{h.PID, h.FDs})
+		}
+		return out
+	}
+	if w := []pf{{100, []int{6}}, {101, []int{6}}}; !reflect.DeepEqual(flat(got[1000]), w) {
+		t.Errorf("listener 1000: %+v, want %+v", flat(got[1000]), w)
+	}
+	if w := []pf{{101, []int{7, 9}}}; !reflect.DeepEqual(flat(got[2000]), w) {
+		t.Errorf("connection 2000: %+v, want %+v", flat(got[2000]), w)
+	}
+	if len(got[1000]) == 2 && (got[1000][0].Comm != "nginx" || got[1000][1].UID != 101) {
+		t.Errorf("holders' details %+v", got[1000])
+	}
+	if _, ok := got[777]; ok {
+		t.Error("a pipe has holders")
+	}
+}
+
 func TestLookupRateLimited(t *testing.T) {
 	f := standardTree(t)
 	r, clk := newTestResolver(t, f.root, MinInterval(time.Second))

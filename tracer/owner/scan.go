@@ -21,8 +21,15 @@ type ScanStats struct {
 	Elapsed time.Duration
 }
 
-// index maps a socket inode to the pids holding an fd to it.
-type index map[uint32][]uint32
+// index maps a socket inode to the fds open on it, in the order the scan
+// found them: a process's fds together, as it lists them.
+type index map[uint32][]fdRef
+
+// fdRef is one fd of one process.
+type fdRef struct {
+	pid uint32
+	fd  int32
+}
 
 // scan reads every <procRoot>/<pid>/fd once and indexes the sockets found.
 // keep reports whether an inode not yet in idx may be added; it bounds the
@@ -75,8 +82,12 @@ func scanProcess(fdDir string, pid uint32, idx index, buf []byte,
 		return false
 	}
 	dfd := int(dir.Fd())
-	for _, fd := range fds {
-		n, err := unix.Readlinkat(dfd, fd, buf)
+	for _, name := range fds {
+		fd, err := strconv.ParseInt(name, 10, 32)
+		if err != nil {
+			continue // not an fd
+		}
+		n, err := unix.Readlinkat(dfd, name, buf)
 		if err == unix.EACCES || err == unix.EPERM {
 			// Listing fds needs less than reading them (ptrace access):
 			// every other fd of this process would fail the same way.
@@ -91,15 +102,11 @@ func scanProcess(fdDir string, pid uint32, idx index, buf []byte,
 			continue
 		}
 		st.Sockets++
-		pids, known := idx[inode]
+		refs, known := idx[inode]
 		if !known && !keep(idx, inode) {
 			continue
 		}
-		// A process with the socket dup'ed onto several fds is one holder.
-		if len(pids) > 0 && pids[len(pids)-1] == pid {
-			continue
-		}
-		idx[inode] = append(pids, pid)
+		idx[inode] = append(refs, fdRef{pid, int32(fd)})
 	}
 	return true
 }

@@ -142,7 +142,7 @@ func (s *Session) init() error {
 			continue
 		}
 		s.readSysctls(n)
-		if _, err := s.dump(n, false, true, nil); err != nil {
+		if _, err := s.dump(n, dumpAll, true, nil); err != nil {
 			s.log.Warn("initial snapshot", "netns", n.inode, "err", err)
 		}
 	}
@@ -341,8 +341,17 @@ func (s *Session) reconcileLoop(ctx context.Context) {
 				s.readSysctls(n)
 			}
 			began := time.Now()
+			kind := dumpTimeWait
+			if full {
+				kind = dumpAll
+			}
 			var err error
-			out, err = s.dump(n, !full, false, out)
+			out, err = s.dump(n, kind, false, out)
+			if err == nil && !full && s.tab.ListenerWithoutInode(n.inode) {
+				// A listener the stream showed: a dump of the listeners
+				// (a short walk of their own table) gives its inode.
+				out, err = s.dump(n, dumpListeners, false, out)
+			}
 			n.next = began.Add(time.Duration(reconcileBudget*len(s.nsList)) * time.Since(began))
 			if err != nil {
 				s.log.Debug("reconcile", "netns", n.inode, "err", err)
@@ -415,7 +424,7 @@ func (s *Session) readSysctls(n *netns) {
 }
 
 // dump merges one namespace's sockets into the table.
-func (s *Session) dump(n *netns, timeWaitOnly, initial bool, out []event.Event) ([]event.Event, error) {
+func (s *Session) dump(n *netns, kind dumpKind, initial bool, out []event.Event) ([]event.Event, error) {
 	c, closeAfter, err := n.dial(s.diag)
 	if err != nil {
 		return out, err
@@ -426,7 +435,8 @@ func (s *Session) dump(n *netns, timeWaitOnly, initial bool, out []event.Event) 
 	if s.scratch == nil {
 		s.scratch = make([]table.KernelSocket, 0, chunkLen)
 	}
-	return reconcile(c, s.tab, n.inode, timeWaitOnly, initial, &s.cfg.Tracer.Filter, s.scratch, out)
+	req := dumpReq{netns: n.inode, kind: kind, initial: initial, flt: &s.cfg.Tracer.Filter}
+	return reconcile(c, s.tab, req, s.scratch, out)
 }
 
 func (s *Session) resolveOwners() { resolveOwners(s.tab, s.owners) }

@@ -24,24 +24,48 @@ var timeWaitMask = sockdiag.StateMask(sockdiag.StateTimeWait, sockdiag.StateFinW
 // sockets), nor the table's lock for long.
 const chunkLen = 8192
 
+// dumpKind is what a dump asks the kernel for.
+type dumpKind uint8
+
+const (
+	dumpAll       dumpKind = iota // every socket: the first snapshot, the owner refresh
+	dumpTimeWait                  // the timewait mini-sockets: the periodic reconciliation
+	dumpListeners                 // the listeners: their inodes (the stream has none); judges nothing
+)
+
+// dumpReq is one dump of a namespace into the table.
+type dumpReq struct {
+	netns   uint32
+	kind    dumpKind
+	initial bool // the first snapshot: state, not news
+	flt     *event.Filter
+	// seen, when set, is called with each socket merged (a listing keeps
+	// what the table does not).
+	seen func(*sockdiag.Socket)
+}
+
 // reconcile reads one namespace's TCP sockets through an open sock_diag
-// connection and merges them into the table as they come. With
-// timeWaitOnly it reads only the timewait sockets (the periodic
-// reconciliation). Sockets the filter rejects (ports, family) are left out,
-// as the kernel-side filter leaves out their events. It returns the events
-// the table derives, appended to out.
-func reconcile(c *sockdiag.Conn, tab *table.Table, netns uint32, timeWaitOnly, initial bool,
-	flt *event.Filter, scratch []table.KernelSocket, out []event.Event) ([]event.Event, error) {
+// connection and merges them into the table as they come. Sockets the
+// filter rejects (ports, family) are left out, as the kernel-side filter
+// leaves out their events. It returns the events the table derives,
+// appended to out.
+func reconcile(c *sockdiag.Conn, tab *table.Table, req dumpReq, scratch []table.KernelSocket, out []event.Event) ([]event.Event, error) {
 	states := sockdiag.AllStates
-	if timeWaitOnly {
+	switch req.kind {
+	case dumpTimeWait:
 		states = timeWaitMask
+	case dumpListeners:
+		states = sockdiag.StateMask(sockdiag.StateListen)
 	}
-	rec := tab.Reconcile(netns, time.Now(), timeWaitOnly, initial)
+	rec := tab.Reconcile(req.netns, time.Now(), req.kind != dumpAll, req.initial)
 	buf := scratch[:0]
 	err := c.Dump(unix.AF_UNSPEC, states, func(s *sockdiag.Socket) error {
 		ks, ok := kernelSocket(s)
-		if !ok || !matchSnapshot(flt, &ks) {
+		if !ok || !matchSnapshot(req.flt, &ks) {
 			return nil
+		}
+		if req.seen != nil {
+			req.seen(s)
 		}
 		buf = append(buf, ks)
 		if len(buf) == chunkLen {
@@ -53,13 +77,14 @@ func reconcile(c *sockdiag.Conn, tab *table.Table, netns uint32, timeWaitOnly, i
 	out = rec.Add(buf, time.Now(), out)
 	switch {
 	case err == nil:
-		return rec.End(time.Now(), true, out), nil
+		// A listeners' dump proves nothing about the absence of the rest.
+		return rec.End(time.Now(), req.kind != dumpListeners, out), nil
 	case errors.Is(err, sockdiag.ErrInterrupted):
 		// Delivered in full but not consistent: usable, but proves no absence.
 		return rec.End(time.Now(), false, out), nil
 	default:
 		rec.End(time.Now(), false, nil)
-		return out, fmt.Errorf("sock_diag dump of netns %d: %w", netns, err)
+		return out, fmt.Errorf("sock_diag dump of netns %d: %w", req.netns, err)
 	}
 }
 
@@ -74,6 +99,7 @@ func kernelSocket(s *sockdiag.Socket) (table.KernelSocket, bool) {
 	if s.TimeWaitSock() {
 		ks.State = event.StateTimeWait
 		ks.Expires = s.Expires
+		ks.FinWait2 = s.State == sockdiag.StateFinWait2
 	}
 	if ks.Cookie == 0 || (ks.Family != event.FamilyIPv4 && ks.Family != event.FamilyIPv6) {
 		return ks, false
@@ -100,40 +126,6 @@ func matchSnapshot(f *event.Filter, ks *table.KernelSocket) bool {
 	return true
 }
 
-// snapshotMax bounds a one-shot listing: 2^20 sockets are about 230 MiB.
-// Past it, sockets are counted (table.Stats.Untracked), not listed.
-const snapshotMax = 1 << 20
-
-// Snapshot reads the sockets of the caller's network namespace (or of
-// netnsFD when >= 0) once, with their owners from /proc, into a new table:
-// what `twtrace sockets` shows. It needs no BPF.
-func Snapshot(procRoot string, netnsFD int, flt *event.Filter) (*table.Table, error) {
-	c, err := sockdiag.Dial(netnsFD)
-	if err != nil {
-		return nil, fmt.Errorf("open sock_diag: %w", err)
-	}
-	defer c.Close()
-	var ino uint32
-	if netnsFD >= 0 {
-		ino, err = fdInode(netnsFD)
-	} else {
-		ino, err = hostNetNS()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read the network namespace: %w", err)
-	}
-	tab := table.New(table.Config{MaxSockets: snapshotMax})
-	if _, err := reconcile(c, tab, ino, false, true, flt, make([]table.KernelSocket, 0, chunkLen), nil); err != nil {
-		return nil, err
-	}
-	res, err := owner.NewResolver(procRoot)
-	if err != nil {
-		return nil, err
-	}
-	resolveOwners(tab, res)
-	return tab, nil
-}
-
 // resolveOwners finds, through /proc, the owners of sockets known by inode.
 // It scans /proc at most once, outside the table's lock.
 func resolveOwners(tab *table.Table, res *owner.Resolver) {
@@ -142,16 +134,28 @@ func resolveOwners(tab *table.Table, res *owner.Resolver) {
 		return
 	}
 	found := res.LookupAll(inodes)
-	containers := map[uint32]string{}
-	tab.ResolveOwners(func(inode uint32) (uint32, event.Comm, bool) {
+	setOwners(tab, func(inode uint32) (owner.Process, bool) {
 		ps := found[inode]
 		if len(ps) == 0 {
+			return owner.Process{}, false
+		}
+		return ps[0], true
+	})
+}
+
+// setOwners gives the table's unowned sockets the holder first finds by
+// inode, and their containers.
+func setOwners(tab *table.Table, first func(inode uint32) (owner.Process, bool)) {
+	containers := map[uint32]string{}
+	tab.ResolveOwners(func(inode uint32) (uint32, event.Comm, bool) {
+		p, ok := first(inode)
+		if !ok {
 			return 0, event.Comm{}, false
 		}
-		if ps[0].Container != "" {
-			containers[ps[0].PID] = ps[0].Container
+		if p.Container != "" {
+			containers[p.PID] = p.Container
 		}
-		return ps[0].PID, event.MakeComm(ps[0].Comm), true
+		return p.PID, event.MakeComm(p.Comm), true
 	})
 	if len(containers) > 0 {
 		tab.SetContainers(containers)

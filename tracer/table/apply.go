@@ -180,7 +180,7 @@ func (t *Table) setState(e *entry, s event.State, at int64) {
 	switch {
 	case e.state == event.StateTimeWait && s != event.StateTimeWait:
 		t.unindexTW(e)
-		e.flags &^= flagTWConfirmed | flagGone
+		e.flags &^= flagTWConfirmed | flagGone | flagFinWait2
 		t.stats.TimeWait--
 	case e.state != event.StateTimeWait && s == event.StateTimeWait:
 		t.stats.TimeWait++

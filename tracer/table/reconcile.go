@@ -15,6 +15,10 @@ type KernelSocket struct {
 	Src, Dst netip.AddrPort
 	Inode    uint32        // 0 for TIME_WAIT sockets
 	Expires  time.Duration // TIME_WAIT: time left on its timer
+	// FinWait2: a TIME_WAIT mini-socket still in substate FIN_WAIT2, an
+	// orphaned connection waiting for the peer's FIN (its timer is
+	// tcp_fin_timeout). It holds the 4-tuple as a TIME_WAIT does.
+	FinWait2 bool
 }
 
 // Snapshot is one dump of a namespace's sockets from the kernel.
@@ -145,6 +149,10 @@ func (r *Reconciliation) Add(socks []KernelSocket, at time.Time, out []event.Eve
 			// The kernel's timer is the truth: it restarts on in-window segments.
 			e.expires = now + int64(ks.Expires)
 			e.flags |= flagTWConfirmed
+			e.flags &^= flagFinWait2
+			if ks.FinWait2 {
+				e.flags |= flagFinWait2
+			}
 		case e.state != ks.State && e.state != event.StateClose:
 			// Transitions were missed (events lost): adopt the kernel's
 			// state, as of when the dump began.
@@ -354,6 +362,19 @@ func (t *Table) SetReuse(rs []SocketReuse) int {
 		}
 	}
 	return n
+}
+
+// ListenerWithoutInode reports whether a listener of the namespace has no
+// inode yet: the stream showed it, and only a dump gives its inode.
+func (t *Table) ListenerWithoutInode(netns uint32) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for k, i := range t.listeners {
+		if k.netns == netns && t.slots.at(i).inode == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Unresolved counts open sockets with neither owner nor inode: ones the

@@ -116,8 +116,9 @@ func (t *Table) pairPeers(fresh []freshEntry) {
 	var byTuple map[end]int32
 	for _, f := range fresh {
 		e := t.slots.at(f.slot)
-		if e.cookie != f.cookie || e.state == event.StateListen || e.state == event.StateTimeWait {
-			continue // a listener has no peer; a TIME_WAIT's has closed
+		if e.cookie != f.cookie || e.state == event.StateListen ||
+			(e.state == event.StateTimeWait && e.flags&flagFinWait2 == 0) {
+			continue // a listener has no peer; a TIME_WAIT's has closed (an orphan's has not)
 		}
 		if byTuple == nil {
 			byTuple = make(map[end]int32)

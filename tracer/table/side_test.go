@@ -140,11 +140,20 @@ func TestSidesFromPeers(t *testing.T) {
 		sock(2, event.StateEstablished, "127.0.0.1:41000", "127.0.0.1:42000"),
 		sock(3, event.StateEstablished, "127.0.0.1:42000", "127.0.0.1:41000"),
 		sock(4, event.StateEstablished, "127.0.0.1:43000", "10.0.0.9:5432"), // no peer here
-		sock(5, event.StateSynRecv, "127.0.0.1:44000", "127.0.0.1:50000"))
-	wantSides(t, tab, at(2), map[uint64]Side{1: SideServer, 2: SideServer, 3: SideClient, 4: SideClientGuess, 5: SideServer})
+		sock(5, event.StateSynRecv, "127.0.0.1:44000", "127.0.0.1:50000"),
+		// An orphan (the server closed, the client did not): its peer lives on.
+		sock(6, event.StateListen, "127.0.0.1:45000", "0.0.0.0:0"),
+		KernelSocket{Cookie: 7, Family: event.FamilyIPv4, State: event.StateTimeWait, FinWait2: true,
+			Src: ap("127.0.0.1:45000"), Dst: ap("127.0.0.1:46000"), Expires: 50 * time.Second},
+		sock(8, event.StateCloseWait, "127.0.0.1:46000", "127.0.0.1:45000"))
+	wantSides(t, tab, at(2), map[uint64]Side{1: SideServer, 2: SideServer, 3: SideClient, 4: SideClientGuess, 5: SideServer,
+		7: SideServer, 8: SideClient})
+	if s, _ := tab.Socket(7, at(2)); !s.FinWait2 || s.KernelState() != event.StateFinWait2 || s.State != event.StateTimeWait {
+		t.Errorf("orphan %+v: want TIME_WAIT in the table, FIN_WAIT2 for the kernel", s)
+	}
 	cl := port(tab, 0)
-	if cl == nil || cl.Clients != 2 || cl.Guessed != 1 {
-		t.Errorf("clients' row %+v, want 2 of which 1 guessed", cl)
+	if cl == nil || cl.Clients != 3 || cl.Guessed != 1 {
+		t.Errorf("clients' row %+v, want 3 of which 1 guessed", cl)
 	}
 }
 

@@ -56,6 +56,7 @@ const (
 	flagServer                         // accepted, or a listener (see Table.side)
 	flagGrouped                        // counted in its eviction group
 	flagGone                           // TIME_WAIT a complete dump no longer has: its end is pending
+	flagFinWait2                       // TIME_WAIT whose mini-socket a dump showed in substate FIN_WAIT2
 )
 
 // step is one timeline step packed in 8 bytes: when the state was entered,

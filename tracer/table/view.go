@@ -28,7 +28,24 @@ type Socket struct {
 	Reuse     event.Reuse
 	Container string // the owner's container id, when /proc showed one (SetContainers)
 	Side      Side   // the server's or the client's end, and whether that is a guess
-	Timeline  []Step
+	// FinWait2: a TIME_WAIT whose mini-socket sock_diag last showed in
+	// substate FIN_WAIT2 (see KernelState).
+	FinWait2 bool
+	// Detail is what a one-shot listing adds (queues, timer, every holder);
+	// nil in the live table.
+	Detail   *Detail
+	Timeline []Step
+}
+
+// KernelState is the state as the kernel reports it, as ss shows it: a
+// TIME_WAIT mini-socket still in substate FIN_WAIT2 (an orphan waiting for
+// the peer's FIN) is FIN_WAIT2. The table keeps it in TIME_WAIT, which holds
+// its 4-tuple the same way.
+func (s *Socket) KernelState() event.State {
+	if s.State == event.StateTimeWait && s.FinWait2 {
+		return event.StateFinWait2
+	}
+	return s.State
 }
 
 // Step is one state in a socket's timeline.
@@ -213,6 +230,7 @@ func (e *entry) view(now time.Time, timeline bool) Socket {
 		State: e.state, Since: unixTime(e.since), Owner: e.owner, OwnerComm: e.comm,
 		Expires: unixTime(e.expires), Confirmed: e.flags&flagTWConfirmed != 0,
 		Closed: unixTime(e.closed), Source: sourceName(e.source), Reuse: e.reuse,
+		FinWait2: e.state == event.StateTimeWait && e.flags&flagFinWait2 != 0,
 	}
 	if e.state != event.StateTimeWait {
 		s.Expires = time.Time{}
