@@ -89,8 +89,8 @@ func WriteSockets(w io.Writer, socks []table.Socket, now time.Time, color bool) 
 		if int(st) < len(counts) {
 			counts[st]++
 		}
-		tw := s.State == event.StateTimeWait
-		if tw && s.Expires.After(last) {
+		tw := s.State == event.StateTimeWait // an orphan's mini-socket too
+		if st == event.StateTimeWait && s.Expires.After(last) {
 			last = s.Expires
 		}
 		if color && tw {
