@@ -85,8 +85,8 @@ func (n *NetNS) Sysctl(name, value string) error {
 // tracepoints and each asserts exact kernel-side counters.
 var bpfMu sync.Mutex
 
-// lockName is the file LockBPF locks, in the temporary directory.
-const lockName = "twtrace-bpf-test.lock"
+// lockPath is the file LockBPF locks (a test of LockBPF points it elsewhere).
+var lockPath = filepath.Join(os.TempDir(), "twtrace-bpf-test.lock")
 
 // LockBPF holds a lock until the test ends, in this process and, through
 // an flock(2) on a file, against the test binaries of other packages that
@@ -97,7 +97,7 @@ const lockName = "twtrace-bpf-test.lock"
 func LockBPF(t testing.TB) {
 	t.Helper()
 	bpfMu.Lock()
-	path := filepath.Join(os.TempDir(), lockName)
+	path := lockPath
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		bpfMu.Unlock()

@@ -90,9 +90,12 @@ func TestPTY(t *testing.T) {
 
 // LockBPF holds a lock another process cannot take (flock locks belong to
 // an open file, so a second open stands for another test binary), and
-// gives it back when the test ends.
+// gives it back when the test ends. The test locks a file of its own: the
+// real one is other packages' to take meanwhile.
 func TestLockBPFExcludesOtherProcesses(t *testing.T) {
-	path := filepath.Join(os.TempDir(), lockName)
+	path := filepath.Join(t.TempDir(), "lock")
+	defer func(p string) { lockPath = p }(lockPath)
+	lockPath = path
 	try := func() error {
 		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
 		if err != nil {
