@@ -173,6 +173,7 @@ func (s *listedSocket) users() []string {
 // listing keeps its columns with v4-mapped addresses in them.
 func TestSocketsAgreesWithSS(t *testing.T) {
 	tracertest.Require(t)
+	tracertest.LockBPF(t) // the listing runs the socket iterator; and no load test runs meanwhile
 	sc := newSSScenario(t)
 	time.Sleep(1500 * time.Millisecond) // between a SYN's first and second retransmission
 
@@ -245,8 +246,10 @@ func TestSocketsAgreesWithSS(t *testing.T) {
 		if d := left - k.left; s.Timer != "" && (d < -time.Second || d > 2*time.Second) {
 			t.Errorf("%s: %s %v left, ss says %v", key, s.Timer, left, k.left)
 		}
-		if s.Retrans != k.retrans && s.Timer != "probe" { // probes go on between the two readings
-			t.Errorf("%s: %d retransmissions, ss says %d", key, s.Retrans, k.retrans)
+		// ss reads after twtrace: a retransmission (or a zero-window
+		// probe) in between adds one, never more in the few ms apart.
+		if d := k.retrans - s.Retrans; d < 0 || d > 1 {
+			t.Errorf("%s: %s %s %v, %d retransmissions, ss says %d", key, s.State, s.Timer, left, s.Retrans, k.retrans)
 		}
 		if s.Timer == "timewait" && (s.RemainingMS == nil || *s.RemainingMS != s.TimerMS) {
 			t.Errorf("%s: remaining_ms %v, timer_ms %d", key, s.RemainingMS, s.TimerMS)
@@ -384,6 +387,7 @@ func TestSocketsShowContainer(t *testing.T) {
 // path that is no network namespace is one sentence and exit 2.
 func TestSocketsInNamespace(t *testing.T) {
 	ns := tracertest.NewNetNS(t)
+	tracertest.LockBPF(t) // the listing runs the socket iterator
 	var l net.Listener
 	var conns []net.Conn
 	if err := ns.Do(func() error {
