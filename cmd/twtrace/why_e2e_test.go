@@ -113,7 +113,14 @@ func newWhyEnv(t *testing.T) *whyEnv {
 func (e *whyEnv) why(args ...string) (int, advice.PortReport) {
 	e.t.Helper()
 	cmd := exec.Command(e.bin, append([]string{"why", "--json", "-N", "/proc/self/fd/3"}, args...)...)
-	nsFile := os.NewFile(uintptr(e.ns.FD()), "netns")
+	// A dup: an *os.File closes its fd when collected, and the namespace's
+	// fd is tracertest's (a collected File closed it under a test's feet).
+	dup, err := unix.FcntlInt(uintptr(e.ns.FD()), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	nsFile := os.NewFile(uintptr(dup), "netns")
+	defer nsFile.Close()
 	cmd.ExtraFiles = []*os.File{nsFile}
 	out, err := cmd.Output()
 	code := 0
