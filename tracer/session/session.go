@@ -36,6 +36,10 @@ type Config struct {
 	// ReconcileEvery is the period of the TIME_WAIT reconciliation.
 	// 0 means DefaultReconcileEvery.
 	ReconcileEvery time.Duration
+	// ReconcileBudget bounds the reconciliation to 1/ReconcileBudget of a
+	// CPU, all namespaces together: rounds are spaced out when dumps cost
+	// more (see DefaultReconcileBudget). 0 means DefaultReconcileBudget.
+	ReconcileBudget int
 	// Namespaces are extra network namespaces to snapshot and reconcile,
 	// as fds the caller keeps open. The host's is always included, and
 	// namespaces seen in events are found by themselves when they can be.
@@ -88,6 +92,9 @@ type nsHint struct {
 func Start(cfg Config) (*Session, error) {
 	if cfg.ReconcileEvery <= 0 {
 		cfg.ReconcileEvery = DefaultReconcileEvery
+	}
+	if cfg.ReconcileBudget <= 0 {
+		cfg.ReconcileBudget = DefaultReconcileBudget
 	}
 	if cfg.ProcRoot == "" {
 		cfg.ProcRoot = "/proc"
@@ -295,7 +302,7 @@ func (s *Session) hintNamespaces(batch []event.Event) {
 	}
 }
 
-// reconcileBudget bounds the reconciliation's share of a CPU: with hundreds
+// DefaultReconcileBudget bounds the reconciliation's share of a CPU: with hundreds
 // of thousands of TIME_WAIT sockets a round takes long, and then rounds are
 // spaced out (a TIME_WAIT's end is reported later, never at any cost).
 //
@@ -311,7 +318,7 @@ func (s *Session) hintNamespaces(batch []event.Event) {
 // CPU, and counting that wait spaced rounds by 10 s and more (a dump of a
 // few sockets measured 30 ms of wall time on two loaded cores), so that
 // TIME_WAIT ends went unreported and namespaces fell back to timers.
-const reconcileBudget = 200 // 0.5% of a CPU
+const DefaultReconcileBudget = 200 // 0.5% of a CPU
 
 // threadCPU is the CPU time the calling thread has used. The reconciler is
 // locked to its thread, so across a dump it is what the dump cost, the
@@ -377,7 +384,7 @@ func (s *Session) reconcileLoop(ctx context.Context) {
 			if cost <= 0 {
 				cost = time.Since(began) // no thread clock: the wall clock, an upper bound
 			}
-			n.next = began.Add(time.Duration(reconcileBudget*len(s.nsList)) * cost)
+			n.next = began.Add(time.Duration(s.cfg.ReconcileBudget*len(s.nsList)) * cost)
 			if err != nil {
 				s.log.Debug("reconcile", "netns", n.inode, "err", err)
 				if !n.host && n.fd < 0 {
