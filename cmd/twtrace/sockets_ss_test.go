@@ -3,12 +3,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,7 +36,10 @@ type ssScenario struct {
 func newSSScenario(t *testing.T) *ssScenario {
 	t.Helper()
 	sc := &ssScenario{port: freePort(t), unowned: map[string]bool{}}
-	var lc net.ListenConfig
+	// Fixed buffers from the start, inherited by the accepted sockets (and
+	// set on the client that fills one): no autotuning reopens a window,
+	// so the stuck sender's timer stays the zero-window probe.
+	lc := net.ListenConfig{Control: fixedBuffers}
 	lc.SetMultipathTCP(false)
 	l, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:"+strconv.Itoa(sc.port))
 	if err != nil {
@@ -50,7 +55,11 @@ func newSSScenario(t *testing.T) *ssScenario {
 		}
 	})
 	for i := range 30 {
-		c, err := net.Dial("tcp4", l.Addr().String())
+		d := net.Dialer{}
+		if i == 2 {
+			d.Control = fixedBuffers
+		}
+		c, err := d.Dial("tcp4", l.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,6 +99,17 @@ func newSSScenario(t *testing.T) *ssScenario {
 	// Let the queues and the orphan settle.
 	time.Sleep(100 * time.Millisecond)
 	return sc
+}
+
+// fixedBuffers sets a socket's SO_RCVBUF and SO_SNDBUF, which turns off
+// their autotuning.
+func fixedBuffers(_, _ string, rc syscall.RawConn) error {
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		serr = errors.Join(unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<16),
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 1<<16))
+	})
+	return errors.Join(err, serr)
 }
 
 // shareListener starts a child process that inherits the listener's fd
