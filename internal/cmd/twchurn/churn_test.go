@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twtrace/twtrace/internal/tracertest"
 )
 
 // TestMain lets the test binary stand in for twchurn when --netns
@@ -22,6 +24,8 @@ func TestMain(m *testing.M) {
 }
 
 // churn runs the generator in this process and fails t on a setup error.
+// A test that churns holds tracertest.LockBPF: its load must not run beside
+// another package's exact counts.
 func churn(t *testing.T, ctx context.Context, args ...string) *Result {
 	t.Helper()
 	cfg, err := parseFlags(append([]string{"--warmup", "0s", "-w", "2"}, args...), io.Discard)
@@ -51,6 +55,7 @@ func checkClean(t *testing.T, res *Result, n uint64) {
 }
 
 func TestChurnMaxRate(t *testing.T) {
+	tracertest.LockBPF(t)
 	for _, tc := range []struct{ name, args string }{
 		{"client-close", "--close client"},
 		{"server-close", "--close server"},
@@ -69,6 +74,7 @@ func TestChurnMaxRate(t *testing.T) {
 }
 
 func TestChurnFixedRate(t *testing.T) {
+	tracertest.LockBPF(t)
 	// Bounded by count: 1000 at 2000/s take half a second.
 	res := churn(t, context.Background(), "--rate", "2000", "--count", "1000", "--duration", "10s")
 	checkClean(t, res, 1000)
@@ -87,6 +93,7 @@ func TestChurnFixedRate(t *testing.T) {
 }
 
 func TestChurnWarmupExcluded(t *testing.T) {
+	tracertest.LockBPF(t)
 	res := churn(t, context.Background(), "--rate", "1000", "--warmup", "200ms", "--duration", "300ms")
 	checkClean(t, res, 300)
 	if res.WarmupConns != 200 {
@@ -99,6 +106,7 @@ func TestChurnWarmupExcluded(t *testing.T) {
 
 // An interrupt ends the run early, after the connections in flight finish.
 func TestChurnInterrupt(t *testing.T) {
+	tracertest.LockBPF(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -114,6 +122,7 @@ func TestChurnInterrupt(t *testing.T) {
 }
 
 func TestRealMainJSON(t *testing.T) {
+	tracertest.LockBPF(t)
 	var out, errOut bytes.Buffer
 	code := realMain([]string{"--json", "--count", "500", "--warmup", "0s", "--port", "0"}, &out, &errOut)
 	if code != exitOK {

@@ -14,6 +14,7 @@ import (
 func netnsRun(t *testing.T, wantCode int, args ...string) (*Result, string) {
 	t.Helper()
 	tracertest.Require(t)
+	tracertest.LockBPF(t) // its load must not run beside another package's exact counts
 	var out, errOut bytes.Buffer
 	args = append([]string{"--netns", "--json", "--warmup", "0s", "-w", "2"}, args...)
 	if code := realMain(args, &out, &errOut); code != wantCode {
