@@ -185,7 +185,7 @@ func TestResume(t *testing.T) {
 
 // TestResize: every view fits 80x24 after a resize.
 func TestResize(t *testing.T) {
-	shows := [numViews]string{"42.5s", "closed", "EADDRINUSE", "10.0.0.9:5432"}
+	shows := [numViews]string{"42.5s", "closed", "EADDRINUSE", "10.0.0.9:5432", "EADDRNOTAVAIL", "TW201"}
 	for i, name := range viewNames {
 		t.Run(name, func(t *testing.T) {
 			tm := startUI(t, newSampleFeed(), 100, 30)

@@ -105,6 +105,13 @@ func tuples(f *PortFacts, idx []int) string {
 	return strings.Join(parts, ", ")
 }
 
+func verb(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
 func were(n int) string {
 	if n == 1 {
 		return "was"
@@ -202,8 +209,8 @@ func timeWaitUnknown(f *PortFacts, idx []int) Finding {
 	n := plural(len(idx), "TIME_WAIT socket", "TIME_WAIT sockets")
 	fd := Finding{
 		Code: CodeTimeWaitUnknown, Name: "timewait-options-unknown", Port: f.Port, NetNS: f.NetNS,
-		Summary: fmt.Sprintf("%s on port %d refuse a plain bind(); whether SO_REUSEADDR would get past them "+
-			"depends on the options of the socket they came from, which could not be read", n, f.Port),
+		Summary: fmt.Sprintf("%s on port %d %s a plain bind(); whether SO_REUSEADDR would get past them "+
+			"depends on the options of the socket they came from, which could not be read", n, f.Port, verb(len(idx), "refuses", "refuse")),
 		Cause:    fmt.Sprintf("%d TIME_WAIT of unknown options", len(idx)),
 		Evidence: []string{fmt.Sprintf("%s (%s); %s", n, tuples(f, idx), f.ReuseUnknown)},
 		NotFixes: []string{notTWReuse(f.Sysctls), notFinTimeout(f.Sysctls)},
