@@ -34,27 +34,10 @@ func churn(ns *tracertest.NetNS, lfd, n, workers int) error {
 		go func() {
 			defer wg.Done()
 			errs <- ns.Do(func() error {
-				buf := make([]byte, 1)
 				for range per {
-					c, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-					if err != nil {
+					if err := tracertest.CloseFirstFD(lfd, sa); err != nil {
 						return err
 					}
-					if err := unix.Connect(c, sa); err != nil {
-						unix.Close(c)
-						return fmt.Errorf("connect: %w", err)
-					}
-					a, _, err := unix.Accept4(lfd, unix.SOCK_CLOEXEC)
-					if err != nil {
-						unix.Close(c)
-						return fmt.Errorf("accept: %w", err)
-					}
-					unix.Close(a) // the server closes first
-					if _, err := unix.Read(c, buf); err != nil {
-						unix.Close(c)
-						return fmt.Errorf("read: %w", err)
-					}
-					unix.Close(c)
 				}
 				return nil
 			})

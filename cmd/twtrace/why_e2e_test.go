@@ -201,18 +201,7 @@ func (e *whyEnv) timeWait(port uint16, opts advice.Options) {
 		if err := unix.Listen(l, 1); err != nil {
 			return err
 		}
-		c, _ := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
-		defer unix.Close(c)
-		if err := unix.Connect(c, &unix.SockaddrInet4{Port: int(port), Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-			return err
-		}
-		a, _, err := unix.Accept(l)
-		if err != nil {
-			return err
-		}
-		unix.Close(a) // the server closes first
-		_, err = unix.Read(c, make([]byte, 1))
-		return err
+		return tracertest.CloseFirstFD(l, &unix.SockaddrInet4{Port: int(port), Addr: [4]byte{127, 0, 0, 1}})
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -5,10 +5,15 @@
 package tracertest
 
 import (
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -117,4 +122,64 @@ func LockBPF(t testing.TB) {
 		unix.Close(fd) // releases the flock
 		bpfMu.Unlock()
 	})
+}
+
+// CloseFirst makes one connection to l, dialled through dial (from inside a
+// namespace when l is in one; nil: net.Dial), and closes it from the server's
+// side first when serverFirst, else from the client's, each side waiting for
+// the other's FIN: the side that closed first keeps the TIME_WAIT. It
+// returns the client's local address.
+func CloseFirst(l net.Listener, dial func(addr string) (net.Conn, error), serverFirst bool) (netip.AddrPort, error) {
+	if dial == nil {
+		dial = func(addr string) (net.Conn, error) { return net.Dial("tcp", addr) }
+	}
+	c, err := dial(l.Addr().String())
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	local := netip.MustParseAddrPort(c.LocalAddr().String())
+	a, err := l.Accept()
+	if err != nil {
+		c.Close()
+		return local, err
+	}
+	first, second := c, a
+	if serverFirst {
+		first, second = a, c
+	}
+	first.Close()
+	second.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = second.Read(make([]byte, 1))
+	second.Close()
+	if err != io.EOF {
+		return local, fmt.Errorf("waiting for the FIN: %v", err)
+	}
+	return local, nil
+}
+
+// CloseFirstFD is CloseFirst with raw sockets, for a caller on a thread in
+// a namespace: one connection to dst, accepted on the listening socket lfd,
+// the server's side closed first (it keeps the TIME_WAIT).
+func CloseFirstFD(lfd int, dst unix.Sockaddr) error {
+	fam := unix.AF_INET
+	if _, ok := dst.(*unix.SockaddrInet6); ok {
+		fam = unix.AF_INET6
+	}
+	c, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(c)
+	if err := unix.Connect(c, dst); err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	a, _, err := unix.Accept4(lfd, unix.SOCK_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("accept: %w", err)
+	}
+	unix.Close(a) // the server closes first
+	if _, err := unix.Read(c, make([]byte, 1)); err != nil {
+		return fmt.Errorf("read the server's FIN: %w", err)
+	}
+	return nil
 }

@@ -2,7 +2,6 @@ package session
 
 import (
 	"errors"
-	"io"
 	"net"
 	"strconv"
 	"testing"
@@ -46,24 +45,8 @@ func listenIn(t *testing.T, ns *tracertest.NetNS, port uint16) net.Listener {
 // (the server, or the client) and keeps the TIME_WAIT.
 func closeFirst(t *testing.T, ns *tracertest.NetNS, l net.Listener, server bool) error {
 	t.Helper()
-	c, err := dialIn(t, ns, l.Addr().String())
-	if err != nil {
-		return err
-	}
-	a, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	first, second := c, a
-	if server {
-		first, second = a, c
-	}
-	first.Close()
-	if _, err := second.Read(make([]byte, 1)); err != io.EOF {
-		t.Fatalf("read: %v", err)
-	}
-	second.Close()
-	return nil
+	_, err := tracertest.CloseFirst(l, func(addr string) (net.Conn, error) { return dialIn(t, ns, addr) }, server)
+	return err
 }
 
 // plainBind binds a socket without SO_REUSEADDR to 127.0.0.1:port inside
