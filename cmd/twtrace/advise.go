@@ -177,34 +177,22 @@ func runAdviseFile(ctx context.Context, o *adviseOptions, path string, stdout, s
 	}
 	tab := table.New(table.Config{})
 	var first, last time.Time
-	var lastTick time.Time
-	err = r.Run(ctx, 0, func(batch []event.Event) error {
-		for i := range batch {
-			ev := &batch[i]
-			if !flt.Match(ev) {
-				continue
-			}
-			if first.IsZero() {
-				first, lastTick = ev.Time, ev.Time
-			}
-			last = ev.Time
-			tab.Apply(ev, nil)
-			if ev.Kind == event.KindLost {
-				ob.lost += ev.Lost
-			}
-			var s *kstat.Sysctls
-			if ev.NetNS == h.NetNS || h.NetNS == 0 {
-				s = &hs
-			}
-			ob.failure(tab, ev, s)
-			if ev.Time.Sub(lastTick) >= time.Second {
-				tab.Tick(ev.Time, nil)
-				lastTick = ev.Time
-			}
+	err = r.Rebuild(ctx, tab, &flt, func(ev *event.Event) error {
+		if first.IsZero() {
+			first = ev.Time
 		}
+		last = ev.Time
+		if ev.Kind == event.KindLost {
+			ob.lost += ev.Lost
+		}
+		var s *kstat.Sysctls
+		if ev.NetNS == h.NetNS || h.NetNS == 0 {
+			s = &hs
+		}
+		ob.failure(tab, ev, s)
 		return nil
 	})
-	if err != nil {
+	if err = cutWarning(err, stderr); err != nil {
 		return badCapture(err)
 	}
 	ob.span = last.Sub(first)

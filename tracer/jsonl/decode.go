@@ -45,8 +45,13 @@ type record struct {
 	Count       *uint64         `json:"count"`
 }
 
-// ErrHeader is returned by Decode for a header record, which is not an Event.
-var ErrHeader = errors.New("header record")
+// Records of a capture that are not events: Decode returns these for them,
+// and the capture reader decodes them itself (DecodeSocket for a socket).
+var (
+	ErrHeader = errors.New("header record")
+	ErrSocket = errors.New("socket record")
+	ErrEnd    = errors.New("end record")
+)
 
 // Decode parses one line. Unknown fields are ignored (fields may be added to
 // the schema); missing or malformed required fields are errors that name the field.
@@ -71,8 +76,13 @@ func Decode(line []byte, ev *event.Event) error {
 		}
 		return fmt.Errorf("unknown kind %q", r.Kind)
 	}
-	if kind == event.KindHeader {
+	switch kind {
+	case event.KindHeader:
 		return ErrHeader
+	case event.KindSocket:
+		return ErrSocket
+	case event.KindEnd:
+		return ErrEnd
 	}
 	ts, err := time.Parse(time.RFC3339Nano, r.TS)
 	if err != nil {
@@ -157,6 +167,7 @@ func (d *decoder) state() {
 	}
 	d.task()
 	d.owner()
+	ev.SockReuse = d.reuse()
 	ev.Reset = r.Reset
 	d.netns()
 }
@@ -318,4 +329,25 @@ func (d *decoder) netns() {
 		return
 	}
 	d.ev.NetNS = *d.r.NetNS
+}
+
+// reuse reads a state record's socket options: both booleans, or neither
+// (null, or absent in captures older than the fields) when they are unknown.
+func (d *decoder) reuse() event.Reuse {
+	a, p := d.r.ReuseAddr, d.r.ReusePort
+	switch {
+	case a == nil && p == nil:
+		return 0
+	case a == nil || p == nil:
+		d.fail(`%s record with one of "reuseaddr" and "reuseport": want both, or neither when unknown`, d.r.Kind)
+		return 0
+	}
+	r := event.ReuseKnown
+	if *a {
+		r |= event.ReuseAddr
+	}
+	if *p {
+		r |= event.ReusePort
+	}
+	return r
 }
