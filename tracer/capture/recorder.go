@@ -99,8 +99,8 @@ func (r *Recorder) Write(batch []event.Event) error {
 }
 
 // minFileSpan is the least a rotated file covers: a snapshot larger than
-// MaxSize does not make a new file at every batch.
-const minFileSpan = time.Second
+// MaxSize does not make a new file at every batch. (A variable for tests.)
+var minFileSpan = time.Second
 
 // rotate ends the current file, shifts the numbered files and begins anew.
 func (r *Recorder) rotate() error {
