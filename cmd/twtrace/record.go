@@ -163,15 +163,7 @@ func runRecord(ctx context.Context, o *recordOptions, filters map[string][]strin
 	if o.force {
 		removeRotated(o.output, rot)
 	}
-	src := capture.Source{
-		Sockets: func() ([]table.Socket, time.Time) {
-			now := time.Now()
-			socks, _ := sess.Table().Sockets(table.Query{}, now)
-			return socks, now
-		},
-		Counters: func() *capture.Counters { return capture.ReadCounters("") },
-	}
-	rec, err := capture.NewRecorder(o.output, hdr, copt, rot, src)
+	rec, err := capture.NewRecorder(o.output, hdr, copt, rot, recordSource(sess))
 	if err != nil {
 		return createError(o.output, err)
 	}
@@ -213,6 +205,20 @@ func runRecord(ctx context.Context, o *recordOptions, filters map[string][]strin
 	fmt.Fprintf(stderr, "twtrace: recorded %d events (%d lost) in %s to %s\n",
 		rec.Events(), rec.Lost(), byteSize(rec.Bytes()), where)
 	return nil
+}
+
+// recordSource starts each file of a recording from the session's table
+// as it is then (the first: the initial snapshot, owners and options
+// included) and the host's counters.
+func recordSource(sess *session.Session) capture.Source {
+	return capture.Source{
+		Sockets: func() ([]table.Socket, time.Time) {
+			now := time.Now()
+			socks, _ := sess.Table().Sockets(table.Query{}, now)
+			return socks, now
+		},
+		Counters: func() *capture.Counters { return capture.ReadCounters("") },
+	}
 }
 
 // endReason says how a recording ended, for its end record: a write error
