@@ -62,7 +62,7 @@ damage; replay then names the file and line and exits with code 2.`,
 	}
 	fs := cmd.Flags()
 	o.filters.registerReplay(fs)
-	fs.BoolVar(&o.json, "json", false, "write JSON Lines (schema in DESIGN.md)")
+	fs.BoolVar(&o.json, "json", false, "write JSON Lines (schema: docs/jsonl.md)")
 	fs.BoolVar(&o.csv, "csv", false, csvUsage)
 	fs.BoolVar(&o.text, "text", false, "write text columns (the default)")
 	fs.Float64Var(&o.speed, "speed", 0, "replay at `X` times the recorded pace (1: as recorded); 0 as fast as possible")

@@ -35,7 +35,7 @@ run as root to see every process).`,
 		},
 	}
 	o.filters.registerSnapshot(cmd.Flags())
-	cmd.Flags().BoolVar(&o.json, "json", false, "write one JSON object per socket (schema in DESIGN.md)")
+	cmd.Flags().BoolVar(&o.json, "json", false, "write one JSON object per socket (schema: docs/jsonl.md)")
 	return cmd
 }
 

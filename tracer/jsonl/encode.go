@@ -1,6 +1,6 @@
 // Package jsonl writes and reads the JSON Lines form of the event stream:
 // the `--json` output of `twtrace trace` and the records of a capture file.
-// The schema is in DESIGN.md; encoding appends to a caller's buffer and does
+// The schema is in docs/jsonl.md; encoding appends to a caller's buffer and does
 // not allocate, because it runs once per kernel event.
 package jsonl
 
