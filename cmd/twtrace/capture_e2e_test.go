@@ -154,7 +154,7 @@ func TestCaptureRoundTrip(t *testing.T) {
 	}
 	replayed := table.New(table.Config{})
 	var got []byte
-	err = r.Rebuild(ctx, replayed, nil, func(ev *event.Event) error {
+	err = r.Rebuild(ctx, replayed, nil, nil, func(ev *event.Event) error {
 		got = jsonl.Append(got, ev)
 		return nil
 	})

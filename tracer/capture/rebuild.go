@@ -12,17 +12,17 @@ import (
 // Rebuild replays the capture into tab, the socket table as it was at each
 // moment: its starting snapshot first, then every event flt selects
 // (nil: all), in order, as fast as they are read, the table's clock
-// following the capture's (Tick once a second of capture time). fn, when
-// not nil, is called after each event is applied: tab is then as it was
-// at that event's moment (a refused bind() changes no socket, so its
-// diagnosis sees who held the port). The snapshot is filtered as the
-// kernel filters a live snapshot: by port (local or remote), family and
-// network namespace.
+// following the capture's (Tick once a second of capture time). before and
+// after, when not nil, are called for each event: before it is applied (tab
+// is as it was just before the event's moment) and after (a refused bind()
+// changes no socket, so its diagnosis then sees who held the port). The
+// snapshot is filtered as the kernel filters a live snapshot: by port
+// (local or remote), family and network namespace.
 //
 // It returns what Run returns: nil at the end, fn's error, a *CutError
 // for a capture its recorder did not close (every whole event was
 // applied), or the error that stopped the reading.
-func (r *Reader) Rebuild(ctx context.Context, tab *table.Table, flt *event.Filter, fn func(*event.Event) error) error {
+func (r *Reader) Rebuild(ctx context.Context, tab *table.Table, flt *event.Filter, before, after func(*event.Event) error) error {
 	if flt == nil {
 		flt = &event.Filter{}
 	}
@@ -37,16 +37,21 @@ func (r *Reader) Rebuild(ctx context.Context, tab *table.Table, flt *event.Filte
 			if !flt.Match(ev) {
 				continue
 			}
+			if before != nil {
+				if err := before(ev); err != nil {
+					return err
+				}
+			}
 			if lastTick.IsZero() {
 				lastTick = ev.Time
 			}
-			tab.Apply(ev, nil)
 			if ev.Time.Sub(lastTick) >= time.Second {
-				tab.Tick(ev.Time, nil)
+				tab.Tick(ev.Time, nil) // time passed: timers that ran out end
 				lastTick = ev.Time
 			}
-			if fn != nil {
-				if err := fn(ev); err != nil {
+			tab.Apply(ev, nil)
+			if after != nil {
+				if err := after(ev); err != nil {
 					return err
 				}
 			}

@@ -90,7 +90,7 @@ func TestRedactedCapture(t *testing.T) {
 	}
 	tab := table.New(table.Config{})
 	var onPort int
-	err = r.Rebuild(context.Background(), tab, nil, func(ev *event.Event) error {
+	err = r.Rebuild(context.Background(), tab, nil, nil, func(ev *event.Event) error {
 		if ev.Kind == event.KindBind && ev.Ret < 0 {
 			socks, _ := tab.Sockets(table.Query{Ports: []uint16{8080}}, ev.Time)
 			onPort = len(socks)
@@ -103,7 +103,7 @@ func TestRedactedCapture(t *testing.T) {
 	plain, _ := NewReader(bytes.NewReader(withSnapshot(t, Options{})), "mem")
 	ptab := table.New(table.Config{})
 	var plainOnPort int
-	plain.Rebuild(context.Background(), ptab, nil, func(ev *event.Event) error {
+	plain.Rebuild(context.Background(), ptab, nil, nil, func(ev *event.Event) error {
 		if ev.Kind == event.KindBind && ev.Ret < 0 {
 			socks, _ := ptab.Sockets(table.Query{Ports: []uint16{8080}}, ev.Time)
 			plainOnPort = len(socks)

@@ -146,7 +146,7 @@ func TestRebuild(t *testing.T) {
 	tab := table.New(table.Config{})
 	var atBind []table.Socket
 	applied := 0
-	err = r.Rebuild(context.Background(), tab, &event.Filter{Ports: []uint16{8080}}, func(ev *event.Event) error {
+	err = r.Rebuild(context.Background(), tab, &event.Filter{Ports: []uint16{8080}}, nil, func(ev *event.Event) error {
 		applied++
 		if ev.Kind == event.KindBind && ev.Ret < 0 {
 			atBind, _ = tab.Sockets(table.Query{Ports: []uint16{8080}}, ev.Time)
