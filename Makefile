@@ -4,6 +4,7 @@
 #   make run        build, then run the live view (root)
 #   make test       unit tests; as root also the end-to-end tests that load the programs
 #   make bench      the overhead benchmark (root; see docs/performance.md)
+#   make testdata   re-record testdata/incident.jsonl.zst, the sample capture (root)
 #   make generate   rebuild the BPF objects from bpf/ and headers/ (clang, libbpf-dev)
 #   make headers    regenerate headers/vmlinux.h from this kernel's BTF (bpftool)
 
@@ -13,7 +14,7 @@ BPFTOOL  ?= bpftool
 ARGS     ?=
 TESTARGS ?=
 
-.PHONY: all build run test test-unit generate check-generate headers bench fmt vet clean
+.PHONY: all build run test test-unit fuzz testdata generate check-generate headers bench fmt vet clean
 
 all: build
 
@@ -31,6 +32,17 @@ test:
 
 test-unit:
 	TWTRACE_REQUIRE_BPF= $(GO) test -count=1 -short ./...
+
+# The sample capture: a scripted incident (a restart refused with EADDRINUSE,
+# a client out of ports with EADDRNOTAVAIL) in a private network namespace,
+# recorded by the real twtrace (internal/cmd/twincident says how). Then its
+# html report and the picture of it in docs/ (headless chromium, when installed).
+testdata: build
+	$(GO) run ./internal/cmd/twincident -twtrace bin/twtrace -o testdata/incident.jsonl.zst
+	./bin/twtrace report testdata/incident.jsonl.zst --format html -o docs/incident-report.html --force
+	if command -v chromium >/dev/null; then \
+	  chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1100,1500 \
+	    --screenshot=docs/incident-report.png file://$$PWD/docs/incident-report.html; fi
 
 generate:
 	BPF2GO_CC=$(CLANG) BPF2GO_STRIP=llvm-strip-14 $(GO) generate ./tracer/... ./internal/cmd/twbench/...

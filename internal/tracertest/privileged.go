@@ -67,7 +67,7 @@ func NewNetNS(t testing.TB) *NetNS {
 			unix.Close(fd)
 			return err
 		}
-		if err := loopbackUp(); err != nil {
+		if err := nsthread.LoopbackUp(); err != nil {
 			unix.Close(fd)
 			return err
 		}
@@ -98,26 +98,6 @@ func (n *NetNS) Sysctl(name, value string) error {
 	return n.Do(func() error {
 		return os.WriteFile("/proc/sys/"+name, []byte(value), 0o644)
 	})
-}
-
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("get lo flags: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("set lo up: %w", err)
-	}
-	return nil
 }
 
 // bpfMu serialises tests that attach twtrace's programs: they share the

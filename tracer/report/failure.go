@@ -100,12 +100,17 @@ func (c *collector) connectCause(ev *event.Event, f *Failure) {
 		if fd.Code != advice.CodePortExhaustion {
 			continue
 		}
-		f.Code, f.Cause, f.Summary, f.Not = fd.Code, fd.Cause, fd.Summary, fd.NotFixes
+		// The finding counts the failures it was given (this one): the
+		// group counts them all. Its evidence about the ports is the news.
+		f.Code, f.Cause, f.Not = fd.Code, fd.Cause, fd.NotFixes
+		f.Summary = "no local port was free for that destination"
+		for _, e := range fd.Evidence {
+			if strings.Contains(e, "TIME_WAIT") {
+				f.Summary += ": " + e
+			}
+		}
 		for _, fx := range fd.Fixes {
 			f.Fixes = append(f.Fixes, fx.Text)
-		}
-		for _, e := range fd.Evidence {
-			f.Summary += "; " + e
 		}
 		break
 	}

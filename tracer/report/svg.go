@@ -65,6 +65,14 @@ func (r *Report) svgTimeline(tl *Timeline, label string) string {
 }
 
 func (r *Report) svgAxes(b *strings.Builder, t0, t1 time.Time, top int, x func(time.Time) float64, y func(int) float64) {
+	// Tick labels as precise as their spacing needs.
+	layout := "15:04:05"
+	switch step := t1.Sub(t0) / ticksX; {
+	case step < 100*time.Millisecond:
+		layout = "15:04:05.000"
+	case step < time.Second:
+		layout = "15:04:05.0"
+	}
 	for i := 0; i <= ticksX; i++ {
 		t := t0.Add(time.Duration(float64(t1.Sub(t0)) * float64(i) / ticksX))
 		px := x(t)
@@ -77,7 +85,7 @@ func (r *Report) svgAxes(b *strings.Builder, t0, t1 time.Time, top int, x func(t
 			anchor = "end"
 		}
 		fmt.Fprintf(b, `<text class="axis" x="%.1f" y="%d" text-anchor="%s">%s</text>`, px, padT+plotH+14, anchor,
-			esc(t.In(r.loc).Format("15:04:05")))
+			esc(t.In(r.loc).Format(layout)))
 	}
 	for _, v := range []int{0, top / 2, top} {
 		if v == top/2 && (top < 2 || top%2 != 0 && top < 4) {

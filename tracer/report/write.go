@@ -130,8 +130,9 @@ func (r *Report) renderTimelines(d doc) {
 		tl := &r.Timelines[i]
 		label := fmt.Sprintf("port %d", tl.Port)
 		if tl.Clients {
-			label = fmt.Sprintf("connect()'s local ports (netns %d)", tl.NetNS)
-		} else if r.Facts != nil && r.Facts.Namespaces[tl.NetNS] == nil {
+			label = "connect()'s local ports"
+		}
+		if r.foreign(tl.NetNS) {
 			label += fmt.Sprintf(" (netns %d)", tl.NetNS)
 		}
 		caption := fmt.Sprintf("%s: sockets by state, %s to %s", label, r.clock(tl.From), r.clock(tl.To))
@@ -179,15 +180,22 @@ func (r *Report) renderPorts(d doc) {
 	}
 }
 
-// portLabel names a port row; the namespace only when it is not the host's.
+// portLabel names a port row; the namespace only when it is not the
+// recording host's.
 func (r *Report) portLabel(p *Port) string {
+	s := strconv.Itoa(int(p.Port))
 	if p.Clients {
-		return fmt.Sprintf("connect() (netns %d)", p.NetNS)
+		s = "connect()"
 	}
-	if r.Facts != nil && r.Facts.Namespaces[p.NetNS] == nil {
-		return fmt.Sprintf("%d (netns %d)", p.Port, p.NetNS)
+	if r.foreign(p.NetNS) {
+		s += fmt.Sprintf(" (netns %d)", p.NetNS)
 	}
-	return strconv.Itoa(int(p.Port))
+	return s
+}
+
+// foreign reports a namespace other than the recording host's.
+func (r *Report) foreign(netns uint32) bool {
+	return r.Facts != nil && r.Facts.Namespaces[netns] == nil
 }
 
 func ownerList(os []Owner) string {

@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/twtrace/twtrace/internal/nsthread"
 )
 
 // parentEnv carries the parent's network namespace inode to the re-executed
@@ -90,7 +92,7 @@ func setupNetNS(cfg *Config, parent string, logw io.Writer) error {
 		return fmt.Errorf("%s=%q but this process is not in a new network namespace: refusing to change sysctls",
 			parentEnv, parent)
 	}
-	if err := loopbackUp(); err != nil {
+	if err := nsthread.LoopbackUp(); err != nil {
 		return err
 	}
 	sysctls := [][2]string{{"net/ipv4/ip_local_port_range", cfg.PortRange}}
@@ -127,23 +129,3 @@ func maxTW(cfg *Config) int {
 	return max(131072, cfg.Addrs*cfg.Ports*(hi-lo+1))
 }
 
-// loopbackUp sets IFF_UP on lo: a new namespace starts with it down.
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("socket for ioctl: %w", err)
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return fmt.Errorf("ifreq lo: %w", err)
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("get lo flags: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("set lo up: %w", err)
-	}
-	return nil
-}
