@@ -128,4 +128,3 @@ func maxTW(cfg *Config) int {
 	lo, hi, _ := parsePortRange(cfg.PortRange) // validated
 	return max(131072, cfg.Addrs*cfg.Ports*(hi-lo+1))
 }
-
