@@ -83,12 +83,22 @@ func TestReplayFilters(t *testing.T) {
 
 // A damaged capture: the events before the damage, then exit 2 with the
 // file and line.
-func TestReplayBadFile(t *testing.T) {
+// sampleFiles are the bytes of the sample stream's capture, plain and
+// compressed, and the plain one's lines.
+func sampleFiles(t *testing.T) (plain, zst []byte, lines [][]byte) {
+	t.Helper()
 	plain, err := os.ReadFile(writeCapture(t, "cap.jsonl"))
+	if err == nil {
+		zst, err = os.ReadFile(writeCapture(t, "cap.jsonl.zst"))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := bytes.SplitAfter(plain, []byte("\n"))
+	return plain, zst, bytes.SplitAfter(plain, []byte("\n"))
+}
+
+func TestReplayBadFile(t *testing.T) {
+	plain, _, lines := sampleFiles(t)
 	n := len(sample.Events())
 	dir := t.TempDir()
 	for _, tc := range []struct {
@@ -125,15 +135,7 @@ func TestReplayBadFile(t *testing.T) {
 // naming the file and where it was cut, exit 0 — also when it was cut
 // exactly between two lines or frames, which only the missing end record tells.
 func TestReplayCutFile(t *testing.T) {
-	plain, err := os.ReadFile(writeCapture(t, "cap.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	zst, err := os.ReadFile(writeCapture(t, "cap.jsonl.zst"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := bytes.SplitAfter(plain, []byte("\n"))
+	plain, zst, lines := sampleFiles(t)
 	n := len(sample.Events())
 	noEnd := plain[:len(plain)-len(lines[len(lines)-2])]
 	dir := t.TempDir()

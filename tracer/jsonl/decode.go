@@ -1,13 +1,16 @@
 package jsonl
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/twtrace/twtrace/tracer/event"
 )
@@ -279,7 +282,7 @@ func (d *decoder) task() {
 	if d.r.Comm == nil {
 		d.missing("comm")
 	} else {
-		d.ev.Comm = event.MakeComm(*d.r.Comm)
+		d.ev.Comm = commOf(*d.r.Comm)
 	}
 }
 
@@ -288,7 +291,7 @@ func (d *decoder) owner() {
 	if d.r.OwnerPID != nil && *d.r.OwnerPID != 0 {
 		d.ev.Owner = *d.r.OwnerPID
 		if d.r.OwnerComm != nil {
-			d.ev.OwnerComm = event.MakeComm(*d.r.OwnerComm)
+			d.ev.OwnerComm = commOf(*d.r.OwnerComm)
 		}
 	}
 }
@@ -350,4 +353,43 @@ func (d *decoder) reuse() event.Reuse {
 		r |= event.ReusePort
 	}
 	return r
+}
+
+// commOf converts a decoded string to a Comm as it reads back after being
+// encoded again: up to its first NUL (the encoder stops there), at most 15
+// bytes, and where that cut split a character, the bytes the encoder's
+// replacement of it (U+FFFD per invalid byte) leaves in 15 bytes. A
+// decoded event then encodes and decodes to itself.
+func commOf(s string) event.Comm {
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		s = s[:i]
+	}
+	c := event.MakeComm(s)
+	if n := bytes.IndexByte(c[:], 0); n < 0 || utf8.Valid(c[:n]) {
+		return c // the usual case, without allocating
+	}
+	for range 3 { // a fixed point after two rounds at most
+		next := event.MakeComm(replaceInvalid(c[:]))
+		if next == c {
+			break
+		}
+		c = next
+	}
+	return c
+}
+
+// replaceInvalid is b up to its first NUL, each byte that is not part of
+// valid UTF-8 replaced by U+FFFD, as appendString writes it.
+func replaceInvalid(b []byte) string {
+	var out strings.Builder
+	for i := 0; i < len(b) && b[i] != 0; {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			out.WriteRune(utf8.RuneError)
+		} else {
+			out.Write(b[i : i+n])
+		}
+		i += n
+	}
+	return out.String()
 }

@@ -173,11 +173,12 @@ func (r *socketRecord) fill(s *table.Socket, at time.Time) error {
 	if r.OwnerPID != nil && *r.OwnerPID != 0 {
 		s.Owner = *r.OwnerPID
 		if r.OwnerComm != nil {
-			s.OwnerComm = event.MakeComm(*r.OwnerComm)
+			s.OwnerComm = commOf(*r.OwnerComm)
 		}
 	}
 	if r.Container != nil {
-		s.Container = *r.Container
+		// As the encoder writes it back: up to a NUL, invalid bytes replaced.
+		s.Container = replaceInvalid([]byte(*r.Container))
 	}
 	if r.Since != nil {
 		if s.Since, err = time.Parse(time.RFC3339Nano, *r.Since); err != nil {

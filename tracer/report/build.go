@@ -187,13 +187,9 @@ func (c *collector) sample(at time.Time) {
 	for _, p := range c.tab.Ports() {
 		k := portKey{p.NetNS, p.Port, p.Clients > 0}
 		c.trackPort(k, &p, at)
-		tl := c.series[k]
+		tl := c.timeline(k)
 		if tl == nil {
-			if len(c.series) >= maxSeries {
-				continue
-			}
-			tl = &Timeline{NetNS: k.netns, Port: k.port, Clients: k.clients}
-			c.series[k] = tl
+			continue
 		}
 		s := Sample{At: at, Listen: p.States[event.StateListen], Established: p.States[event.StateEstablished],
 			TimeWait: p.TimeWait, CloseWait: p.States[event.StateCloseWait]}
@@ -217,6 +213,16 @@ func (c *collector) sample(at time.Time) {
 	if c.samples++; c.samples >= maxSamples {
 		c.thin()
 	}
+}
+
+// timeline is a port's timeline, begun if need be; nil past maxSeries.
+func (c *collector) timeline(k portKey) *Timeline {
+	tl := c.series[k]
+	if tl == nil && len(c.series) < maxSeries {
+		tl = &Timeline{NetNS: k.netns, Port: k.port, Clients: k.clients}
+		c.series[k] = tl
+	}
+	return tl
 }
 
 // thin halves the samples of every timeline and doubles the period.

@@ -134,15 +134,11 @@ func (c *collector) mark(ev *event.Event, f *Failure) {
 	if ev.Kind == event.KindConnect || ev.Src.Port() == 0 {
 		k = portKey{ev.NetNS, 0, true}
 	}
-	tl := c.series[k]
-	if tl == nil {
-		if len(c.series) >= maxSeries {
-			return
-		}
-		tl = &Timeline{NetNS: k.netns, Port: k.port, Clients: k.clients}
-		c.series[k] = tl
-	}
-	if len(tl.Failures) >= maxMarks {
+	tl := c.timeline(k)
+	switch {
+	case tl == nil:
+		return
+	case len(tl.Failures) >= maxMarks:
 		tl.Dropped++
 		return
 	}
