@@ -182,8 +182,12 @@ type conn struct {
 	at   time.Time
 }
 
-// churn makes connections to port from workers until stop is closed, the
-// server closing first; it returns every one it made.
+// churn makes connections to port from workers, about a thousand a second
+// each, until stop is closed; it returns every one it made. The server
+// resets them (SO_LINGER 0): a churn that left tens of thousands of
+// TIME_WAIT sockets would slow every sock_diag dump on the machine for a
+// minute (the kernel's hash tables are shared by all namespaces), and with
+// them the tests of other packages running meanwhile.
 func churn(t *testing.T, l net.Listener, workers int, stop <-chan struct{}) <-chan []conn {
 	t.Helper()
 	go func() {
@@ -192,6 +196,7 @@ func churn(t *testing.T, l net.Listener, workers int, stop <-chan struct{}) <-ch
 			if err != nil {
 				return
 			}
+			a.(*net.TCPConn).SetLinger(0)
 			a.Close()
 		}
 	}()
@@ -211,10 +216,11 @@ func churn(t *testing.T, l net.Listener, workers int, stop <-chan struct{}) <-ch
 				if err != nil {
 					continue
 				}
-				c.Read(make([]byte, 1)) // the server's FIN
+				c.Read(make([]byte, 1)) // the server's reset
 				port := uint16(c.LocalAddr().(*net.TCPAddr).Port)
 				c.Close()
 				done = append(done, conn{port, time.Now()})
+				time.Sleep(time.Millisecond)
 			}
 		}()
 	}
