@@ -113,7 +113,14 @@ func newWhyEnv(t *testing.T) *whyEnv {
 func (e *whyEnv) why(args ...string) (int, advice.PortReport) {
 	e.t.Helper()
 	cmd := exec.Command(e.bin, append([]string{"why", "--json", "-N", "/proc/self/fd/3"}, args...)...)
-	nsFile := os.NewFile(uintptr(e.ns.FD()), "netns")
+	// A duplicate for the child: an *os.File of the namespace's own fd
+	// would close it when collected, under the tests that follow.
+	dup, err := unix.Dup(e.ns.FD())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	nsFile := os.NewFile(uintptr(dup), "netns")
+	defer nsFile.Close()
 	cmd.ExtraFiles = []*os.File{nsFile}
 	out, err := cmd.Output()
 	code := 0
