@@ -7,6 +7,7 @@ package tracertest
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -104,8 +105,25 @@ func (n *NetNS) Sysctl(name, value string) error {
 // tracepoints and each asserts exact kernel-side counters.
 var bpfMu sync.Mutex
 
-// LockBPF holds a process-wide lock until the test ends.
+// lockFile is where tests of different packages (go test runs packages in
+// parallel, one process each) take turns: a churn test's load in one would
+// otherwise starve another's reconciliation, whose timing it asserts.
+var lockFile = filepath.Join(os.TempDir(), "twtrace-bpf-tests.lock")
+
+// LockBPF holds a lock until the test ends: within the process, and across
+// the test processes of one machine (flock on lockFile).
 func LockBPF(t testing.TB) {
 	bpfMu.Lock()
-	t.Cleanup(bpfMu.Unlock)
+	fd, err := unix.Open(lockFile, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err == nil {
+		err = unix.Flock(fd, unix.LOCK_EX)
+	}
+	if err != nil {
+		bpfMu.Unlock()
+		t.Fatalf("lock %s: %v", lockFile, err)
+	}
+	t.Cleanup(func() {
+		unix.Close(fd) // releases the flock
+		bpfMu.Unlock()
+	})
 }
