@@ -5,7 +5,6 @@
 package tracertest
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -54,30 +53,11 @@ type NetNS struct {
 func NewNetNS(t testing.TB) *NetNS {
 	t.Helper()
 	Require(t)
-	var ns *NetNS
-	err := nsthread.Run(func() error {
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			return fmt.Errorf("unshare(CLONE_NEWNET): %w", err)
-		}
-		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
-			unix.Close(fd)
-			return err
-		}
-		if err := nsthread.LoopbackUp(); err != nil {
-			unix.Close(fd)
-			return err
-		}
-		ns = &NetNS{fd: fd, inode: st.Ino}
-		return nil
-	})
+	fd, ino, err := nsthread.NewNetNS()
 	if err != nil {
 		Unavailable(t, err)
 	}
+	ns := &NetNS{fd: fd, inode: uint64(ino)}
 	t.Cleanup(func() { unix.Close(ns.fd) })
 	return ns
 }
@@ -105,22 +85,33 @@ func (n *NetNS) Sysctl(name, value string) error {
 // tracepoints and each asserts exact kernel-side counters.
 var bpfMu sync.Mutex
 
-// lockFile is where tests of different packages (go test runs packages in
-// parallel, one process each) take turns: a churn test's load in one would
-// otherwise starve another's reconciliation, whose timing it asserts.
-var lockFile = filepath.Join(os.TempDir(), "twtrace-bpf-tests.lock")
+// lockPath is the file LockBPF locks (a test of LockBPF points it elsewhere).
+var lockPath = filepath.Join(os.TempDir(), "twtrace-bpf-test.lock")
 
-// LockBPF holds a lock until the test ends: within the process, and across
-// the test processes of one machine (flock on lockFile).
+// LockBPF holds a lock until the test ends, in this process and, through
+// an flock(2) on a file, against the test binaries of other packages that
+// go test runs at the same time: every program of every tracer runs for
+// every TCP transition on the host, and a run nested in another on one CPU
+// is skipped and counted as lost, so one package's load test would make
+// another's exact counts fail. A load generator's tests take it too. Without
+// root no test attaches programs, and only this process is locked.
 func LockBPF(t testing.TB) {
+	t.Helper()
 	bpfMu.Lock()
-	fd, err := unix.Open(lockFile, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if err == nil {
-		err = unix.Flock(fd, unix.LOCK_EX)
+	if os.Geteuid() != 0 {
+		t.Cleanup(bpfMu.Unlock)
+		return
 	}
+	path := lockPath
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		bpfMu.Unlock()
-		t.Fatalf("lock %s: %v", lockFile, err)
+		t.Fatalf("lock %s: %v", path, err)
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		unix.Close(fd)
+		bpfMu.Unlock()
+		t.Fatalf("lock %s: %v", path, err)
 	}
 	t.Cleanup(func() {
 		unix.Close(fd) // releases the flock
