@@ -105,9 +105,6 @@ type whyEnv struct {
 
 func newWhyEnv(t *testing.T) *whyEnv {
 	tracertest.Require(t)
-	// why reads sockets with BPF iterators, and --wait probes every 250 ms
-	// for a minute: not beside another package's timing tests.
-	tracertest.LockBPF(t)
 	return &whyEnv{t: t, bin: buildBinary(t), ns: tracertest.NewNetNS(t)}
 }
 
