@@ -194,8 +194,13 @@ func (r *Reader) readSnapshot() {
 				r.err = r.format(err)
 				return
 			}
-			if r.snapAt.IsZero() {
+			if len(r.snap) == 0 {
 				r.snapAt = at
+			} else if !at.Equal(r.snapAt) {
+				// One snapshot, one moment: the timers count from it.
+				r.err = r.format(fmt.Errorf("a socket record of %s in a snapshot taken at %s",
+					at.Format(time.RFC3339Nano), r.snapAt.Format(time.RFC3339Nano)))
+				return
 			}
 			r.snap = append(r.snap, s)
 			continue

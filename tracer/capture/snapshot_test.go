@@ -124,6 +124,8 @@ func TestRecordsOutOfPlace(t *testing.T) {
 		{"wrong count", join(join(lines[:n-2]...), end), n - 1, "the end record counts 28 events, the file holds 27"},
 		{"bad end", join(join(lines[:n-1]...), []byte(`{"kind":"end","ts":"2026-11-25T09:30:00Z"}`+"\n")), n, `end record without a count of "events"`},
 		{"bad socket", join(lines[0], []byte(`{"kind":"socket","ts":"2026-11-25T09:30:00Z","state":"LISTEN"}`+"\n")), 2, `socket record without "family"`},
+		{"two moments", join(lines[0], lines[1], bytes.Replace(lines[2], []byte(`"ts":"2026-11-25T09:30:00Z"`), []byte(`"ts":"2026-11-25T09:31:00Z"`), 1)),
+			3, "a socket record of 2026-11-25T09:31:00Z in a snapshot taken at 2026-11-25T09:30:00Z"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r, err := NewReader(bytes.NewReader(c.data), "cap.jsonl")
