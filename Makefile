@@ -3,7 +3,9 @@
 #   make build      bin/twtrace (needs only Go: the BPF objects are committed)
 #   make run        build, then run the live view (root)
 #   make test       unit tests; as root also the end-to-end tests that load the programs
+#   make fuzz       a short pass of every fuzz target (FUZZTIME each; CI runs it)
 #   make bench      the overhead benchmark (root; see docs/performance.md)
+#   make testdata   re-record testdata/incident.jsonl.zst, the sample capture (root)
 #   make generate   rebuild the BPF objects from bpf/ and headers/ (clang, libbpf-dev)
 #   make headers    regenerate headers/vmlinux.h from this kernel's BTF (bpftool)
 
@@ -13,7 +15,7 @@ BPFTOOL  ?= bpftool
 ARGS     ?=
 TESTARGS ?=
 
-.PHONY: all build run test test-unit generate check-generate headers bench soak fmt vet clean
+.PHONY: all build run test test-unit fuzz testdata generate check-generate headers bench soak fmt vet clean
 
 all: build
 
@@ -29,8 +31,44 @@ test:
 	$(GO) vet ./...
 	$(GO) test -count=1 $(TESTARGS) ./...
 
+# Every fuzz target for FUZZTIME, one package at a time (go test fuzzes one
+# target per run). -fuzzminimizetime bounds the minimisation of each new
+# input, which would otherwise take the pass; a target that made fewer than
+# FUZZMIN executions did not really fuzz, and fails the pass. A failure is a
+# failure when it wrote its input to testdata/fuzz/TARGET/ (then commit it
+# once fixed: it becomes a seed); go1.26's fuzz coordinator can also fail a
+# run with a bare "context deadline exceeded" just as -fuzztime ends, with no
+# input (a race fixed in Go 1.27): that one is reported and not counted.
+FUZZTIME ?= 20s
+FUZZMIN  ?= 1000
+fuzz:
+	@set -e; for file in $$(git grep -l '^func Fuzz' -- '*_test.go'); do \
+	  dir=$$(dirname $$file); \
+	  for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+	    before=$$(ls $$dir/testdata/fuzz/$$target 2>/dev/null | wc -l); \
+	    if out=$$($(GO) test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=1s ./$$dir 2>&1); then note=""; \
+	    elif [ $$(ls $$dir/testdata/fuzz/$$target 2>/dev/null | wc -l) -eq $$before ] && \
+	         echo "$$out" | grep -q '^    context deadline exceeded$$'; then note=" (the toolchain's end-of-run race, no failing input)"; \
+	    else echo "$$out"; echo "FAIL ./$$dir $$target"; exit 1; fi; \
+	    execs=$$(echo "$$out" | sed -n 's/.*execs: \([0-9]*\).*/\1/p' | tail -1); \
+	    echo "fuzz ./$$dir $$target: $${execs:-0} execs in $(FUZZTIME)$$note"; \
+	    if [ "$${execs:-0}" -lt $(FUZZMIN) ]; then echo "$$out"; echo "FAIL $$target: fewer than $(FUZZMIN) execs"; exit 1; fi; \
+	  done; \
+	done
+
 test-unit:
 	TWTRACE_REQUIRE_BPF= $(GO) test -count=1 -short ./...
+
+# The sample capture: a scripted incident (a restart refused with EADDRINUSE,
+# a client out of ports with EADDRNOTAVAIL) in a private network namespace,
+# recorded by the real twtrace (internal/cmd/twincident says how). Then its
+# html report and the picture of it in docs/ (headless chromium, when installed).
+testdata: build
+	$(GO) run ./internal/cmd/twincident -twtrace bin/twtrace -o testdata/incident.jsonl.zst
+	./bin/twtrace report testdata/incident.jsonl.zst --format html -o docs/incident-report.html --force
+	if command -v chromium >/dev/null; then \
+	  chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1100,1500 \
+	    --screenshot=docs/incident-report.png file://$$PWD/docs/incident-report.html; fi
 
 generate:
 	BPF2GO_CC=$(CLANG) BPF2GO_STRIP=llvm-strip-14 $(GO) generate ./tracer/... ./internal/kcount/...

@@ -17,9 +17,9 @@ import (
 
 	"github.com/twtrace/twtrace/internal/safefile"
 	"github.com/twtrace/twtrace/tracer/advice"
-	"github.com/twtrace/twtrace/tracer/capture"
 	"github.com/twtrace/twtrace/tracer/event"
 	"github.com/twtrace/twtrace/tracer/kstat"
+	"github.com/twtrace/twtrace/tracer/report"
 	"github.com/twtrace/twtrace/tracer/session"
 	"github.com/twtrace/twtrace/tracer/table"
 	"github.com/twtrace/twtrace/tracer/text"
@@ -34,8 +34,9 @@ type adviseOptions struct {
 	force      bool
 }
 
-// maxFailures bounds the failures kept for the findings; the rest are counted.
-const maxFailures = 10000
+// maxFailures bounds the failures kept for the findings; the rest are
+// counted. A capture's are the report's (report.MaxFailures).
+const maxFailures = report.MaxFailures
 
 func newAdviseCmd(stdout, stderr io.Writer) *cobra.Command {
 	o := &adviseOptions{}
@@ -165,52 +166,16 @@ func runAdviseFile(ctx context.Context, o *adviseOptions, path string, stdout, s
 	if err != nil {
 		return err
 	}
-	r, err := capture.Open(path)
+	// The report's analysis: the table rebuilt from the snapshot and the
+	// events, each refused syscall diagnosed at its moment.
+	rep, err := reportFile(ctx, path, report.Options{Filter: flt}, stderr)
 	if err != nil {
-		return badCapture(err)
+		return err
 	}
-	defer r.Close()
-	h := r.Header()
-	hs := kstat.SysctlsFromValues(h.Sysctls)
 	ob := &observation{
-		facts: advice.Facts{Namespaces: map[uint32]*advice.NetNS{h.NetNS: {Sysctls: &hs, FinWait2Orphans: -1}}},
-		where: fmt.Sprintf("%s, recorded on host %s", path, h.Host),
+		facts: *rep.Facts, span: rep.To.Sub(rep.From), failures: rep.FailureCount, lost: rep.Lost,
+		where: fmt.Sprintf("%s, recorded on host %s", path, rep.Host),
 	}
-	tab := table.New(table.Config{})
-	var first, last time.Time
-	var lastTick time.Time
-	err = r.Run(ctx, 0, func(batch []event.Event) error {
-		for i := range batch {
-			ev := &batch[i]
-			if !flt.Match(ev) {
-				continue
-			}
-			if first.IsZero() {
-				first, lastTick = ev.Time, ev.Time
-			}
-			last = ev.Time
-			tab.Apply(ev, nil)
-			if ev.Kind == event.KindLost {
-				ob.lost += ev.Lost
-			}
-			var s *kstat.Sysctls
-			if ev.NetNS == h.NetNS || h.NetNS == 0 {
-				s = &hs
-			}
-			ob.failure(tab, ev, s)
-			if ev.Time.Sub(lastTick) >= time.Second {
-				tab.Tick(ev.Time, nil)
-				lastTick = ev.Time
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return badCapture(err)
-	}
-	ob.span = last.Sub(first)
-	ob.facts.Now = last
-	ob.fromTable(tab)
 	return writeAdvice(o, ob, stdout, stderr)
 }
 

@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/twtrace/twtrace/internal/safefile"
+
 	"github.com/twtrace/twtrace/tracer/event"
 	"github.com/twtrace/twtrace/tracer/session"
 	"github.com/twtrace/twtrace/tui"
@@ -54,15 +56,15 @@ func (d *devOptions) start() error {
 	if d.cpuProf == "" {
 		return nil
 	}
-	f, err := createFile(d.cpuProf, false)
+	f, err := safefile.Create(d.cpuProf, false)
 	if err != nil {
 		return fmt.Errorf("--cpuprofile: %w", err)
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
+		f.Abort()
 		return fmt.Errorf("--cpuprofile: %w", err)
 	}
-	d.stopProf = func() { pprof.StopCPUProfile(); f.Close() }
+	d.stopProf = func() { pprof.StopCPUProfile(); f.Commit() }
 	return nil
 }
 

@@ -5,7 +5,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 
 	"github.com/twtrace/twtrace/tracer/event"
 
@@ -90,7 +89,7 @@ func (c *counter) write(path string, sess *session.Session) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+	if err := writeFile(path, true, append(b, '\n')); err != nil {
 		return fmt.Errorf("--stats-file: %w", err)
 	}
 	return nil

@@ -166,6 +166,6 @@ with TIME_WAIT countdowns, the event log, remote endpoints. Piped, or with
 	opts.register(root, true)
 	root.AddCommand(newTraceCmd(stdout, stderr), newSocketsCmd(stdout, stderr),
 		newRecordCmd(stdout, stderr), newReplayCmd(stdout, stderr), newWhyCmd(stdout, stderr),
-		newAdviseCmd(stdout, stderr), newDemoCmd(stdout, stderr))
+		newAdviseCmd(stdout, stderr), newDemoCmd(stdout, stderr), newReportCmd(stdout, stderr))
 	return root
 }

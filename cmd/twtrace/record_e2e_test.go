@@ -218,11 +218,17 @@ func str(v any) string {
 type tinyDisk struct{ work chan func() }
 
 func newTinyDisk(t *testing.T, dir string) *tinyDisk {
+	return newMountThread(t, dir, unix.MS_NOSUID|unix.MS_NODEV, "size=64k")
+}
+
+// newMountThread is a tinyDisk with its own tmpfs flags and options (a
+// read-only one: unix.MS_RDONLY).
+func newMountThread(t *testing.T, dir string, flags uintptr, opts string) *tinyDisk {
 	t.Helper()
 	d := &tinyDisk{work: make(chan func())}
 	setup := make(chan error, 1)
 	serve := func() {
-		setup <- mountTiny(dir)
+		setup <- mountTmpfs(dir, flags, opts)
 		for fn := range d.work {
 			fn()
 		}
@@ -250,14 +256,14 @@ func newTinyDisk(t *testing.T, dir string) *tinyDisk {
 	return d
 }
 
-func mountTiny(dir string) error {
+func mountTmpfs(dir string, flags uintptr, opts string) error {
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		return fmt.Errorf("unshare(CLONE_NEWNS): %w", err)
 	}
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
-	if err := unix.Mount("twtrace-test", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=64k"); err != nil {
+	if err := unix.Mount("twtrace-test", dir, "tmpfs", flags, opts); err != nil {
 		return fmt.Errorf("mount a tmpfs: %w", err)
 	}
 	return nil
@@ -341,6 +347,26 @@ func TestRecordFullDisk(t *testing.T) {
 			}
 			if strconv.Itoa(n) != m[1] || n == 0 {
 				t.Fatalf("the capture holds %d events, the message says %s", n, m[1])
+			}
+			// It ends with its end record (room was made for it), mode 0600.
+			err = disk.Do(func() error {
+				r, err := capture.Open(path)
+				if err != nil {
+					return err
+				}
+				defer r.Close()
+				for r.Next(new(event.Event)) == nil {
+				}
+				if end, ok := r.End(); !ok || end.Reason != capture.EndDiskFull || strconv.FormatInt(end.Events, 10) != m[1] {
+					return fmt.Errorf("end record %+v (%v), want disk_full with %s events", end, ok, m[1])
+				}
+				if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+					return fmt.Errorf("mode %v (%v), want 0600", fi.Mode().Perm(), err)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
 			}
 		})
 	}

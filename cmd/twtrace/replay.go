@@ -42,8 +42,11 @@ minus its header. Filters apply as they do session. On a terminal (without
 --json, --csv or --text) it opens the live view on the capture: its clock is
 the capture's, so TIME_WAIT countdowns are as they were when it was recorded.
 
-A capture that is cut short or damaged is played up to the damage; replay then
-names the file and line and exits with code 2.`,
+A capture whose recorder did not close it (killed, a machine that stopped: it
+ends in the middle of a line or a frame, or without its end record) is played
+to its last whole event, with one warning that names the file and where it was
+cut, and exit code 0. A capture damaged in the middle is played up to the
+damage; replay then names the file and line and exits with code 2.`,
 		Example: `  twtrace replay incident.jsonl.zst --port 8080
   twtrace replay incident.jsonl.zst --json | jq 'select(.kind == "bind")'
   twtrace replay incident.jsonl.zst --csv > incident.csv
@@ -93,7 +96,7 @@ func runReplay(ctx context.Context, o *replayOptions, path string, stdout, stder
 		describe(stderr, r.Name(), r.Header())
 	}
 	if !o.json && !o.csv && !o.text && isTerminal(stdout) {
-		return badCapture(replayUI(ctx, r, o.speed, &flt, o.logSize))
+		return badCapture(cutWarning(replayUI(ctx, r, o.speed, &flt, o.logSize), stderr))
 	}
 
 	write := streamSink(stdout, o.json, o.csv)
@@ -113,7 +116,18 @@ func runReplay(ctx context.Context, o *replayOptions, path string, stdout, stder
 		}
 		return nil
 	})
-	return badCapture(err)
+	return badCapture(cutWarning(err, stderr))
+}
+
+// cutWarning turns the end of a capture its recorder did not close into
+// one warning: every whole event was read, and the command goes on.
+func cutWarning(err error, stderr io.Writer) error {
+	var ce *capture.CutError
+	if errors.As(err, &ce) {
+		fmt.Fprintf(stderr, "twtrace: warning: %v\n", ce)
+		return nil
+	}
+	return err
 }
 
 // badCapture makes a capture that cannot be read, or read to its end, a

@@ -83,16 +83,23 @@ func TestReplayFilters(t *testing.T) {
 
 // A damaged capture: the events before the damage, then exit 2 with the
 // file and line.
-func TestReplayBadFile(t *testing.T) {
+// sampleFiles are the bytes of the sample stream's capture, plain and
+// compressed, and the plain one's lines.
+func sampleFiles(t *testing.T) (plain, zst []byte, lines [][]byte) {
+	t.Helper()
 	plain, err := os.ReadFile(writeCapture(t, "cap.jsonl"))
+	if err == nil {
+		zst, err = os.ReadFile(writeCapture(t, "cap.jsonl.zst"))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	zst, err := os.ReadFile(writeCapture(t, "cap.jsonl.zst"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := bytes.SplitAfter(plain, []byte("\n"))
+	return plain, zst, bytes.SplitAfter(plain, []byte("\n"))
+}
+
+func TestReplayBadFile(t *testing.T) {
+	plain, _, lines := sampleFiles(t)
+	n := len(sample.Events())
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		name   string
@@ -100,13 +107,11 @@ func TestReplayBadFile(t *testing.T) {
 		events int
 		want   string
 	}{
-		{"cut.jsonl", plain[:len(plain)-20], len(sample.Events()) - 1,
-			fmt.Sprintf("line %d: the file ends in the middle of a line: it was cut short", len(sample.Events())+1)},
 		{"corrupt.jsonl", bytes.Join([][]byte{lines[0], lines[1], lines[2], []byte("{garbage\n"), lines[3]}, nil), 2,
 			"line 4: not a JSON object"},
-		{"cut.jsonl.zst", zst[:len(zst)-9], 0, "the compressed stream ends in the middle of a frame: the file was cut short"},
 		{"binary", []byte("\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00"), 0, "line 1: not a twtrace capture"},
 		{"empty", nil, 0, "empty file: not a twtrace capture"},
+		{"after-end.jsonl", append(bytes.Clone(plain), lines[1]...), n, fmt.Sprintf("line %d: data after the end record", n+3)},
 	} {
 		path := filepath.Join(dir, tc.name)
 		if err := os.WriteFile(path, tc.data, 0o644); err != nil {
@@ -120,8 +125,41 @@ func TestReplayBadFile(t *testing.T) {
 			out != strings.Join(want[:tc.events], "") {
 			t.Errorf("replay %s: want the %d events before the damage, got:\n%s", tc.name, tc.events, out)
 		}
-		if tc.events == 0 && tc.name != "cut.jsonl.zst" && out != "" {
+		if tc.events == 0 && out != "" {
 			t.Errorf("replay %s: output %q", tc.name, out)
+		}
+	}
+}
+
+// A capture its recorder did not close: every whole event, one warning
+// naming the file and where it was cut, exit 0 — also when it was cut
+// exactly between two lines or frames, which only the missing end record tells.
+func TestReplayCutFile(t *testing.T) {
+	plain, zst, lines := sampleFiles(t)
+	n := len(sample.Events())
+	noEnd := plain[:len(plain)-len(lines[len(lines)-2])]
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name   string
+		data   []byte
+		events int
+		want   string
+	}{
+		{"cut.jsonl", noEnd[:len(noEnd)-20], n - 1, fmt.Sprintf("is cut at line %d, in the middle of the line: its recorder did not close it", n+1)},
+		{"boundary.jsonl", noEnd, n, fmt.Sprintf("is cut at line %d, without its end record: its recorder did not close it", n+2)},
+		{"cut.jsonl.zst", zst[:len(zst)-9], n, fmt.Sprintf("is cut at line %d, in the middle of a compressed frame", n+2)},
+	} {
+		path := filepath.Join(dir, tc.name)
+		if err := os.WriteFile(path, tc.data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, stderr := runCLI("replay", "--json", path)
+		if code != exitOK || strings.Count(stderr, "\n") != 1 ||
+			!strings.HasPrefix(stderr, "twtrace: warning: capture "+path+" ") || !strings.Contains(stderr, tc.want) {
+			t.Errorf("replay %s: exit %d, stderr %q; want exit 0 and one warning saying %q", tc.name, code, stderr, tc.want)
+		}
+		if want := strings.SplitAfterN(sampleJSON(), "\n", tc.events+1); out != strings.Join(want[:tc.events], "") {
+			t.Errorf("replay %s: want the %d whole events, got:\n%s", tc.name, tc.events, out)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
+	"github.com/twtrace/twtrace/internal/safefile"
 	"github.com/twtrace/twtrace/tracer"
 	"github.com/twtrace/twtrace/tracer/event"
 	"github.com/twtrace/twtrace/tracer/session"
@@ -198,14 +199,19 @@ func announce(stderr io.Writer, degraded []string) {
 	}
 }
 
-// createFile creates a file twtrace writes as root: mode 0600, never
-// through a symbolic link, never over an existing file.
-func createFile(path string, appendOnly bool) (*os.File, error) {
-	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	if appendOnly {
-		flags = os.O_WRONLY | os.O_CREATE | os.O_APPEND | unix.O_NOFOLLOW | unix.O_CLOEXEC
+// writeFile writes a file twtrace creates, through safefile: mode 0600,
+// never through a symbolic link, never over an existing file unless
+// replace (and then by renaming a new file over it).
+func writeFile(path string, replace bool, data []byte) error {
+	f, err := safefile.Create(path, replace)
+	if err != nil {
+		return err
 	}
-	return os.OpenFile(path, flags, 0o600)
+	if _, err := f.Write(data); err != nil {
+		f.Abort()
+		return err
+	}
+	return f.Commit()
 }
 
 // signalReady creates the --ready-file, telling a test that every program is attached.
@@ -213,15 +219,7 @@ func signalReady(path string) error {
 	if path == "" {
 		return nil
 	}
-	f, err := createFile(path, false)
-	if err != nil {
-		return fmt.Errorf("--ready-file: %w", err)
-	}
-	_, err = fmt.Fprintf(f, "%d\n", os.Getpid())
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := writeFile(path, false, fmt.Appendf(nil, "%d\n", os.Getpid())); err != nil {
 		return fmt.Errorf("--ready-file: %w", err)
 	}
 	return nil

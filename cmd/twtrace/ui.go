@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
+	"github.com/twtrace/twtrace/internal/safefile"
 	"github.com/twtrace/twtrace/tracer/event"
 
 	"github.com/twtrace/twtrace/tracer/capture"
@@ -30,7 +32,7 @@ func runUI(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) error
 	}
 	logger := slog.New(slog.DiscardHandler)
 	if o.logFile != "" {
-		f, err := createFile(o.logFile, true)
+		f, err := safefile.Append(o.logFile)
 		if err != nil {
 			return inputf("--log-file: %v", err)
 		}
@@ -123,21 +125,22 @@ func kernelRelease() string {
 }
 
 // replayFeed plays a capture to the live view: its events go through a
-// table that derives nothing (the capture has the TIME_WAIT events already)
-// and set the view's clock.
+// table that starts from the capture's snapshot and derives nothing (the
+// capture has the TIME_WAIT events already), and set the view's clock.
 type replayFeed struct {
 	r     *capture.Reader
 	speed float64
 	flt   *event.Filter
 	tab   *table.Table
 	clock atomic.Int64 // Unix ns of the last event played
+	cut   error        // the capture's *capture.CutError, for after the view
 }
 
 func (f *replayFeed) Table() *table.Table { return f.tab }
 
 func (f *replayFeed) Run(ctx context.Context, fn func([]event.Event) error) error {
 	var out []event.Event
-	return f.r.Run(ctx, f.speed, func(batch []event.Event) error {
+	err := f.r.Run(ctx, f.speed, func(batch []event.Event) error {
 		out = out[:0]
 		for i := range batch {
 			if f.flt.Match(&batch[i]) {
@@ -150,6 +153,13 @@ func (f *replayFeed) Run(ctx context.Context, fn func([]event.Event) error) erro
 		f.tab.ApplyBatch(out, nil)
 		return fn(out)
 	})
+	var ce *capture.CutError
+	if errors.As(err, &ce) {
+		// Not the view's business: said once, after it.
+		f.cut = err
+		return nil
+	}
+	return err
 }
 
 // now is the capture's time: the last event played.
@@ -158,6 +168,9 @@ func (f *replayFeed) now() time.Time { return time.Unix(0, f.clock.Load()) }
 func replayUI(ctx context.Context, r *capture.Reader, speed float64, flt *event.Filter, logSize int) error {
 	h := r.Header()
 	f := &replayFeed{r: r, speed: speed, flt: flt, tab: table.New(table.Config{})}
+	if socks, at := r.Snapshot(); len(socks) > 0 {
+		f.tab.Restore(capture.FilterSockets(socks, flt), at)
+	}
 	f.clock.Store(h.Started.UnixNano())
 	opts := tui.Options{Title: "twtrace replay", Host: h.Host, Kernel: h.Kernel, Clock: f.now,
 		HostNetNS: h.NetNS, LogSize: logSize}
@@ -174,7 +187,10 @@ func replayUI(ctx context.Context, r *capture.Reader, speed float64, flt *event.
 		}
 		return &recorded // the recording host's, as its header has them
 	}
-	return tui.Run(ctx, f, opts)
+	if err := tui.Run(ctx, f, opts); err != nil {
+		return err
+	}
+	return f.cut
 }
 
 // parseRange reads "32768\t60999" as /proc/sys prints ip_local_port_range.

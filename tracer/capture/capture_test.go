@@ -11,11 +11,15 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twtrace/twtrace/tracer/event"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/twtrace/twtrace/internal/sample"
 )
@@ -151,28 +155,39 @@ func TestRoundTrip(t *testing.T) {
 			if !sameEvents(got, evs) {
 				t.Errorf("events do not round-trip:\n got %+v\nwant %+v", got, comparable(evs))
 			}
-			if r.Line() != len(evs)+1 {
-				t.Errorf("Line() = %d, want %d", r.Line(), len(evs)+1)
+			if r.Line() != len(evs)+2 {
+				t.Errorf("Line() = %d, want %d: the header, the events, the end", r.Line(), len(evs)+2)
+			}
+			end, ok := r.End()
+			if !ok || end.Events != int64(len(evs)) || end.Reason != EndClosed || end.Bytes != w.Bytes()-endLen(t, path) {
+				t.Errorf("end record %+v (%v), want %d events", end, ok, len(evs))
 			}
 		})
 	}
 }
 
-// The header line as DESIGN.md specifies it.
+// The header and end lines as docs/jsonl.md specifies them.
 func TestHeaderLine(t *testing.T) {
 	var buf bytes.Buffer
 	w, err := NewWriter(&buf, "mem", testHeader(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Close(); err != nil {
+	if err := w.End(EndSignal, &Counters{TW: 7, TimeWait: 3}); err != nil {
 		t.Fatal(err)
 	}
-	want := `{"kind":"header","ts":"2026-11-25T09:30:00Z","version":1,"host":"web-1","kernel":"6.8.0-45-generic",` +
+	want := `{"kind":"header","ts":"2026-11-25T09:30:00Z","version":2,"host":"web-1","kernel":"6.8.0-45-generic",` +
 		`"started":"2026-11-25T09:29:59Z","sysctls":{"net.ipv4.ip_local_port_range":"32768\t60999",` +
 		`"net.ipv4.tcp_tw_reuse":"2"},"filters":{"port":["8080"]}}` + "\n"
-	if buf.String() != want {
-		t.Errorf("header line:\n got %s\nwant %s", buf.String(), want)
+	header, end, _ := strings.Cut(buf.String(), "\n")
+	if header+"\n" != want {
+		t.Errorf("header line:\n got %s\nwant %s", header, want)
+	}
+	wantEnd := regexp.MustCompile(`^\{"kind":"end","ts":"[0-9T:.-]+Z","events":0,"lost":0,"bytes":` + strconv.Itoa(len(want)) +
+		`,"reason":"signal","counters":\{"tw":7,"tw_killed":0,"tw_recycled":0,"tcp_timewait_overflow":0,` +
+		`"sockstat_tw":3,"sockstat_orphan":0,"sockstat_inuse":0\}\}\n$`)
+	if !wantEnd.MatchString(end) {
+		t.Errorf("end line: %s", end)
 	}
 }
 
@@ -326,11 +341,14 @@ func TestFramesEndOnSizeAndTime(t *testing.T) {
 	if w.Events() != 3 {
 		t.Fatalf("idle Write did not end the frame after FlushEvery: %d events saved", w.Events())
 	}
+	// Read while the recorder runs: the 3 events, then a capture not yet
+	// closed, which reads as a cut one at the frame's end.
 	r, err := NewReader(bytes.NewReader(buf.Bytes()), "mem")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := readAll(t, r); err != nil || len(got) != 3 {
+	var ce *CutError
+	if got, err := readAll(t, r); !errors.As(err, &ce) || ce.Where != "" || len(got) != 3 {
 		t.Fatalf("read %d events, %v", len(got), err)
 	}
 }
@@ -349,4 +367,32 @@ func TestWriteSkipsHeaderEvents(t *testing.T) {
 	if n := strings.Count(buf.String(), "\n"); n != 3 || w.Events() != 2 {
 		t.Errorf("%d lines, %d events:\n%s", n, w.Events(), buf.String())
 	}
+}
+
+// endLen is the length of the end record of the capture at path (the
+// last line of its decompressed stream), as a compressed file holds it.
+func endLen(t *testing.T, path string) int64 {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !isZstd(data) {
+		return int64(len(data) - bytes.LastIndexByte(data[:len(data)-1], '\n') - 1)
+	}
+	// The end record is the last frame: find where it starts.
+	dec, err := zstd.NewReader(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	for off := len(data) - 4; off > 0; off-- {
+		if isZstd(data[off:]) {
+			if out, err := dec.DecodeAll(data[off:], nil); err == nil && bytes.HasPrefix(out, []byte(`{"kind":"end"`)) {
+				return int64(len(data) - off)
+			}
+		}
+	}
+	t.Fatal("no end frame")
+	return 0
 }

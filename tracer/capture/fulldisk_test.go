@@ -92,8 +92,47 @@ func TestFullDisk(t *testing.T) {
 				if int64(n) != we.Saved || n == 0 {
 					return fmt.Errorf("read back %d events, the error said %d", n, we.Saved)
 				}
+				// The end record made it: room was made for it.
+				if end, ok := r.End(); !ok || end.Reason != EndDiskFull || end.Events != we.Saved {
+					return fmt.Errorf("end record %+v (%v), want disk_full with %d events", end, ok, we.Saved)
+				}
+				if fi.Mode().Perm() != 0o600 {
+					return fmt.Errorf("mode %v", fi.Mode().Perm())
+				}
 				return nil
 			})
 		})
 	}
+}
+
+// --force on a full disk: the replacement cannot be written, and the file
+// it was to replace is untouched (replacing is by rename, never in place).
+func TestFullDiskForce(t *testing.T) {
+	tracertest.Require(t)
+	dir := t.TempDir()
+	onTinyDisk(t, dir, func() error {
+		path := filepath.Join(dir, "cap.jsonl")
+		old := []byte(strings.Repeat("precious\n", 1000))
+		if err := os.WriteFile(path, old, 0o644); err != nil {
+			return err
+		}
+		filler, err := os.Create(filepath.Join(dir, "filler"))
+		if err != nil {
+			return err
+		}
+		for err == nil {
+			_, err = filler.Write(make([]byte, 4096))
+		}
+		filler.Close()
+		if _, err := Create(path, testHeader(), Options{Force: true}); !errors.Is(err, syscall.ENOSPC) {
+			return fmt.Errorf("Create --force on a full disk: %v, want ENOSPC", err)
+		}
+		if b, _ := os.ReadFile(path); string(b) != string(old) {
+			return fmt.Errorf("the old file changed: %d bytes", len(b))
+		}
+		if left, _ := filepath.Glob(filepath.Join(dir, ".cap.jsonl.tmp-*")); len(left) != 0 {
+			return fmt.Errorf("temporary files left: %v", left)
+		}
+		return nil
+	})
 }

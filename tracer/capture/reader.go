@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twtrace/twtrace/tracer/event"
@@ -15,6 +17,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/twtrace/twtrace/tracer/jsonl"
+	"github.com/twtrace/twtrace/tracer/table"
 )
 
 // maxWindow bounds the zstd window a capture may declare. This package
@@ -35,7 +38,19 @@ type Reader struct {
 	line int    // lines read so far
 	hdr  Header
 	err  error // sticky
+
+	snap    []table.Socket // the starting snapshot
+	snapAt  time.Time
+	pending bool        // ev holds the first event, read with the snapshot
+	first   event.Event //
+	events  int64       // events delivered
+	last    time.Time   // the last one's time
+	end     *End        // the end record, once read
 }
+
+// maxSnapshot bounds the socket records a capture may hold, as a live table
+// holds at most that many sockets: a hostile file cannot claim gigabytes.
+const maxSnapshot = table.DefaultMaxSockets
 
 // Open opens the capture at path and reads its header.
 func Open(path string) (*Reader, error) {
@@ -78,6 +93,7 @@ func NewReader(in io.Reader, name string) (*Reader, error) {
 		r.Close()
 		return nil, err
 	}
+	r.readSnapshot()
 	return r, nil
 }
 
@@ -101,8 +117,13 @@ func (r *Reader) readHeader() error {
 	}
 	if err != nil {
 		var fe *FormatError
-		if start := bytes.TrimLeft(r.long, " \t\r\n"); errors.As(err, &fe) && len(start) > 0 && start[0] != '{' {
+		var cut *CutError
+		start := bytes.TrimLeft(r.long, " \t\r\n")
+		switch {
+		case (errors.As(err, &fe) || errors.As(err, &cut)) && len(start) > 0 && start[0] != '{':
 			return r.format(errors.New("not a twtrace capture (no JSON header record)"))
+		case errors.As(err, &cut):
+			return r.format(fmt.Errorf("the file ends %s, in its header: it holds nothing to read", cut.Where))
 		}
 		return err
 	}
@@ -116,11 +137,11 @@ func (r *Reader) readHeader() error {
 	}
 	switch {
 	case h.Version == 0:
-		return r.format(errors.New(`header without "version"`))
+		return r.format(fmt.Errorf(`header without "version": this twtrace reads versions %s`, versions()))
 	case h.Version > Version:
-		return r.format(fmt.Errorf("capture format version %d is newer than this twtrace reads (%d): upgrade twtrace", h.Version, Version))
-	case h.Version < 0:
-		return r.format(fmt.Errorf("bad capture format version %d", h.Version))
+		return r.format(fmt.Errorf("capture format version %d is newer than this twtrace reads (versions %s): upgrade twtrace", h.Version, versions()))
+	case h.Version < oldestVersion:
+		return r.format(fmt.Errorf("bad capture format version %d: this twtrace reads versions %s", h.Version, versions()))
 	}
 	ts, err := time.Parse(time.RFC3339Nano, h.TS)
 	if err != nil {
@@ -131,8 +152,88 @@ func (r *Reader) readHeader() error {
 		return r.format(fmt.Errorf(`header: bad "started": %w`, err))
 	}
 	r.hdr = Header{Time: ts.UTC(), Version: h.Version, Host: h.Host, Kernel: h.Kernel,
-		Started: started.UTC(), Sysctls: h.Sysctls, Filters: h.Filters, NetNS: h.NetNS, Degraded: h.Degraded}
+		Started: started.UTC(), Sysctls: h.Sysctls, Filters: h.Filters, NetNS: h.NetNS, Degraded: h.Degraded,
+		Counters: h.Counters, Redacted: h.Redacted}
 	return nil
+}
+
+// versions lists the format versions this package reads: "1 and 2".
+func versions() string {
+	var b strings.Builder
+	for v := oldestVersion; v <= Version; v++ {
+		switch {
+		case v == oldestVersion:
+		case v == Version:
+			b.WriteString(" and ")
+		default:
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.Itoa(v))
+	}
+	return b.String()
+}
+
+// readSnapshot reads the socket records after the header, and the first
+// record after them: an event, kept for Next, or the end.
+func (r *Reader) readSnapshot() {
+	for {
+		line, err := r.readLine()
+		if err != nil {
+			r.err = r.atEnd(err)
+			return
+		}
+		err = jsonl.Decode(line, &r.first)
+		if errors.Is(err, jsonl.ErrSocket) {
+			if len(r.snap) == maxSnapshot {
+				r.err = r.format(fmt.Errorf("more than %d socket records: damaged, or not a twtrace capture", maxSnapshot))
+				return
+			}
+			var s table.Socket
+			at, err := jsonl.DecodeSocket(line, &s)
+			if err != nil {
+				r.err = r.format(err)
+				return
+			}
+			if len(r.snap) == 0 {
+				r.snapAt = at
+			} else if !at.Equal(r.snapAt) {
+				// One snapshot, one moment: the timers count from it.
+				r.err = r.format(fmt.Errorf("a socket record of %s in a snapshot taken at %s",
+					at.Format(time.RFC3339Nano), r.snapAt.Format(time.RFC3339Nano)))
+				return
+			}
+			r.snap = append(r.snap, s)
+			continue
+		}
+		if err == nil {
+			r.pending = true
+			r.count(&r.first)
+			return
+		}
+		r.err = r.record(line, err)
+		return
+	}
+}
+
+// Snapshot is the capture's starting snapshot: the sockets of its socket
+// records and when it was taken. A capture of version 1 has none; one cut
+// short in its snapshot has the sockets before the cut.
+func (r *Reader) Snapshot() ([]table.Socket, time.Time) { return r.snap, r.snapAt }
+
+// End is the capture's end record, once Next has reached it.
+func (r *Reader) End() (End, bool) {
+	if r.end == nil {
+		return End{}, false
+	}
+	return *r.end, true
+}
+
+// Events is the number of events delivered so far.
+func (r *Reader) Events() int64 { return r.events }
+
+func (r *Reader) count(ev *event.Event) {
+	r.events++
+	r.last = ev.Time
 }
 
 // Header is the capture's header.
@@ -148,20 +249,73 @@ func (r *Reader) Line() int { return r.line }
 // complete capture; a *FormatError for a capture that is cut short, corrupt
 // or not a capture at all; another error when reading the file fails. After
 // an error every call returns it.
+//
+// A capture that its recorder did not close — it ends in the middle of a
+// line or of a compressed frame, or (from version 2) without an end
+// record — ends with a *CutError instead of io.EOF, after every whole event.
 func (r *Reader) Next(ev *event.Event) error {
+	if r.pending {
+		r.pending = false
+		*ev = r.first
+		return nil
+	}
 	if r.err != nil {
 		return r.err
 	}
 	line, err := r.readLine()
-	if err == nil {
-		if err = jsonl.Decode(line, ev); errors.Is(err, jsonl.ErrHeader) {
-			err = r.format(errors.New("a second header record (captures cannot be concatenated)"))
-		} else if err != nil {
-			err = r.format(err)
-		}
+	if err != nil {
+		r.err = r.atEnd(err)
+		return r.err
 	}
-	r.err = err
-	return err
+	if err := jsonl.Decode(line, ev); err != nil {
+		r.err = r.record(line, err)
+		return r.err
+	}
+	r.count(ev)
+	return nil
+}
+
+// record handles a line that is not an event: the end record, or an error.
+func (r *Reader) record(line []byte, err error) error {
+	switch {
+	case errors.Is(err, jsonl.ErrHeader):
+		return r.format(errors.New("a second header record (captures cannot be concatenated)"))
+	case errors.Is(err, jsonl.ErrSocket):
+		return r.format(errors.New("a socket record among the events (the snapshot's records follow the header)"))
+	case !errors.Is(err, jsonl.ErrEnd):
+		return r.format(err)
+	}
+	e, err := decodeEnd(line)
+	if err != nil {
+		return r.format(err)
+	}
+	if e.Events != r.events {
+		return r.format(fmt.Errorf("the end record counts %d events, the file holds %d: it was damaged", e.Events, r.events))
+	}
+	r.end = &e
+	if _, err := r.readLine(); err != io.EOF {
+		var cut *CutError
+		if err == nil || errors.As(err, &cut) {
+			return r.format(errors.New("data after the end record (captures cannot be concatenated)"))
+		}
+		return err
+	}
+	return io.EOF
+}
+
+// atEnd explains the end of the file, or an error reading it: io.EOF at
+// the end of a complete capture, a *CutError for one its recorder did not
+// close.
+func (r *Reader) atEnd(err error) error {
+	var cut *CutError
+	if !errors.As(err, &cut) {
+		if err != io.EOF || r.hdr.Version < 2 || r.end != nil {
+			return err
+		}
+		cut = &CutError{Name: r.name, Line: r.line + 1}
+	}
+	cut.Events, cut.Last = r.events, r.last
+	return cut
 }
 
 // readLine returns the next line, without its newline; the slice is valid
@@ -205,9 +359,9 @@ func (r *Reader) readError(err error, partial bool) error {
 		r.line--
 		return io.EOF
 	case err == io.EOF:
-		return r.format(errors.New("the file ends in the middle of a line: it was cut short"))
+		return &CutError{Name: r.name, Line: r.line, Where: "in the middle of the line"}
 	case r.dec != nil && errors.Is(err, io.ErrUnexpectedEOF):
-		return r.format(errors.New("the compressed stream ends in the middle of a frame: the file was cut short"))
+		return &CutError{Name: r.name, Line: r.line, Where: "in the middle of a compressed frame"}
 	case r.dec != nil && r.src.err == nil:
 		return r.format(fmt.Errorf("corrupt compressed data: %w", err))
 	}

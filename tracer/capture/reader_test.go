@@ -61,8 +61,20 @@ func wantFormatError(t *testing.T, err error, line int, want string) {
 	}
 }
 
-// A plain capture cut anywhere: every complete line is delivered, then an
-// error that names the line, unless the cut falls between lines.
+// wantCut checks that err is a *CutError at line, cut where (a place in
+// the line, or "" at a boundary), after events.
+func wantCut(t *testing.T, err error, line int, where string, events int) {
+	t.Helper()
+	var ce *CutError
+	if !errors.As(err, &ce) || ce.Line != line || ce.Where != where || ce.Events != int64(events) ||
+		!strings.Contains(err.Error(), "its recorder did not close it") {
+		t.Fatalf("error %v; want a *CutError at line %d, %q, after %d events", err, line, where, events)
+	}
+}
+
+// A plain capture cut anywhere: every complete line is delivered, then a
+// *CutError that names the line — also when the cut falls between lines,
+// since the end record is missing. Only the whole file reads as complete.
 func TestTruncatedPlain(t *testing.T) {
 	data := encode(t, Options{}, 25)
 	headerEnd := bytes.IndexByte(data, '\n') + 1
@@ -73,16 +85,21 @@ func TestTruncatedPlain(t *testing.T) {
 		case cut == 0:
 			wantFormatError(t, err, 0, "empty file: not a twtrace capture")
 		case cut < headerEnd:
-			wantFormatError(t, err, 1, "cut short")
-		case data[cut-1] == '\n':
-			if err != nil || n != lines-1 {
-				t.Fatalf("cut at a line end (%d): %d events, %v", cut, n, err)
+			wantFormatError(t, err, 1, "the file ends in the middle of the line, in its header")
+		case cut == len(data):
+			if err != nil || n != 25 {
+				t.Fatalf("the whole capture: %d events, %v", n, err)
 			}
-		default:
+		case data[cut-1] == '\n':
 			if n != lines-1 {
+				t.Fatalf("cut at a line end (%d): %d events, want %d", cut, n, lines-1)
+			}
+			wantCut(t, err, lines+1, "", n)
+		default:
+			if n != min(lines-1, 25) {
 				t.Fatalf("cut at %d: %d events, want %d", cut, n, lines-1)
 			}
-			wantFormatError(t, err, lines+1, "the file ends in the middle of a line: it was cut short")
+			wantCut(t, err, lines+1, "in the middle of the line", n)
 		}
 	}
 }
@@ -150,19 +167,22 @@ func TestTruncatedZstd(t *testing.T) {
 		if int64(n) < saved {
 			t.Fatalf("cut at %d: %d events, but %d were in complete frames", cut, n, saved)
 		}
-		if atFrameEnd && err != nil {
-			t.Fatalf("cut at the end of a frame (%d): %v", cut, err)
-		}
-		if !atFrameEnd {
-			var fe *FormatError
-			if !errors.As(err, &fe) {
-				t.Fatalf("cut at %d: error %v, want a *FormatError", cut, err)
+		var ce *CutError
+		switch {
+		case cut == len(data):
+			if err != nil || n != len(evs) {
+				t.Fatalf("the whole capture: %d events, %v", n, err)
 			}
+		case atFrameEnd:
+			// Between frames: only the end record says it is not all.
+			wantCut(t, err, n+2, "", n)
+		case !errors.As(err, &ce) || ce.Where != "in the middle of a compressed frame":
+			t.Fatalf("cut at %d: error %v, want a *CutError in a frame", cut, err)
 		}
 	}
 	// The message of a cut frame.
-	_, err = read(t, data[:frames[2].bytes+40])
-	wantFormatError(t, err, int(frames[2].events)+2, "the compressed stream ends in the middle of a frame: the file was cut short")
+	n, err := read(t, data[:frames[2].bytes+40])
+	wantCut(t, err, int(frames[2].events)+2, "in the middle of a compressed frame", n)
 }
 
 func TestBadInput(t *testing.T) {
@@ -194,9 +214,11 @@ func TestBadInput(t *testing.T) {
 		{"text", []byte("hello\nworld\n"), 0, 1, "not a twtrace capture: the first line is not a JSON header record"},
 		{"trace --json output", join(lines[1:]...), 0, 1, `the first record is "bind", not a header`},
 		{"gzip", []byte("\x1f\x8b\x08\x00\x00\x00\x00\x00"), 0, 0, "gzip-compressed"},
-		{"newer version", []byte(`{"kind":"header","ts":"2026-01-01T00:00:00Z","version":2,"started":"2026-01-01T00:00:00Z"}` + "\n"),
-			0, 1, "capture format version 2 is newer than this twtrace reads (1)"},
-		{"no version", []byte(`{"kind":"header","ts":"2026-01-01T00:00:00Z"}` + "\n"), 0, 1, `header without "version"`},
+		{"newer version", []byte(`{"kind":"header","ts":"2026-01-01T00:00:00Z","version":3,"started":"2026-01-01T00:00:00Z"}` + "\n"),
+			0, 1, "capture format version 3 is newer than this twtrace reads (versions 1 and 2): upgrade twtrace"},
+		{"negative version", []byte(`{"kind":"header","ts":"2026-01-01T00:00:00Z","version":-1,"started":"2026-01-01T00:00:00Z"}` + "\n"),
+			0, 1, "bad capture format version -1: this twtrace reads versions 1 and 2"},
+		{"no version", []byte(`{"kind":"header","ts":"2026-01-01T00:00:00Z"}` + "\n"), 0, 1, `header without "version": this twtrace reads versions 1 and 2`},
 		{"corrupt line", join(lines[0], lines[1], lines[2], []byte(`{"kind":"state","ts":"2026-`+"\n"), lines[3]), 2, 4, "not a JSON object"},
 		{"bad field", join(lines[0], lines[1], []byte(`{"kind":"bind","ts":"2026-01-01T00:00:00Z"}`+"\n")), 1, 3, `bind record without "pid"`},
 		{"empty line", join(lines[0], lines[1], []byte("\n"), lines[2]), 1, 3, "not a JSON object"},
@@ -217,7 +239,8 @@ func TestBadInput(t *testing.T) {
 }
 
 // A flipped byte inside compressed data: an error, never a panic, and the
-// events before it.
+// events before it. A flip that makes a frame claim more data than the file
+// has reads as a cut frame: to the decoder, the two are the same.
 func TestCorruptZstd(t *testing.T) {
 	data := encode(t, Options{Compress: true, FlushBytes: 8 << 10}, 600)
 	rng := rand.New(rand.NewPCG(5, 6))
@@ -226,8 +249,9 @@ func TestCorruptZstd(t *testing.T) {
 		bad[rng.IntN(len(bad))] ^= byte(1 + rng.IntN(255))
 		if _, err := read(t, bad); err != nil {
 			var fe *FormatError
-			if !errors.As(err, &fe) {
-				t.Fatalf("corrupt data: %v, want a *FormatError", err)
+			var ce *CutError
+			if !errors.As(err, &fe) && !errors.As(err, &ce) {
+				t.Fatalf("corrupt data: %v, want a *FormatError or *CutError", err)
 			}
 		}
 	}

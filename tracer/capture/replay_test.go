@@ -72,6 +72,9 @@ func paced(t *testing.T) ([]byte, []event.Event) {
 	if err := w.Write(evs); err != nil {
 		t.Fatal(err)
 	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 	return buf.Bytes(), evs
 }
 
@@ -113,13 +116,25 @@ func TestRunStopsWithContext(t *testing.T) {
 	}
 }
 
-// A damaged capture: Run delivers what precedes the damage, then the error.
+// A cut or damaged capture: Run delivers what precedes the cut or the
+// damage, then the error.
 func TestRunDeliversBeforeError(t *testing.T) {
 	data := encode(t, Options{}, 2500)
-	batches, err := collect(t, context.Background(), data[:len(data)-10], 0)
+	endLine := bytes.LastIndexByte(data[:len(data)-1], '\n') + 1
+	batches, err := collect(t, context.Background(), data[:endLine-10], 0)
+	var ce *CutError
+	if !errors.As(err, &ce) || ce.Line != 2501 || ce.Events != 2499 {
+		t.Fatalf("Run on a cut file: %v", err)
+	}
+	if got := flatten(batches); !sameEvents(got, stream(2499)) {
+		t.Errorf("%d events before the cut, want 2499", len(got))
+	}
+	damaged := bytes.Clone(data)
+	damaged[endLine-10] = '}'
+	batches, err = collect(t, context.Background(), damaged, 0)
 	var fe *FormatError
 	if !errors.As(err, &fe) || fe.Line != 2501 {
-		t.Fatalf("Run on a cut file: %v", err)
+		t.Fatalf("Run on a damaged file: %v", err)
 	}
 	if got := flatten(batches); !sameEvents(got, stream(2499)) {
 		t.Errorf("%d events before the damage, want 2499", len(got))

@@ -6,15 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/twtrace/twtrace/tracer/event"
 
 	"github.com/klauspost/compress/zstd"
-	"golang.org/x/sys/unix"
 
+	"github.com/twtrace/twtrace/internal/safefile"
 	"github.com/twtrace/twtrace/tracer/jsonl"
+	"github.com/twtrace/twtrace/tracer/table"
 )
 
 // Frame bounds of a compressed capture: a frame ends after this much JSON
@@ -38,6 +38,9 @@ type Options struct {
 	Force    bool // Create replaces an existing file
 	Compress bool // zstd; Create sets it for a name ending in .zst
 
+	// Redact replaces addresses and the host name with keyed hashes.
+	Redact *Redactor
+
 	// FlushBytes and FlushEvery bound a compressed frame; 0 means the default.
 	// The time bound is checked at each Write: a caller with sporadic events
 	// calls Write with an empty batch now and then (session.Session's sink is
@@ -51,19 +54,34 @@ type Writer struct {
 	name   string
 	opt    Options
 	out    *countWriter
-	file   *os.File // Create's: cut back to the valid part after an error, synced and closed by Close
+	file   *safefile.File // Create's: cut back to the valid part after an error, synced and closed by End
 	zenc   *zstd.Encoder
 	jenc   jsonl.Encoder
 	buf    []byte
 	err    error // sticky
 	closed bool
 
-	events     int64 // events written, in complete lines or frames
-	saved      int64 // bytes of out that form a valid capture
-	pending    int   // JSON bytes in the open frame
-	pendingEvs int64 // events in the open frame
-	frameStart time.Time
+	events      int64  // events written, in complete lines or frames
+	lost        uint64 // the sum of the lost records among them
+	saved       int64  // bytes of out that form a valid capture
+	pending     int    // JSON bytes in the open frame
+	pendingEvs  int64  // events in the open frame
+	pendingLost uint64 // lost in the open frame
+	frameStart  time.Time
+	frames      []frame       // the last frames written, for End on a full disk
+	eventsAt    int64         // where the events begin, after the header and the snapshot
+	scratch     []event.Event // a batch being redacted
 }
+
+// frame is one compressed frame of events: where it starts, what it holds.
+type frame struct {
+	start  int64
+	events int64
+	lost   uint64
+}
+
+// keptFrames bounds Writer.frames.
+const keptFrames = 8
 
 // countWriter counts the bytes its writer took.
 type countWriter struct {
@@ -77,27 +95,25 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Create creates the capture file path and writes its header. An existing
-// file is an error wrapping fs.ErrExist unless opt.Force is set.
+// Create creates the capture file path, through safefile (mode 0600, never
+// through a symbolic link), and writes its header. An existing file is an
+// error wrapping fs.ErrExist unless opt.Force is set; then a new file
+// replaces it, renamed over it once the header is written: the old file,
+// and whatever it links to, is never written. A path twtrace never writes
+// (a symbolic link, a directory) is an error wrapping safefile.ErrRefused.
 func Create(path string, h Header, opt Options) (*Writer, error) {
-	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
-	if opt.Force {
-		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-	}
-	f, err := os.OpenFile(path, flags, 0o644)
+	f, err := safefile.Create(path, opt.Force)
 	if err != nil {
 		return nil, fmt.Errorf("create capture: %w", err)
 	}
 	opt.Compress = opt.Compress || compressed(path)
 	w, err := newWriter(f, path, h, opt)
+	if err == nil {
+		err = f.Publish()
+	}
 	if err != nil {
-		f.Close()
-		if !opt.Force {
-			// The file is ours (O_EXCL), and without its header it is
-			// not a capture: leave nothing behind. With Force it may be a
-			// device such as /dev/full, which is never removed.
-			os.Remove(path)
-		}
+		// Without its header it is not a capture: leave nothing behind.
+		f.Remove()
 		return nil, err
 	}
 	w.file = f
@@ -127,11 +143,14 @@ func newWriter(out io.Writer, name string, h Header, opt Options) (*Writer, erro
 		}
 		w.zenc = enc
 	}
+	if opt.Redact != nil {
+		h = opt.Redact.header(h)
+	}
 	line, err := encodeHeader(h)
 	if err != nil {
 		return nil, err
 	}
-	if err := w.writeBytes(line, 0); err == nil {
+	if err := w.writeBytes(line, 0, 0); err == nil {
 		err = w.Flush()
 	}
 	if w.err != nil {
@@ -155,7 +174,7 @@ func encodeHeader(h Header) ([]byte, error) {
 		Kind: event.KindHeader.String(), TS: h.Time.UTC().Format(time.RFC3339Nano),
 		Version: h.Version, Host: h.Host, Kernel: h.Kernel,
 		Started: h.Started.UTC().Format(time.RFC3339Nano), Sysctls: h.Sysctls, Filters: h.Filters,
-		NetNS: h.NetNS, Degraded: h.Degraded,
+		NetNS: h.NetNS, Degraded: h.Degraded, Counters: h.Counters, Redacted: h.Redacted,
 	}
 	if r.Sysctls == nil {
 		r.Sysctls = map[string]string{}
@@ -170,6 +189,36 @@ func encodeHeader(h Header) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
+// WriteSnapshot writes the starting snapshot, one socket record per
+// socket, taken at time at: right after the header, before any event (a
+// reader rebuilds the table from it before it plays the events).
+func (w *Writer) WriteSnapshot(socks []table.Socket, at time.Time) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.events > 0 || w.pendingEvs > 0 {
+		return errors.New("capture: the snapshot goes before the events")
+	}
+	b := w.buf[:0]
+	for i := range socks {
+		s := &socks[i]
+		if w.opt.Redact != nil {
+			c := *s
+			w.opt.Redact.socket(&c)
+			s = &c
+		}
+		b = jsonl.AppendSocketRecord(b, s, at)
+		if len(b) >= 64<<10 {
+			if err := w.writeBytes(b, 0, 0); err != nil {
+				return err
+			}
+			b = b[:0]
+		}
+	}
+	w.buf = b
+	return w.writeBytes(b, 0, 0)
+}
+
 // Write appends a batch with one write (plain) or one call of the
 // compressor, and ends the compressed frame when it is due. Header events are
 // skipped: a capture has one header, its first line. After an error every
@@ -178,17 +227,36 @@ func (w *Writer) Write(batch []event.Event) error {
 	if w.err != nil {
 		return w.err
 	}
+	if w.opt.Redact != nil {
+		w.scratch = append(w.scratch[:0], batch...)
+		for i := range w.scratch {
+			w.opt.Redact.event(&w.scratch[i])
+		}
+		batch = w.scratch
+	}
 	b := w.buf[:0]
-	n := int64(0)
+	n, lost := int64(0), uint64(0)
 	for i := range batch {
-		if batch[i].Kind == event.KindHeader {
+		switch batch[i].Kind {
+		case event.KindHeader, event.KindSocket, event.KindEnd:
 			continue
+		case event.KindLost:
+			lost += batch[i].Lost
 		}
 		b = w.jenc.Append(b, &batch[i])
 		n++
 	}
 	w.buf = b
-	if err := w.writeBytes(b, n); err != nil {
+	if w.eventsAt == 0 {
+		w.eventsAt = w.out.n // after the header and the snapshot, their frame ended
+		if w.zenc != nil && w.pending > 0 {
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			w.eventsAt = w.out.n
+		}
+	}
+	if err := w.writeBytes(b, n, lost); err != nil {
 		return err
 	}
 	if w.zenc != nil && w.pending > 0 &&
@@ -198,8 +266,9 @@ func (w *Writer) Write(batch []event.Event) error {
 	return nil
 }
 
-// writeBytes writes b, holding n events, to the file or the open frame.
-func (w *Writer) writeBytes(b []byte, n int64) error {
+// writeBytes writes b, holding n events and lost lost ones, to the file or
+// the open frame.
+func (w *Writer) writeBytes(b []byte, n int64, lost uint64) error {
 	if len(b) == 0 {
 		return nil
 	}
@@ -212,6 +281,7 @@ func (w *Writer) writeBytes(b []byte, n int64) error {
 		}
 		w.pending += len(b)
 		w.pendingEvs += n
+		w.pendingLost += lost
 		return nil
 	}
 	k, err := w.out.Write(b)
@@ -219,12 +289,15 @@ func (w *Writer) writeBytes(b []byte, n int64) error {
 		// Keep the complete lines of a partial write.
 		if i := bytes.LastIndexByte(b[:k], '\n'); i >= 0 {
 			w.saved += int64(i + 1)
-			w.events += int64(bytes.Count(b[:i+1], []byte{'\n'}))
+			if n > 0 { // socket records are not events
+				w.events += int64(bytes.Count(b[:i+1], []byte{'\n'}))
+			}
 		}
 		return w.fail(err)
 	}
 	w.saved += int64(k)
 	w.events += n
+	w.lost += lost
 	return nil
 }
 
@@ -241,9 +314,16 @@ func (w *Writer) Flush() error {
 		return w.fail(err)
 	}
 	w.zenc.Reset(w.out)
+	if w.pendingEvs > 0 {
+		if len(w.frames) == keptFrames {
+			w.frames = append(w.frames[:0], w.frames[1:]...)
+		}
+		w.frames = append(w.frames, frame{w.saved, w.pendingEvs, w.pendingLost})
+	}
 	w.saved = w.out.n
 	w.events += w.pendingEvs
-	w.pending, w.pendingEvs = 0, 0
+	w.lost += w.pendingLost
+	w.pending, w.pendingEvs, w.pendingLost = 0, 0, 0
 	return nil
 }
 
@@ -254,7 +334,7 @@ func (w *Writer) fail(err error) error {
 		// still delivers everything up to the damaged end.
 		_ = w.file.Truncate(w.saved)
 	}
-	w.pending, w.pendingEvs = 0, 0
+	w.pending, w.pendingEvs, w.pendingLost = 0, 0, 0
 	w.err = &WriteError{Name: w.name, Saved: w.events, Err: err}
 	return w.err
 }
@@ -263,32 +343,17 @@ func (w *Writer) fail(err error) error {
 // or complete frames (compressed).
 func (w *Writer) Events() int64 { return w.events }
 
+// Lost is the sum of the lost records in the file, as Events counts them.
+func (w *Writer) Lost() uint64 { return w.lost }
+
 // Bytes is the size of the file's valid part.
 func (w *Writer) Bytes() int64 { return w.saved }
 
 // Name is the file's name.
 func (w *Writer) Name() string { return w.name }
 
-// Close ends the last frame, syncs and closes a file Create opened, and
-// returns the first error the writer met.
-func (w *Writer) Close() error {
-	if w.closed {
-		return w.err
-	}
-	w.closed = true
-	err := w.Flush()
-	if w.file != nil {
-		if err == nil {
-			// Errors of delayed writes (NFS, some full disks) show here.
-			// EINVAL: the file cannot be synced (a device such as /dev/null).
-			if serr := w.file.Sync(); serr != nil && !errors.Is(serr, unix.EINVAL) {
-				err = w.fail(serr)
-			}
-		}
-		if cerr := w.file.Close(); cerr != nil && err == nil {
-			w.err = &WriteError{Name: w.name, Saved: w.events, Err: cerr}
-			err = w.err
-		}
-	}
-	return err
-}
+// Err is the first error the writer met, a *WriteError; nil when none.
+func (w *Writer) Err() error { return w.err }
+
+// Close is End(EndClosed, nil).
+func (w *Writer) Close() error { return w.End(EndClosed, nil) }

@@ -24,6 +24,10 @@ const (
 	KindTimeWait Kind = 5 // a TIME_WAIT enter/expire/reuse/kill, inferred or observed
 	KindLost     Kind = 6 // events the kernel could not deliver
 	KindHeader   Kind = 7 // the first record of a capture file
+	// Records of a capture file that are not events either: they never
+	// enter the stream.
+	KindSocket Kind = 8 // a socket of the capture's starting snapshot
+	KindEnd    Kind = 9 // the last record of a capture its recorder closed
 )
 
 var kindNames = [...]string{
@@ -34,6 +38,8 @@ var kindNames = [...]string{
 	KindTimeWait: "timewait",
 	KindLost:     "lost",
 	KindHeader:   "header",
+	KindSocket:   "socket",
+	KindEnd:      "end",
 }
 
 func (k Kind) String() string {

@@ -47,7 +47,7 @@ func TestErrnoNames(t *testing.T) {
 }
 
 func TestNamesRoundTrip(t *testing.T) {
-	for k := KindState; k <= KindHeader; k++ {
+	for k := KindState; k <= KindEnd; k++ {
 		if got, ok := ParseKind(k.String()); !ok || got != k {
 			t.Errorf("kind %d: %q does not parse back", k, k)
 		}

@@ -1,13 +1,16 @@
 package jsonl
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/twtrace/twtrace/tracer/event"
 )
@@ -47,8 +50,13 @@ type record struct {
 	Count       *uint64         `json:"count"`
 }
 
-// ErrHeader is returned by Decode for a header record, which is not an Event.
-var ErrHeader = errors.New("header record")
+// Records of a capture that are not events: Decode returns these for them,
+// and the capture reader decodes them itself (DecodeSocket for a socket).
+var (
+	ErrHeader = errors.New("header record")
+	ErrSocket = errors.New("socket record")
+	ErrEnd    = errors.New("end record")
+)
 
 // Decode parses one line. Unknown fields are ignored (fields may be added to
 // the schema); missing or malformed required fields are errors that name the field.
@@ -73,8 +81,13 @@ func Decode(line []byte, ev *event.Event) error {
 		}
 		return fmt.Errorf("unknown kind %q", r.Kind)
 	}
-	if kind == event.KindHeader {
+	switch kind {
+	case event.KindHeader:
 		return ErrHeader
+	case event.KindSocket:
+		return ErrSocket
+	case event.KindEnd:
+		return ErrEnd
 	}
 	ts, err := time.Parse(time.RFC3339Nano, r.TS)
 	if err != nil {
@@ -160,6 +173,7 @@ func (d *decoder) state() {
 	d.task()
 	d.owner()
 	d.uid(r.OwnerUID)
+	ev.SockReuse = d.reuse()
 	ev.Reset = r.Reset
 	d.netns()
 }
@@ -274,7 +288,7 @@ func (d *decoder) task() {
 	if d.r.Comm == nil {
 		d.missing("comm")
 	} else {
-		d.ev.Comm = event.MakeComm(*d.r.Comm)
+		d.ev.Comm = commOf(*d.r.Comm)
 	}
 	if d.ev.Kind != event.KindState {
 		d.uid(d.r.UID)
@@ -294,7 +308,7 @@ func (d *decoder) owner() {
 	if d.r.OwnerPID != nil && *d.r.OwnerPID != 0 {
 		d.ev.Owner = *d.r.OwnerPID
 		if d.r.OwnerComm != nil {
-			d.ev.OwnerComm = event.MakeComm(*d.r.OwnerComm)
+			d.ev.OwnerComm = commOf(*d.r.OwnerComm)
 		}
 	}
 }
@@ -335,4 +349,64 @@ func (d *decoder) netns() {
 		return
 	}
 	d.ev.NetNS = *d.r.NetNS
+}
+
+// reuse reads a state record's socket options: both booleans, or neither
+// (null, or absent in captures older than the fields) when they are unknown.
+func (d *decoder) reuse() event.Reuse {
+	a, p := d.r.ReuseAddr, d.r.ReusePort
+	switch {
+	case a == nil && p == nil:
+		return 0
+	case a == nil || p == nil:
+		d.fail(`%s record with one of "reuseaddr" and "reuseport": want both, or neither when unknown`, d.r.Kind)
+		return 0
+	}
+	r := event.ReuseKnown
+	if *a {
+		r |= event.ReuseAddr
+	}
+	if *p {
+		r |= event.ReusePort
+	}
+	return r
+}
+
+// commOf converts a decoded string to a Comm as it reads back after being
+// encoded again: up to its first NUL (the encoder stops there), at most 15
+// bytes, and where that cut split a character, the bytes the encoder's
+// replacement of it (U+FFFD per invalid byte) leaves in 15 bytes. A
+// decoded event then encodes and decodes to itself.
+func commOf(s string) event.Comm {
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		s = s[:i]
+	}
+	c := event.MakeComm(s)
+	if n := bytes.IndexByte(c[:], 0); n < 0 || utf8.Valid(c[:n]) {
+		return c // the usual case, without allocating
+	}
+	for range 3 { // a fixed point after two rounds at most
+		next := event.MakeComm(replaceInvalid(c[:]))
+		if next == c {
+			break
+		}
+		c = next
+	}
+	return c
+}
+
+// replaceInvalid is b up to its first NUL, each byte that is not part of
+// valid UTF-8 replaced by U+FFFD, as appendString writes it.
+func replaceInvalid(b []byte) string {
+	var out strings.Builder
+	for i := 0; i < len(b) && b[i] != 0; {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			out.WriteRune(utf8.RuneError)
+		} else {
+			out.Write(b[i : i+n])
+		}
+		i += n
+	}
+	return out.String()
 }

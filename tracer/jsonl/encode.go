@@ -104,6 +104,7 @@ func appendState(b []byte, ev *event.Event) []byte {
 	if ev.Reset {
 		b = append(b, `,"reset":true`...)
 	}
+	b = appendReuse(b, ev.SockReuse)
 	return appendInt(b, "netns", int64(ev.NetNS))
 }
 

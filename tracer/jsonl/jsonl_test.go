@@ -178,6 +178,15 @@ func FuzzDecode(f *testing.F) {
 		f.Add(line)
 	}
 	f.Add([]byte(`{"kind":"state","ts":"2026-01-01T00:00:00Z","old_ms":1e308}`))
+	// Records of a capture that are not events, and names that are cut in
+	// a character or at a NUL.
+	f.Add([]byte(`{"kind":"socket","ts":"2026-01-01T00:00:00Z","state":"LISTEN"}`))
+	f.Add([]byte(`{"kind":"end","ts":"2026-01-01T00:00:00Z","events":1,"lost":0,"bytes":9,"reason":"signal"}`))
+	f.Add([]byte(`{"kind":"header","ts":"2026-01-01T00:00:00Z","version":2}`))
+	f.Add([]byte(`{"kind":"bind","ts":"2026-01-01T00:00:00Z","pid":1,"comm":"0123456789abcd\u00e9","fd":3,"family":"ipv4",` +
+		`"addr":"0.0.0.0","port":80,"ret":0,"errno":"","reuseaddr":true,"reuseport":false,"netns":1}`))
+	f.Add([]byte(`{"kind":"bind","ts":"2026-01-01T00:00:00Z","pid":1,"comm":"a\u0000b","fd":3,"family":"ipv4",` +
+		`"addr":"0.0.0.0","port":80,"ret":0,"errno":"","reuseaddr":true,"reuseport":false,"netns":1}`))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		var ev event.Event
 		if err := Decode(line, &ev); err != nil {
