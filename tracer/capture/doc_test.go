@@ -28,12 +28,19 @@ func TestSchemaDocumented(t *testing.T) {
 	socks := snapshotSockets()
 	socks[0].Container = "4f1c2a9b3e7d"
 	w.WriteSnapshot(socks, sample.Start)
-	w.Write(sample.Events())
+	evs := sample.Events()
+	for i := range evs { // the uid where the tracer knows it
+		if evs[i].Kind != 0 && i%2 == 0 {
+			evs[i].UID, evs[i].UIDKnown = 1000, true
+		}
+	}
+	w.Write(evs)
 	w.End(EndSignal, &Counters{})
 	lines = append(lines, bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n"))...)
 	lines = append(lines, bytes.TrimSpace(jsonl.AppendSocket(nil, &socks[0], sample.Start)))
 	h := testHeader()
 	h.NetNS, h.Counters, h.Redacted = 1, &Counters{}, true
+	h.Degraded = []string{"continuing without bind/connect/listen events: ..."}
 	hl, _ := encodeHeader(h)
 	lines = append(lines, bytes.TrimSpace(hl))
 	kinds := map[string]bool{}

@@ -72,7 +72,9 @@ func appendSocketFields(b []byte, s *table.Socket, state event.State, now time.T
 		b = appendInt(b, "remaining_ms", s.Remaining(now).Milliseconds())
 	}
 	b = appendReuse(b, s.Reuse)
-	b = append(b, `,"source":"`...)
+	b = append(b, `,"side":"`...)
+	b = append(b, s.Side.String()...)
+	b = append(b, `","source":"`...)
 	b = append(b, s.Source...)
 	return append(b, '"')
 }
@@ -155,6 +157,7 @@ type socketRecord struct {
 	RemainingMS *int64  `json:"remaining_ms"`
 	ReuseAddr   *bool   `json:"reuseaddr"`
 	ReusePort   *bool   `json:"reuseport"`
+	Side        *string `json:"side"`
 	Source      *string `json:"source"`
 }
 
@@ -271,6 +274,16 @@ func (r *socketRecord) fillRest(s *table.Socket, at time.Time) error {
 		if *r.ReusePort {
 			s.Reuse |= event.ReusePort
 		}
+	}
+	// The side, as the recording table decided it; a capture without it
+	// leaves the decision to the evidence of the table it is restored in.
+	s.Side = table.SideClientGuess
+	if r.Side != nil {
+		side, ok := table.ParseSide(*r.Side)
+		if !ok {
+			return fmt.Errorf(`bad "side" %q: want server, client or client?`, *r.Side)
+		}
+		s.Side = side
 	}
 	switch *r.Source {
 	case "trace", "sock_diag", "sock_diag+trace":

@@ -84,10 +84,11 @@ func TestSocketRecordRoundTrip(t *testing.T) {
 		if !got.Equal(at) || !reflect.DeepEqual(back, s) {
 			t.Errorf("socket record does not round-trip:\n got %+v at %v\nwant %+v\nline %s", back, got, s, line)
 		}
-		// The same fields as sockets --json, after kind and ts.
+		// The same fields as sockets --json, after kind and ts; the listing
+		// adds what it reads beyond the table (queues, timer, holders).
 		plain := string(AppendSocket(nil, &s, at))
-		if want := `{"kind":"socket","ts":"2026-11-25T09:30:00Z",` + plain[1:]; string(line) != want {
-			t.Errorf("socket record\n%s\nis not the sockets --json object\n%s", line, want)
+		if want := `{"kind":"socket","ts":"2026-11-25T09:30:00Z",` + plain[1:]; !strings.HasPrefix(want, string(line[:len(line)-2])) {
+			t.Errorf("socket record\n%s\nis not the start of the sockets --json object\n%s", line, want)
 		}
 	}
 }

@@ -126,7 +126,7 @@ func TestTimeline(t *testing.T) {
 			titles = append(titles, g.Title)
 		}
 	}
-	if len(titles) != 2 || !strings.Contains(titles[0], "bind 0.0.0.0:8080 EADDRINUSE by 4300 nginx: 1 TIME_WAIT socket from a socket without SO_REUSEADDR") {
+	if len(titles) != 2 || !strings.Contains(titles[0], "bind 0.0.0.0:8080 EADDRINUSE by 4300 nginx: 1 TIME_WAIT without SO_REUSEADDR") {
 		t.Errorf("failure tooltips %q", titles)
 	}
 	classes := map[string]bool{}

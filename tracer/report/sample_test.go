@@ -35,7 +35,7 @@ func TestSampleCapture(t *testing.T) {
 			conn = g
 		}
 	}
-	if bind == nil || bind.Count != 3 || bind.Code != "TW101" || !strings.Contains(bind.Cause, "TIME_WAIT sockets from a socket without SO_REUSEADDR") ||
+	if bind == nil || bind.Count != 3 || bind.Code != "TW101" || !strings.Contains(bind.Cause, "TIME_WAIT without SO_REUSEADDR") ||
 		len(bind.Held) != 1 || bind.Held[0].Comm != "web" || bind.Held[0].States[0] != "TIME_WAIT" {
 		t.Errorf("the refused restart: %+v", bind)
 	}
@@ -44,7 +44,7 @@ func TestSampleCapture(t *testing.T) {
 	}
 	for _, format := range []string{"text", "md"} {
 		out := string(write(t, rep, format))
-		for _, want := range []string{"0.0.0.0:8080 EADDRINUSE", "TW101", "TIME_WAIT sockets from a socket without SO_REUSEADDR",
+		for _, want := range []string{"0.0.0.0:8080 EADDRINUSE", "TW101", "TIME_WAIT without SO_REUSEADDR",
 			"127.0.0.1:9000 EADDRNOTAVAIL", "TW201", "no local port left for 127.0.0.1:9000"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("the %s report lacks %q", format, want)

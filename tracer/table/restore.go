@@ -19,6 +19,7 @@ func (t *Table) Restore(socks []Socket, at time.Time) int {
 	defer t.mu.Unlock()
 	now := at.UnixNano()
 	fresh := make([]int32, 0, len(socks))
+	var sides []Side
 	for k := range socks {
 		s := &socks[k]
 		if s.Cookie == 0 || t.lookup(s.Cookie) >= 0 {
@@ -37,15 +38,17 @@ func (t *Table) Restore(socks []Socket, at time.Time) int {
 			t.containers[s.Owner] = s.Container
 		}
 		fresh = append(fresh, i)
+		sides = append(sides, s.Side)
 	}
-	// As a snapshot's: a socket on a port nothing listens on is taken for
-	// a client's.
-	for _, i := range fresh {
+	// The side the listing gives; a guess is decided again by this table's
+	// evidence, as a snapshot's sockets are.
+	for k, i := range fresh {
 		e := t.slots.at(i)
-		if e.state != event.StateListen {
-			if _, ok := t.listeners[portKey{e.netns, e.sport}]; !ok {
-				e.flags |= flagClient
-			}
+		switch sides[k] {
+		case SideClient:
+			e.flags |= flagClient
+		case SideServer:
+			e.flags |= flagServer
 		}
 		t.joinGroup(e)
 	}

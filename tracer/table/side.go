@@ -37,6 +37,16 @@ func (s Side) String() string {
 	return "unknown"
 }
 
+// ParseSide is the inverse of Side.String.
+func ParseSide(s string) (Side, bool) {
+	for _, v := range []Side{SideServer, SideClient, SideClientGuess} {
+		if v.String() == s {
+			return v, true
+		}
+	}
+	return 0, false
+}
+
 // PortRange is a namespace's net.ipv4.ip_local_port_range, both ends
 // included: the ports connect() and bind(port 0) pick from.
 type PortRange [2]uint16
