@@ -108,7 +108,9 @@ func TestRecordFileSafety(t *testing.T) {
 				c.want = "other.1.jsonl exists, from an earlier recording: choose another file, or add --force to remove it"
 			}
 			code, stderr := runRecordFor(t, bin, c.args...)
-			if code != exitUsage || !strings.Contains(stderr, c.want) || strings.Count(stderr, "\n") != 2 {
+			// One line: a file that cannot be used is no usage error, so no
+			// usage hint follows.
+			if code != exitUsage || !strings.Contains(stderr, c.want) || strings.Count(stderr, "\n") != 1 {
 				t.Errorf("exit %d, stderr %q; want exit 2 saying %q", code, stderr, c.want)
 			}
 		})
