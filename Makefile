@@ -3,6 +3,7 @@
 #   make build      bin/twtrace (needs only Go: the BPF objects are committed)
 #   make run        build, then run the live view (root)
 #   make test       unit tests; as root also the end-to-end tests that load the programs
+#                   (installs what they need beyond Go, ss and tmux, when missing)
 #   make fuzz       a short pass of every fuzz target (FUZZTIME each; CI runs it)
 #   make bench      the overhead benchmark (root; see docs/performance.md)
 #   make testdata   re-record testdata/incident.jsonl.zst, the sample capture (root)
@@ -15,7 +16,7 @@ BPFTOOL  ?= bpftool
 ARGS     ?=
 TESTARGS ?=
 
-.PHONY: all build run test test-unit fuzz testdata generate check-generate headers bench soak fmt vet clean
+.PHONY: all build run test test-deps test-unit fuzz testdata generate check-generate headers bench soak fmt vet clean
 
 all: build
 
@@ -25,9 +26,26 @@ build:
 run: build
 	./bin/twtrace $(ARGS)
 
+# What the tests need beyond Go: ss (iproute2), to compare the socket table
+# with, and tmux, to drive the real binary on a terminal. Missing, they are
+# installed with apt-get as root, or named.
+TESTDEPS := ss:iproute2 tmux:tmux
+test-deps:
+	@missing=""; for dep in $(TESTDEPS); do \
+	  command -v $${dep%%:*} >/dev/null 2>&1 || missing="$$missing $${dep#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make test-deps: installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "make test-deps: the tests need$$missing; install them (Debian: apt-get install$$missing), or run make test as root"; exit 1; \
+	  fi; \
+	fi
+
 # Privileged tests skip without root unless TWTRACE_REQUIRE_BPF=1, which turns
 # every such skip into a failure (CI sets it).
-test:
+test: test-deps
 	$(GO) vet ./...
 	$(GO) test -count=1 $(TESTARGS) ./...
 

@@ -74,6 +74,15 @@ func (v *eventsView) add(evs []event.Event, skipped uint64) {
 	}
 }
 
+// reset empties the log: a replay starts again from its start.
+func (v *eventsView) reset() {
+	v.ring.clear()
+	v.frozen, v.seqs, v.sel = nil, v.seqs[:0], 0
+	v.follow = true
+	v.grid.SetCursorless(true)
+	v.sync()
+}
+
 func (v *eventsView) setFilter(f *filter) {
 	v.filter = *f
 	v.sync()

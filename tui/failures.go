@@ -62,6 +62,14 @@ func (l *failureLog) add(ev *event.Event) {
 	}
 }
 
+// reset forgets every failure: a replay starts again from its start. The
+// sequence numbers go on, so that a diagnosis asked for before is not taken
+// for one of a failure after.
+func (l *failureLog) reset() {
+	l.entries, l.queue, l.total = l.entries[:0], l.queue[:0], 0
+	clear(l.byPort)
+}
+
 func (l *failureLog) at(seq uint64) *failure {
 	if len(l.entries) == 0 || seq < l.entries[0].seq || seq > l.entries[len(l.entries)-1].seq {
 		return nil

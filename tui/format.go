@@ -29,6 +29,6 @@ func fmtRate(r float64, ok bool) string {
 }
 
 // itoa is strconv.Itoa for the counters, which are of several types.
-func itoa[T ~int | ~uint64 | ~uint32 | ~uint16](v T) string {
+func itoa[T ~int | ~int64 | ~uint64 | ~uint32 | ~uint16](v T) string {
 	return strconv.FormatUint(uint64(v), 10)
 }

@@ -22,9 +22,17 @@ type KeyMap struct {
 	Filter   key.Binding
 	Back     key.Binding
 	Select   key.Binding // enter: drill down (its help text depends on the view)
-	Pause    key.Binding
+	Pause    key.Binding // the log, live; the replay, replaying
 
-	// While typing a filter.
+	// Replaying a capture.
+	Step        key.Binding
+	Faster      key.Binding
+	Slower      key.Binding
+	NextFailure key.Binding
+	PrevFailure key.Binding
+	Seek        key.Binding
+
+	// While typing a filter, or a time to go to.
 	Apply  key.Binding
 	Cancel key.Binding
 }
@@ -44,6 +52,15 @@ func DefaultKeyMap() *KeyMap {
 		Pause:    key.NewBinding(key.WithKeys("space"), key.WithHelp("space", "pause log")),
 		Apply:    key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "apply")),
 		Cancel:   key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "cancel")),
+
+		// mpv's and less's habits: . a frame, ] and [ the next and the
+		// previous match.
+		Step:        key.NewBinding(key.WithKeys("."), key.WithHelp(".", "step")),
+		Faster:      key.NewBinding(key.WithKeys("+", "="), key.WithHelp("+", "faster")),
+		Slower:      key.NewBinding(key.WithKeys("-"), key.WithHelp("-", "slower")),
+		NextFailure: key.NewBinding(key.WithKeys("]"), key.WithHelp("]", "next failure")),
+		PrevFailure: key.NewBinding(key.WithKeys("["), key.WithHelp("[", "prev failure")),
+		Seek:        key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "go to time")),
 	}
 }
 
@@ -53,7 +70,8 @@ type mode struct {
 	filtering bool // typing a filter
 	detail    bool // a socket's timeline is open
 	help      bool // the full help is open
-	paused    bool
+	paused    bool // the log, live; the replay, replaying
+	replay    bool // a capture is playing: the replay's keys
 	canBack   bool // esc has something to undo
 }
 
@@ -62,6 +80,9 @@ func (k *KeyMap) setMode(m mode) {
 	typing := m.filtering
 	for _, b := range []*key.Binding{&k.Quit, &k.Help, &k.NextView, &k.PrevView, &k.Views, &k.Filter, &k.Pause} {
 		b.SetEnabled(!typing)
+	}
+	for _, b := range []*key.Binding{&k.Step, &k.Faster, &k.Slower, &k.NextFailure, &k.PrevFailure, &k.Seek} {
+		b.SetEnabled(!typing && m.replay)
 	}
 	k.Apply.SetEnabled(typing)
 	k.Cancel.SetEnabled(typing)
@@ -74,9 +95,14 @@ func (k *KeyMap) setMode(m mode) {
 	case viewSockets:
 		k.Select.SetHelp("enter", "timeline")
 	}
-	if m.paused {
+	switch {
+	case m.replay && m.paused:
+		k.Pause.SetHelp("space", "play")
+	case m.replay:
+		k.Pause.SetHelp("space", "pause")
+	case m.paused:
 		k.Pause.SetHelp("space", "resume log")
-	} else {
+	default:
 		k.Pause.SetHelp("space", "pause log")
 	}
 	switch {
@@ -97,7 +123,8 @@ func (k *KeyMap) setMode(m mode) {
 // ShortHelp implements help.KeyMap: the footer line.
 func (k *KeyMap) ShortHelp() []key.Binding {
 	// Movement is left to the full help: everyone tries the arrows.
-	return []key.Binding{k.Apply, k.Cancel, k.Select, k.Back, k.Filter, k.Pause, k.NextView, k.Help, k.Quit}
+	return []key.Binding{k.Apply, k.Cancel, k.Select, k.Back, k.Filter, k.Pause, k.Step, k.NextFailure,
+		k.NextView, k.Help, k.Quit}
 }
 
 // FullHelp implements help.KeyMap: the columns shown by "?".
@@ -106,6 +133,7 @@ func (k *KeyMap) FullHelp() [][]key.Binding {
 		k.Nav.FullHelp()[0],
 		{k.Select, k.Back, k.Filter, k.Pause},
 		{k.NextView, k.PrevView, k.Views, k.Help, k.Quit},
+		{k.Step, k.Faster, k.Slower, k.NextFailure, k.PrevFailure, k.Seek},
 		{k.Apply, k.Cancel},
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/twtrace/twtrace/tracer/capture"
 	"github.com/twtrace/twtrace/tracer/kstat"
 	"github.com/twtrace/twtrace/tracer/table"
 )
@@ -85,6 +86,13 @@ type Model struct {
 	paused    bool
 	newPaused uint64 // events delivered since the pause
 
+	// A replay: the feed is a Player.
+	player   Player
+	pos      capture.Position // where it is, read at each tick
+	speed    float64          // the pace asked for
+	resets   uint64           // the feed's restarts taken
+	seekLine bool             // the line has the keyboard for a time to go to, not a filter
+
 	seen      uint64 // events delivered, UI drops included
 	uiDropped uint64 // events the log skipped because the UI fell behind
 	evRate    meter
@@ -141,8 +149,8 @@ func NewModel(tab *table.Table, opts Options) Model {
 	m.failures = newFailureLog()
 	m.failed = newFailuresView(ctx, m.failures)
 	ctx.failures = m.failures
-	m.input.Prompt = "/"
-	m.input.Placeholder = "8080 tw fail nginx sport:N pid:N"
+	m.input.Prompt = filterPrompt
+	m.input.Placeholder = filterExample
 	m.applyStyles(ctx.styles)
 	m.stats = tab.Stats()
 	m.evRate.observe(0, ctx.now)
@@ -196,7 +204,8 @@ func (m *Model) mode() mode {
 		filtering: m.filtering,
 		detail:    m.active == viewSockets && m.sockets.detail,
 		help:      m.help.ShowAll,
-		paused:    m.paused,
+		paused:    m.paused || m.player != nil && m.pos.Paused,
+		replay:    m.player != nil,
 		canBack:   !m.filter.empty() || m.drilled,
 	}
 }

@@ -27,6 +27,7 @@ type pending struct {
 	fails     []event.Event
 	failsLost uint64
 	total     uint64 // every event offered, dropped included
+	resets    uint64 // the feed started again from the start (a replay that seeks back)
 	done      bool   // the feed's Run returned
 	err       error  // ... with this error
 }
@@ -58,6 +59,15 @@ func (p *pending) add(batch []event.Event) error {
 	return nil
 }
 
+// reset forgets what is buffered: the feed starts again from its start
+// (a replay seeking back), and what follows replaces it.
+func (p *pending) reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buf, p.dropped, p.fails, p.failsLost = p.buf[:0], 0, nil, 0
+	p.resets++
+}
+
 // finish records that the feed has stopped, and why.
 func (p *pending) finish(err error) {
 	p.mu.Lock()
@@ -72,6 +82,7 @@ type drained struct {
 	fails     []event.Event // the refused syscalls among the dropped
 	failsLost uint64        // ... beyond what fails could keep
 	total     uint64        // every event the feed ever delivered
+	resets    uint64        // how many times the feed started again, ever: events come after the last
 	done      bool
 	err       error
 }
@@ -82,7 +93,7 @@ func (p *pending) drain(spare []event.Event) drained {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	d := drained{events: p.buf, dropped: p.dropped, total: p.total, done: p.done, err: p.err,
-		fails: p.fails, failsLost: p.failsLost}
+		fails: p.fails, failsLost: p.failsLost, resets: p.resets}
 	p.buf, p.dropped, p.fails, p.failsLost = spare[:0], 0, nil, 0
 	return d
 }

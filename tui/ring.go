@@ -64,6 +64,9 @@ func (r *ring) pushEvents(evs []event.Event) {
 	}
 }
 
+// clear drops every entry, as if none had been pushed.
+func (r *ring) clear() { r.start, r.n, r.total = 0, 0, 0 }
+
 // len returns the number of entries held.
 func (r *ring) len() int { return r.n }
 

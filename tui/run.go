@@ -229,6 +229,13 @@ func attach(ctx context.Context, feed Feed, opts Options) (m Model, wait func() 
 	m = NewModel(feed.Table(), opts)
 	m.pending = newPending(m.opts.PendingSize)
 	p, log := m.pending, m.log
+	if pl, ok := feed.(Player); ok {
+		m.player = pl
+		pl.OnReset(p.reset)
+		m.readPosition()
+		m.speed = m.pos.Speed
+		m.settle()
+	}
 	var feedErr error
 	done := make(chan struct{})
 	go func() {

@@ -3,6 +3,8 @@ package tui
 import (
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
+
+	"github.com/twtrace/twtrace/tracer/capture"
 )
 
 // ---------------------------------------------------------------- UPDATE
@@ -52,8 +54,13 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 // The clock moves while the log is paused: countdowns keep running.
 func (m *Model) onTick() tea.Cmd {
 	now := m.opts.Clock()
+	m.readPosition() // before the drain: the position is at least the events'
 	if m.pending != nil {
 		d := m.pending.drain(m.spare)
+		if d.resets != m.resets {
+			m.resets = d.resets
+			m.restart() // the events drained come after the last restart
+		}
 		m.addEvents(d.events, d.dropped)
 		for i := range d.fails {
 			m.failures.add(&d.fails[i]) // after the batch they came after
@@ -78,6 +85,9 @@ func (m *Model) onKey(k tea.KeyPressMsg) tea.Cmd {
 		return m.onFilterKey(k)
 	}
 	m.status = ""
+	if m.onReplayKey(k) {
+		return nil
+	}
 	switch {
 	case key.Matches(k, keys.Quit):
 		return tea.Quit
@@ -90,10 +100,7 @@ func (m *Model) onKey(k tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(k, keys.Views):
 		m.switchTo(viewID(k.Text[0] - '1'))
 	case key.Matches(k, keys.Filter):
-		m.filtering = true
-		m.input.SetValue(m.filter.text)
-		m.input.CursorEnd()
-		return m.input.Focus()
+		return m.openLine(false)
 	case key.Matches(k, keys.Pause):
 		m.setPaused(!m.paused)
 	case key.Matches(k, keys.Back):
@@ -113,9 +120,18 @@ func (m *Model) onFilterKey(k tea.KeyPressMsg) tea.Cmd {
 	case k.String() == "ctrl+c":
 		return tea.Quit // q is a letter here, but ctrl+c always quits
 	case key.Matches(k, keys.Cancel):
-		m.filtering = false
+		m.closeLine()
 		m.status = ""
-		m.input.Blur()
+	case key.Matches(k, keys.Apply) && m.seekLine:
+		at, err := parseSeek(m.input.Value(), m.ctx.now, m.ctx.loc)
+		if err != nil {
+			m.status = err.Error()
+			return nil
+		}
+		m.status = ""
+		m.closeLine()
+		m.player.Control(capture.PlayControl{Op: capture.PlaySeek, At: at})
+		m.readPosition()
 	case key.Matches(k, keys.Apply):
 		f, err := parseFilter(m.input.Value())
 		if err != nil {
@@ -123,8 +139,7 @@ func (m *Model) onFilterKey(k tea.KeyPressMsg) tea.Cmd {
 			return nil // stay in the line, so the typo can be fixed
 		}
 		m.status = "" // the error of a previous try is fixed
-		m.filtering = false
-		m.input.Blur()
+		m.closeLine()
 		m.drilled = false
 		m.setFilter(f)
 	default:
@@ -133,6 +148,27 @@ func (m *Model) onFilterKey(k tea.KeyPressMsg) tea.Cmd {
 		return cmd
 	}
 	return nil
+}
+
+// openLine gives the keyboard to the line at the bottom: the filter, or
+// (seek) a time to go to in a replay.
+func (m *Model) openLine(seek bool) tea.Cmd {
+	m.filtering, m.seekLine = true, seek
+	if seek {
+		m.input.Prompt, m.input.Placeholder = seekPrompt, seekPlaceholder
+		m.input.SetValue("")
+	} else {
+		m.input.Prompt, m.input.Placeholder = filterPrompt, filterExample
+		m.input.SetValue(m.filter.text)
+		m.input.CursorEnd()
+	}
+	return m.input.Focus()
+}
+
+// closeLine gives the keyboard back to the views.
+func (m *Model) closeLine() {
+	m.filtering, m.seekLine = false, false
+	m.input.Blur()
 }
 
 // navigate passes movement keys to the active view.

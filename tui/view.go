@@ -85,6 +85,11 @@ const helpLegend = "lost N: events the kernel could not deliver (its ring buffer
 	"pid:N comm:NAME or NAME · netns:N ipv4 ipv6\n" +
 	"8080 8443: either port · 8080 nginx: both · tw fail: the TIME_WAITs and the failures"
 
+// replayLegend explains the replay's keys under the full help.
+const replayLegend = "replay: ] and [ go to the next and the previous refused syscall and pause just after it, " +
+	"diagnosed against the table of that instant · t goes to a time: 14:03:07, 14:03:07.250, +30s, -2m, start, end · " +
+	"+ and - double and halve the pace, from 1/8 to 1024, then max (as fast as possible)"
+
 // renderHelp renders the help for the keys of the current mode; the full
 // help ends with the legend, as much of it as fits while the view keeps
 // three lines (its title, its header, a row). Lines are cut to the width:
@@ -102,7 +107,11 @@ func (m *Model) renderHelp() string {
 		lines = append(wrapped[:min(len(wrapped), 3)], lines...)
 	}
 	if m.help.ShowAll {
-		legend := lipgloss.NewStyle().Width(m.width).Render(helpLegend)
+		text := helpLegend
+		if m.player != nil {
+			text = replayLegend + "\n" + text
+		}
+		legend := lipgloss.NewStyle().Width(m.width).Render(text)
 		for _, l := range strings.Split(legend, "\n") {
 			lines = append(lines, st.paint(&st.Muted, strings.TrimRight(l, " ")))
 		}
@@ -123,6 +132,9 @@ func (m *Model) renderHelp() string {
 func (m *Model) titleLine() string {
 	st := m.ctx.styles
 	right := m.ctx.now.In(m.ctx.loc).Format("15:04:05")
+	if m.player != nil {
+		right = m.replayClock()
+	}
 	switch {
 	case m.feedDone && m.feedErr != nil:
 		right = st.paint(&st.Bad, "feed stopped: "+m.feedErr.Error()) + "  " + right
@@ -236,6 +248,9 @@ func (m *Model) tabsLine() string {
 		}
 		b.WriteByte(' ')
 	}
+	if m.player != nil {
+		b.WriteString(" " + m.replayBadge())
+	}
 	if m.paused {
 		b.WriteString(" " + st.paint(&st.Paused, " PAUSED ") +
 			st.paint(&st.Muted, " log, "+plural(m.newPaused, "new event", "new events")))
@@ -296,7 +311,7 @@ func emptyNote(grid string, ctx *uiContext, note string) string {
 }
 
 // plural counts things: "1 socket", "2 sockets".
-func plural[T ~int | ~uint64](n T, one, many string) string {
+func plural[T ~int | ~int64 | ~uint64](n T, one, many string) string {
 	if n == 1 {
 		return "1 " + one
 	}

@@ -96,7 +96,7 @@ func runReplay(ctx context.Context, o *replayOptions, path string, stdout, stder
 		describe(stderr, r.Name(), r.Header())
 	}
 	if !o.json && !o.csv && !o.text && isTerminal(stdout) {
-		return badCapture(cutWarning(replayUI(ctx, r, o.speed, &flt, o.logSize), stderr))
+		return badCapture(cutWarning(replayUI(ctx, path, r.Header(), o.speed, &flt, o.logSize), stderr))
 	}
 
 	write := streamSink(stdout, o.json, o.csv)

@@ -19,15 +19,8 @@ import (
 func writeCapture(t *testing.T, name string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name)
-	w, err := capture.Create(path, capture.Header{Host: "web-1", Kernel: "6.8.0",
-		Filters: map[string][]string{"port": {"8080"}}}, capture.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(sample.Events()); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
+	h := capture.Header{Host: "web-1", Kernel: "6.8.0", Filters: map[string][]string{"port": {"8080"}}}
+	if err := capture.WriteFile(path, h, capture.Options{}, sample.Events()); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strconv"
 	"strings"
-	"sync/atomic"
-	"time"
 
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
@@ -124,61 +122,39 @@ func kernelRelease() string {
 	return unix.ByteSliceToString(u.Release[:])
 }
 
-// replayFeed plays a capture to the live view: its events go through a
-// table that starts from the capture's snapshot and derives nothing (the
-// capture has the TIME_WAIT events already), and set the view's clock.
-type replayFeed struct {
-	r     *capture.Reader
-	speed float64
-	flt   *event.Filter
-	tab   *table.Table
-	clock atomic.Int64 // Unix ns of the last event played
-	cut   error        // the capture's *capture.CutError, for after the view
-}
-
-func (f *replayFeed) Table() *table.Table { return f.tab }
-
-func (f *replayFeed) Run(ctx context.Context, fn func([]event.Event) error) error {
-	var out []event.Event
-	err := f.r.Run(ctx, f.speed, func(batch []event.Event) error {
-		out = out[:0]
-		for i := range batch {
-			if f.flt.Match(&batch[i]) {
-				out = append(out, batch[i])
-			}
+// replayUI opens the live view on the capture at path, played by a
+// capture.Player: its table starts from the capture's snapshot at each pass
+// and derives nothing (the capture has the TIME_WAIT events already), and
+// the view's clock is the capture's. The keys move through it (pause, step,
+// speed, failures, a time). A cut capture is the *capture.CutError
+// returned after the view, said once.
+func replayUI(ctx context.Context, path string, h capture.Header, speed float64, flt *event.Filter, logSize int) error {
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		// The player reads it again to seek back, and a second time to count.
+		return inputError{fmt.Errorf("%s is not a regular file: the live view reads a capture more than once; "+
+			"save it to a file first, or replay it with --text", path)}
+	}
+	var pr table.PortRange
+	if s, ok := h.Sysctls["net.ipv4.ip_local_port_range"]; ok {
+		if lo, hi, ok := parseRange(s); ok {
+			pr = table.PortRange{uint16(lo), uint16(hi)}
 		}
-		if len(batch) > 0 {
-			f.clock.Store(batch[len(batch)-1].Time.UnixNano())
+	}
+	p, err := capture.NewPlayer(path, flt, speed, func(tab *table.Table, r *capture.Reader) {
+		if pr != (table.PortRange{}) {
+			tab.SetPortRange(h.NetNS, pr)
 		}
-		f.tab.ApplyBatch(out, nil)
-		return fn(out)
+		if socks, at := r.Snapshot(); len(socks) > 0 {
+			tab.Restore(capture.FilterSockets(socks, flt), at)
+		}
 	})
-	var ce *capture.CutError
-	if errors.As(err, &ce) {
-		// Not the view's business: said once, after it.
-		f.cut = err
-		return nil
+	if err != nil {
+		return err
 	}
-	return err
-}
-
-// now is the capture's time: the last event played.
-func (f *replayFeed) now() time.Time { return time.Unix(0, f.clock.Load()) }
-
-func replayUI(ctx context.Context, r *capture.Reader, speed float64, flt *event.Filter, logSize int) error {
-	h := r.Header()
-	f := &replayFeed{r: r, speed: speed, flt: flt, tab: table.New(table.Config{})}
-	if socks, at := r.Snapshot(); len(socks) > 0 {
-		f.tab.Restore(capture.FilterSockets(socks, flt), at)
-	}
-	f.clock.Store(h.Started.UnixNano())
-	opts := tui.Options{Title: "twtrace replay", Host: h.Host, Kernel: h.Kernel, Clock: f.now,
+	opts := tui.Options{Title: "twtrace replay", Host: h.Host, Kernel: h.Kernel, Clock: p.Now,
 		HostNetNS: h.NetNS, LogSize: logSize}
-	if pr, ok := h.Sysctls["net.ipv4.ip_local_port_range"]; ok {
-		if lo, hi, ok := parseRange(pr); ok {
-			opts.PortRange = [2]int{lo, hi}
-			f.tab.SetPortRange(h.NetNS, table.PortRange{uint16(lo), uint16(hi)})
-		}
+	if pr != (table.PortRange{}) {
+		opts.PortRange = [2]int{int(pr[0]), int(pr[1])}
 	}
 	recorded := kstat.SysctlsFromValues(h.Sysctls)
 	opts.Sysctls = func(netns uint32) *kstat.Sysctls {
@@ -187,10 +163,10 @@ func replayUI(ctx context.Context, r *capture.Reader, speed float64, flt *event.
 		}
 		return &recorded // the recording host's, as its header has them
 	}
-	if err := tui.Run(ctx, f, opts); err != nil {
+	if err := tui.Run(ctx, p, opts); err != nil {
 		return err
 	}
-	return f.cut
+	return p.Cut()
 }
 
 // parseRange reads "32768\t60999" as /proc/sys prints ip_local_port_range.

@@ -95,6 +95,20 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteFile writes a whole capture at once: header, events, end record
+// (tests, and tools that make captures).
+func WriteFile(path string, h Header, opt Options, evs []event.Event) error {
+	w, err := Create(path, h, opt)
+	if err != nil {
+		return err
+	}
+	if err := w.Write(evs); err != nil {
+		w.Close()
+		return err
+	}
+	return w.Close()
+}
+
 // Create creates the capture file path, through safefile (mode 0600, never
 // through a symbolic link), and writes its header. An existing file is an
 // error wrapping fs.ErrExist unless opt.Force is set; then a new file

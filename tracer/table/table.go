@@ -139,7 +139,12 @@ type Stats struct {
 // Table is the socket table. Its methods are safe for concurrent use: one
 // writer (the pipeline) and any number of readers (views, metrics).
 type Table struct {
-	mu  sync.RWMutex
+	mu sync.RWMutex
+	tables
+}
+
+// tables is everything a Table holds, apart from its lock: Reset replaces it.
+type tables struct {
 	cfg Config
 
 	slots    slab
@@ -195,7 +200,11 @@ func New(cfg Config) *Table {
 	if cfg.Linger <= 0 {
 		cfg.Linger = DefaultLinger
 	}
-	return &Table{
+	return &Table{tables: newTables(cfg)}
+}
+
+func newTables(cfg Config) tables {
+	return tables{
 		cfg:        cfg,
 		byCookie:   make(map[uint64]int32),
 		listeners:  make(map[portKey]int32),
@@ -208,6 +217,16 @@ func New(cfg Config) *Table {
 		reconciled: make(map[uint32]int64),
 		rng:        0x9e3779b97f4a7c15,
 	}
+}
+
+// Reset empties the table, as New made it (the namespaces' port ranges
+// stay): a replay that seeks back rebuilds it from the capture's start.
+func (t *Table) Reset() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fresh := newTables(t.cfg)
+	fresh.ranges = t.ranges
+	t.tables = fresh
 }
 
 // twBuckets sizes the TIME_WAIT filter: 4 bytes each, 1 MiB. With the
