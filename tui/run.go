@@ -47,6 +47,10 @@ type Options struct {
 	Title  string // product name in the header; "twtrace" when empty
 	Host   string // host name, shown in the header
 	Kernel string // kernel release, shown in the header
+	// Scope is what the feed keeps, when not everything: the command
+	// line's filters (event.Filter.String), shown in the header. The
+	// view's own filter (/) narrows what it shows within it.
+	Scope string
 
 	// Clock is the UI's "now": countdowns, ages and rates. nil: time.Now.
 	// A replay passes the capture's clock; tests pass a fixed one.

@@ -127,8 +127,9 @@ func (m *Model) renderHelp() string {
 	return strings.Join(lines, "\n")
 }
 
-// titleLine: product, host, kernel on the left; the feed's state and the
-// clock on the right. Narrow, the kernel goes first, then the host.
+// titleLine: product, the feed's scope, host, kernel on the left; the
+// feed's state and the clock on the right. Narrow, the kernel goes first,
+// then the host, then the scope.
 func (m *Model) titleLine() string {
 	st := m.ctx.styles
 	right := m.ctx.now.In(m.ctx.loc).Format("15:04:05")
@@ -149,10 +150,18 @@ func (m *Model) titleLine() string {
 	if m.opts.Kernel != "" {
 		kernel = st.paint(&st.Label, "  kernel ") + m.opts.Kernel
 	}
+	scope := ""
+	if m.opts.Scope != "" {
+		scope = st.paint(&st.Label, "  only ") + st.paint(&st.Accent, m.opts.Scope)
+	}
 	room := m.width - ansi.StringWidth(right) - 1
 	switch {
-	case ansi.StringWidth(left+host+kernel) <= room:
-		left += host + kernel
+	case ansi.StringWidth(left+scope+host+kernel) <= room:
+		left += scope + host + kernel
+	case ansi.StringWidth(left+scope+host) <= room:
+		left += scope + host
+	case ansi.StringWidth(left+scope) <= room:
+		left += scope
 	case ansi.StringWidth(left+host) <= room:
 		left += host
 	}

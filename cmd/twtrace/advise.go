@@ -221,8 +221,8 @@ func writeAdvice(o *adviseOptions, ob *observation, stdout, stderr io.Writer) er
 	}
 	bw := bufio.NewWriter(stdout)
 	fmt.Fprintf(bw, "twtrace advise: %s from %s of %s; %s\n",
-		pluralWord(len(findings), "finding", "findings"), ob.span.Round(time.Millisecond), ob.where,
-		pluralWord(ob.failures, "refused syscall", "refused syscalls"))
+		plural(len(findings), "finding", "findings"), ob.span.Round(time.Millisecond), ob.where,
+		plural(ob.failures, "refused syscall", "refused syscalls"))
 	if ob.lost > 0 {
 		fmt.Fprintf(bw, "!LOST %d events the kernel could not deliver: the findings may miss what they were\n", ob.lost)
 	}
@@ -279,13 +279,6 @@ func writeFailures(w io.Writer, ob *observation) {
 		}
 		fmt.Fprintln(w, line)
 	}
-}
-
-func pluralWord(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, many)
 }
 
 // writeSysctlFile writes the sysctl fixes as a commented sysctl.d file.

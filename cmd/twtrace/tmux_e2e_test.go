@@ -78,7 +78,7 @@ func TestTmuxLiveIncident(t *testing.T) {
 			t.Fatalf("twtrace not ready in 10 s; its screen:\n%s", x.Screen())
 		}
 	}
-	x.WaitFor(10*time.Second, "twtrace", "TIME_WAIT 0", "Ports 0 shown")
+	x.WaitFor(10*time.Second, "twtrace  only port:"+strconv.Itoa(port), "TIME_WAIT 0", "Ports 0 shown")
 
 	// The server: a listener without SO_REUSEADDR, one connection it
 	// closes first, then it stops; its restart's bind() is refused.

@@ -54,7 +54,7 @@ func runUI(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) error
 		return err
 	}
 	opts := tui.Options{
-		Host: hostname(), Kernel: kernelRelease(), Rates: sess.Rates,
+		Host: hostname(), Kernel: kernelRelease(), Rates: sess.Rates, Scope: cfg.Filter.String(),
 		HostNetNS: sess.HostNetNS(), Logger: logger, LogSize: o.logSize,
 	}
 	if r, err := kstat.NewReader("/proc"); err == nil {
@@ -152,7 +152,7 @@ func replayUI(ctx context.Context, path string, h capture.Header, speed float64,
 		return err
 	}
 	opts := tui.Options{Title: "twtrace replay", Host: h.Host, Kernel: h.Kernel, Clock: p.Now,
-		HostNetNS: h.NetNS, LogSize: logSize}
+		HostNetNS: h.NetNS, LogSize: logSize, Scope: flt.String()}
 	if pr != (table.PortRange{}) {
 		opts.PortRange = [2]int{int(pr[0]), int(pr[1])}
 	}

@@ -275,15 +275,12 @@ func optionNames(r event.Reuse) string {
 
 // reuseWords says which options a socket has, for people.
 func reuseWords(r event.Reuse) string {
-	switch {
-	case !r.Known():
+	switch n := optionNames(r); n {
+	case "unknown":
 		return "(options unknown)"
-	case r&(event.ReuseAddr|event.ReusePort) == event.ReuseAddr|event.ReusePort:
-		return "with SO_REUSEADDR+SO_REUSEPORT"
-	case r&event.ReuseAddr != 0:
-		return "with SO_REUSEADDR"
-	case r&event.ReusePort != 0:
-		return "with SO_REUSEPORT"
+	case "none":
+		return "without SO_REUSEADDR"
+	default:
+		return "with " + n
 	}
-	return "without SO_REUSEADDR"
 }
