@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"github.com/twtrace/twtrace/tracer/event"
@@ -193,11 +191,7 @@ func (o *serveOptions) serve(ctx context.Context, sess *session.Session, srv *se
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(exp,
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		collectors.NewGoCollector())
-	srv.setMetrics(reg)
+	srv.setMetrics(metrics.Registry(exp))
 	if o.why {
 		probe := session.NewPortProbe(-1, "/proc")
 		defer probe.Close()

@@ -5,6 +5,7 @@ import (
 	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // BuildInfo names the running build.
@@ -121,4 +122,14 @@ func (x *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range x.descs.all() {
 		ch <- d
 	}
+}
+
+// Registry is the registry serve exports: the exporter, and the client
+// library's process and Go collectors.
+func Registry(x *Exporter) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(x,
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewGoCollector())
+	return reg
 }
