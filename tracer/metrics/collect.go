@@ -2,8 +2,8 @@ package metrics
 
 import (
 	"cmp"
+	"net/netip"
 	"strconv"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -228,7 +228,7 @@ type portKey struct {
 
 func (x *Exporter) emitSockets(ch chan<- prometheus.Metric, s *snap, ports []table.PortSummary) {
 	byState := map[string]*[NumStates]int{} // by label value
-	tw := map[string]map[uint16]float64{}
+	tw := map[string]map[uint16]int{}
 	for i := range ports {
 		p := &ports[i]
 		if p.Total() == 0 {
@@ -239,7 +239,7 @@ func (x *Exporter) emitSockets(ch chan<- prometheus.Metric, s *snap, ports []tab
 		if st == nil {
 			st = new([NumStates]int)
 			byState[key] = st
-			tw[key] = map[uint16]float64{}
+			tw[key] = map[uint16]int{}
 		}
 		for k, n := range p.States {
 			if k < NumStates {
@@ -247,7 +247,7 @@ func (x *Exporter) emitSockets(ch chan<- prometheus.Metric, s *snap, ports []tab
 			}
 		}
 		if p.TimeWait > 0 {
-			tw[key][p.Port] += float64(p.TimeWait)
+			tw[key][p.Port] += p.TimeWait
 		}
 	}
 	if len(byState) == 0 && x.cfg.Label != LabelNetNS {
@@ -257,69 +257,81 @@ func (x *Exporter) emitSockets(ch chan<- prometheus.Metric, s *snap, ports []tab
 		for _, state := range reportedStates {
 			ch <- prometheus.MustNewConstMetric(x.descs.sockets, prometheus.GaugeValue, float64(st[state]), x.tableLabels(v, state.String())...)
 		}
-		top, rest, folded := topGauge(tw[v], x.cfg.TopPorts, cmp.Compare[uint16])
-		for _, port := range top {
-			ch <- prometheus.MustNewConstMetric(x.descs.twSockets, prometheus.GaugeValue, tw[v][port], x.tableLabels(v, portLabel(port))...)
+		byPort := make([]ssEntry, 0, len(tw[v]))
+		for port, n := range tw[v] {
+			byPort = append(byPort, ssEntry{port, uint64(n)})
+		}
+		var total uint64
+		for _, e := range byPort {
+			total += e.n
+		}
+		folded := len(byPort) > x.cfg.TopPorts
+		top := topK(byPort, x.cfg.TopPorts, func(a, b ssEntry) int {
+			return cmp.Or(cmp.Compare(b.n, a.n), cmp.Compare(a.port, b.port))
+		})
+		for _, e := range top {
+			total -= e.n
+			ch <- prometheus.MustNewConstMetric(x.descs.twSockets, prometheus.GaugeValue, float64(e.n), x.tableLabels(v, portLabel(e.port))...)
 		}
 		if folded {
-			ch <- prometheus.MustNewConstMetric(x.descs.twSockets, prometheus.GaugeValue, rest, x.tableLabels(v, otherValue)...)
+			ch <- prometheus.MustNewConstMetric(x.descs.twSockets, prometheus.GaugeValue, float64(total), x.tableLabels(v, otherValue)...)
 		}
 	}
 }
 
 // destUse is one destination's use of ephemeral ports in one namespace.
 type destUse struct {
+	dest  netip.AddrPort
 	inUse float64
 	ratio float64 // -1: the namespace's range is unknown
 }
 
+// beforeDest ranks destinations: the largest share of the range first,
+// then the most ports.
+func beforeDest(a, b destUse) int {
+	return cmp.Or(cmp.Compare(b.ratio, a.ratio), cmp.Compare(b.inUse, a.inUse), a.dest.Compare(b.dest))
+}
+
 func (x *Exporter) emitEphemeral(ch chan<- prometheus.Metric, s *snap, remotes []table.RemoteSummary,
 	rangeOf func(uint32) (int, bool)) {
-	type key struct{ value, dest string }
+	type key struct {
+		value string
+		dest  netip.AddrPort
+	}
 	// Without --by-netns, a destination seen from several namespaces is
 	// reported for the one where it uses the largest share of the range.
-	use := map[key]destUse{}
+	at := make(map[key]int, len(remotes)) // index in byValue[value]
+	byValue := map[string][]destUse{}
 	valueNS := map[string]uint32{}
 	for i := range remotes {
 		r := &remotes[i]
 		v := x.tableValue(s, r.NetNS)
 		valueNS[v] = r.NetNS
-		u := destUse{inUse: float64(r.Total), ratio: -1}
+		u := destUse{dest: r.Remote, inUse: float64(r.Total), ratio: -1}
 		if n, ok := rangeOf(r.NetNS); ok && n > 0 {
 			u.ratio = float64(r.Total) / float64(n)
 		}
-		k := key{v, r.Remote.String()}
-		if old, ok := use[k]; !ok || u.ratio > old.ratio || (u.ratio == old.ratio && u.inUse > old.inUse) {
-			use[k] = u
+		k := key{v, r.Remote}
+		if j, ok := at[k]; !ok {
+			at[k] = len(byValue[v])
+			byValue[v] = append(byValue[v], u)
+		} else if beforeDest(u, byValue[v][j]) < 0 {
+			byValue[v][j] = u
 		}
-	}
-	byValue := map[string]map[string]destUse{}
-	for k, u := range use {
-		if byValue[k.value] == nil {
-			byValue[k.value] = map[string]destUse{}
-		}
-		byValue[k.value][k.dest] = u
 	}
 	for v, dests := range byValue {
-		rank := make(map[string]float64, len(dests))
-		for d, u := range dests {
-			rank[d] = u.ratio*1e9 + u.inUse // the share first, then the count
-		}
-		top, _, folded := topGauge(rank, x.cfg.TopDestinations, strings.Compare)
-		shown := make(map[string]bool, len(top))
-		for _, d := range top {
-			shown[d] = true
-			x.emitDest(ch, dests[d], x.tableLabels(v, d))
+		folded := len(dests) > x.cfg.TopDestinations
+		top := topK(dests, x.cfg.TopDestinations, beforeDest)
+		for _, u := range top {
+			x.emitDest(ch, u, x.tableLabels(v, u.dest.String()))
 		}
 		if folded {
-			rest := destUse{ratio: -1}
-			for d, u := range dests {
-				if !shown[d] {
-					rest.inUse += u.inUse
-					rest.ratio = max(rest.ratio, u.ratio)
-				}
+			other := destUse{ratio: -1}
+			for _, u := range dests[len(top):] { // topK leaves the rest after the top
+				other.inUse += u.inUse
+				other.ratio = max(other.ratio, u.ratio)
 			}
-			x.emitDest(ch, rest, x.tableLabels(v, otherValue))
+			x.emitDest(ch, other, x.tableLabels(v, otherValue))
 		}
 	}
 	// The ranges: the host's, or each labelled namespace's.

@@ -482,9 +482,30 @@ func TestPortRangePerNamespace(t *testing.T) {
 	if m["twtrace_collect_errors_total"]["source=port_range"] != 1 {
 		t.Errorf("errors %v, want the one unreadable range", m["twtrace_collect_errors_total"])
 	}
-	now = now.Add(2 * time.Minute)
+	now = now.Add(2 * time.Minute) // stale: read again, 32 a scrape
 	gather(t, reg)
-	if calls[5] != 2 {
-		t.Errorf("after a minute namespace 5 read %d times, want 2", calls[5])
+	gather(t, reg)
+	for ns, n := range calls {
+		if n != 2 {
+			t.Errorf("namespace %d read %d times in two minutes, want 2", ns, n)
+		}
+	}
+}
+
+func TestTopK(t *testing.T) {
+	items := []int{5, 1, 9, 3, 7, 9, 2, 8}
+	for k := range len(items) + 2 {
+		all := slices.Clone(items)
+		top := topK(all, k, func(a, b int) int { return b - a })
+		want := slices.Sorted(slices.Values(items))
+		slices.Reverse(want)
+		if k < len(want) {
+			want = want[:k]
+		}
+		// The rest follows the top in the same slice: every item once.
+		if !slices.Equal(top, want) || !slices.Equal(all[:len(top)], top) ||
+			!slices.Equal(slices.Sorted(slices.Values(all)), slices.Sorted(slices.Values(items))) {
+			t.Errorf("k=%d: top %v, items now %v", k, top, all)
+		}
 	}
 }

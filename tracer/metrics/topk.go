@@ -177,19 +177,45 @@ func (s *spaceSaving) ranked() []ssEntry {
 	return out
 }
 
-// topGauge keeps the k largest values of a gauge by key and sums the rest:
-// gauges need no continuity, so the ranking is redone at every scrape.
-func topGauge[K comparable](m map[K]float64, k int, less func(a, b K) int) (top []K, rest float64, folded bool) {
-	keys := make([]K, 0, len(m))
-	for key := range m {
-		keys = append(keys, key)
+// topK returns the k items that come first by cmp, in order: a gauge is
+// ranked afresh at each scrape, over as many items as the table has
+// (100 000 destinations, say), so only the top is sorted. It reorders items.
+func topK[T any](items []T, k int, cmp func(a, b T) int) []T {
+	if len(items) <= k {
+		slices.SortFunc(items, cmp)
+		return items
 	}
-	slices.SortFunc(keys, func(a, b K) int { return cmp.Or(cmp.Compare(m[b], m[a]), less(a, b)) })
-	if len(keys) <= k {
-		return keys, 0, false
+	if k == 0 {
+		return nil
 	}
-	for _, key := range keys[k:] {
-		rest += m[key]
+	// items[:k] is a heap whose root is the last of the best k so far.
+	h := items[:k]
+	after := func(i, j int) bool { return cmp(h[i], h[j]) > 0 }
+	down := func(i int) {
+		for {
+			l, r, m := 2*i+1, 2*i+2, i
+			if l < k && after(l, m) {
+				m = l
+			}
+			if r < k && after(r, m) {
+				m = r
+			}
+			if m == i {
+				return
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
 	}
-	return keys[:k], rest, true
+	for i := k/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	for i := k; i < len(items); i++ {
+		if cmp(items[i], h[0]) < 0 {
+			h[0], items[i] = items[i], h[0]
+			down(0)
+		}
+	}
+	slices.SortFunc(h, cmp)
+	return h
 }
