@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/twtrace/twtrace/tracer"
 	"github.com/twtrace/twtrace/tracer/event"
 	"github.com/twtrace/twtrace/tracer/kstat"
 	"github.com/twtrace/twtrace/tracer/metrics"
@@ -149,6 +150,9 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 	}
 	log := o.logger(stderr)
 	tcfg.Logger = log
+	// Per-namespace or per-container counts need every event in user
+	// space; otherwise the kernel counts, and streams a tenth or less.
+	tcfg.Aggregate = !o.byNetNS && !o.byContainer
 	ctx, cancel := withDuration(ctx, o.trace.duration)
 	defer cancel()
 	stopOnSignal(ctx, cancel, log)
@@ -197,7 +201,7 @@ func (o *serveOptions) serve(ctx context.Context, sess *session.Session, srv *se
 		defer probe.Close()
 		srv.setWhy(probe)
 	}
-	log.Info("programs attached", "degraded", len(sess.Tracer().Degraded()))
+	log.Info("programs attached", "degraded", len(sess.Tracer().Degraded()), "kernel_aggregation", sess.Tracer().Aggregating())
 	first := true
 	return sess.Run(ctx, o.trace.dev.sink(func(batch []event.Event) error {
 		if first {
@@ -224,6 +228,9 @@ func (o *serveOptions) exporter(sess *session.Session) (*metrics.Exporter, error
 		Table: sess.Table(), Kernel: kr, HostNetNS: sess.HostNetNS(), PortRange: sess.EphemeralPorts,
 		Build: metrics.ReadBuildInfo(),
 	}
+	if tr := sess.Tracer(); tr.Aggregating() {
+		cfg.Aggregates = kernelAggregates(tr)
+	}
 	switch {
 	case o.byNetNS:
 		cfg.Label = metrics.LabelNetNS
@@ -242,6 +249,23 @@ func (o *serveOptions) exporter(sess *session.Session) (*metrics.Exporter, error
 		return nil, err
 	}
 	return metrics.New(cfg), nil
+}
+
+// kernelAggregates reads the tracer's aggregates for the exporter. The two
+// packages size their arrays alike (tracer.AggStates, metrics.NumStates):
+// if they ever differ, this does not compile.
+func kernelAggregates(tr *tracer.Tracer) func() (*metrics.Aggregates, error) {
+	return func() (*metrics.Aggregates, error) {
+		a, err := tr.Aggregates()
+		if err != nil {
+			return nil, err
+		}
+		m := &metrics.Aggregates{Transitions: a.Transitions}
+		for i, d := range a.Durations {
+			m.Durations[i] = metrics.KernelHist{Slots: d.Slots, SumHi: d.SumHi, SumLo: d.SumLo}
+		}
+		return m, nil
+	}
 }
 
 // stopOnSignal cancels ctx on SIGTERM, SIGINT or SIGHUP (a closed ssh

@@ -36,6 +36,7 @@ type serveProc struct {
 	url    string
 	stderr *strings.Builder
 	errc   chan error
+	netns  map[string]bool // values of the netns label seen
 }
 
 func startServe(t *testing.T, bin string, args ...string) *serveProc {
@@ -43,7 +44,8 @@ func startServe(t *testing.T, bin string, args ...string) *serveProc {
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	args = append([]string{"serve", "--metrics-addr", addr, "--log-format", "json"}, args...)
 	cmd := exec.Command(bin, args...)
-	p := &serveProc{cmd: cmd, url: "http://" + addr, stderr: &strings.Builder{}, errc: make(chan error, 1)}
+	p := &serveProc{cmd: cmd, url: "http://" + addr, stderr: &strings.Builder{}, errc: make(chan error, 1),
+		netns: map[string]bool{}}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -109,7 +111,8 @@ func (p *serveProc) waitReady(t *testing.T) {
 }
 
 // metrics scrapes /metrics and parses it with the Prometheus text parser:
-// name → "label=value,..." (sorted) → value (a histogram's count).
+// name → "label=value,..." (sorted) → value (a histogram's count). A netns
+// label (--by-netns) is summed over, and its values kept in p.netns.
 func (p *serveProc) metrics(t *testing.T) map[string]map[string]float64 {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, p.url+"/metrics", nil)
@@ -127,16 +130,20 @@ func (p *serveProc) metrics(t *testing.T) map[string]map[string]float64 {
 	if err != nil {
 		t.Fatalf("/metrics does not parse: %v", err)
 	}
-	return flatten(mfs)
+	return p.flatten(mfs)
 }
 
-func flatten(mfs map[string]*dto.MetricFamily) map[string]map[string]float64 {
+func (p *serveProc) flatten(mfs map[string]*dto.MetricFamily) map[string]map[string]float64 {
 	out := map[string]map[string]float64{}
 	for name, mf := range mfs {
 		s := map[string]float64{}
 		for _, m := range mf.GetMetric() {
 			var kv []string
 			for _, l := range m.GetLabel() {
+				if l.GetName() == "netns" {
+					p.netns[l.GetValue()] = true
+					continue
+				}
 				kv = append(kv, l.GetName()+"="+l.GetValue())
 			}
 			sort.Strings(kv)
@@ -144,15 +151,16 @@ func flatten(mfs map[string]*dto.MetricFamily) map[string]map[string]float64 {
 			if h := m.GetHistogram(); h != nil {
 				v = float64(h.GetSampleCount())
 			}
-			s[strings.Join(kv, ",")] = v
+			s[strings.Join(kv, ",")] += v
 		}
 		out[name] = s
 	}
 	return out
 }
 
-// stop signals serve and checks it exits 0, logs JSON and leaves no program.
-func (p *serveProc) stop(t *testing.T, sig syscall.Signal) {
+// stop signals serve and checks it exits 0, logs JSON (saying whether the
+// kernel aggregated) and leaves no program.
+func (p *serveProc) stop(t *testing.T, sig syscall.Signal, aggregating bool) {
 	t.Helper()
 	progs := bpfProgIDs(t, p.cmd.Process.Pid)
 	if err := p.cmd.Process.Signal(sig); err != nil {
@@ -169,7 +177,10 @@ func (p *serveProc) stop(t *testing.T, sig syscall.Signal) {
 	var msgs []string
 	sc := bufio.NewScanner(strings.NewReader(p.stderr.String()))
 	for sc.Scan() {
-		var line struct{ Level, Msg, Signal string }
+		var line struct {
+			Level, Msg, Signal string
+			Aggregating        *bool `json:"kernel_aggregation"`
+		}
 		if err := json.Unmarshal(sc.Bytes(), &line); err != nil || line.Level == "" || line.Msg == "" {
 			t.Errorf("a log line that is not JSON with level and msg: %q", sc.Text())
 			continue
@@ -179,6 +190,9 @@ func (p *serveProc) stop(t *testing.T, sig syscall.Signal) {
 		}
 		if line.Msg == "stopping" && line.Signal != sig.String() {
 			t.Errorf("stopping on signal %q, want %q", line.Signal, sig.String())
+		}
+		if line.Msg == "programs attached" && (line.Aggregating == nil || *line.Aggregating != aggregating) {
+			t.Errorf("programs attached with kernel_aggregation %v, want %v", line.Aggregating, aggregating)
 		}
 		msgs = append(msgs, line.Msg)
 	}
@@ -199,6 +213,24 @@ func delta(before, after map[string]map[string]float64, name, labels string) flo
 	return after[name][labels] - before[name][labels]
 }
 
+// checkDeltas checks that every series of a metric moved by exactly what
+// want says, and the others not at all.
+func checkDeltas(t *testing.T, before, after map[string]map[string]float64, name string, want map[string]float64) {
+	t.Helper()
+	labels := map[string]bool{}
+	for l := range after[name] {
+		labels[l] = true
+	}
+	for l := range want {
+		labels[l] = true
+	}
+	for l := range labels {
+		if d := delta(before, after, name, l); d != want[l] {
+			t.Errorf("%s{%s}: +%v, want +%v", name, l, d, want[l])
+		}
+	}
+}
+
 // plainBind binds 127.0.0.1:port without SO_REUSEADDR and returns the error.
 func plainBind(t *testing.T, port int) error {
 	t.Helper()
@@ -210,14 +242,14 @@ func plainBind(t *testing.T, port int) error {
 	return unix.Bind(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
 }
 
-func TestServeCLI(t *testing.T) {
-	tracertest.Require(t)
-	tracertest.LockBPF(t)
-	bin := buildBinary(t)
+// serveScenario runs serve with args, plays the scenario on a fresh port,
+// checks every delta, stops serve, and returns the port (its TIME_WAITs last a minute).
+func serveScenario(t *testing.T, bin string, args []string) int {
 	port := freePort(t)
+	aggregating := len(args) == 0
 	ready := filepath.Join(t.TempDir(), "ready")
 	// The filter keeps the rest of the machine (other tests) out of the counts.
-	p := startServe(t, bin, "--port", strconv.Itoa(port), "--ready-file", ready, "--wakeup", "20ms")
+	p := startServe(t, bin, append(args, "--port", strconv.Itoa(port), "--ready-file", ready, "--wakeup", "20ms")...)
 	p.waitReady(t)
 	if _, err := os.Stat(ready); err != nil {
 		t.Errorf("ready, but no --ready-file: %v", err)
@@ -262,16 +294,12 @@ func TestServeCLI(t *testing.T) {
 		"from=LISTEN,to=SYN_RECV": n, "from=SYN_RECV,to=ESTABLISHED": n, "from=ESTABLISHED,to=FIN_WAIT1": n,
 		"from=FIN_WAIT1,to=FIN_WAIT2": n, "from=FIN_WAIT2,to=CLOSE": n,
 	}
-	for labels := range after["twtrace_transitions_total"] {
-		if d := delta(before, after, "twtrace_transitions_total", labels); d != want[labels] {
-			t.Errorf("transitions %s: +%v, want +%v", labels, d, want[labels])
-		}
-	}
-	for labels, w := range want {
-		if d := delta(before, after, "twtrace_transitions_total", labels); d != w {
-			t.Errorf("transitions %s: +%v, want +%v", labels, d, w)
-		}
-	}
+	checkDeltas(t, before, after, "twtrace_transitions_total", want)
+	// The time in the old state is known for every transition but a
+	// socket's first (from CLOSE, and an accepted socket's LISTEN).
+	timed := map[string]float64{"state=LISTEN": 1, "state=SYN_SENT": n, "state=SYN_RECV": n, "state=ESTABLISHED": 2 * n,
+		"state=FIN_WAIT1": n, "state=FIN_WAIT2": n, "state=CLOSE_WAIT": n, "state=LAST_ACK": n}
+	checkDeltas(t, before, after, "twtrace_state_duration_seconds", timed)
 	for labels := range after["twtrace_syscall_failures_total"] {
 		w := 0.0
 		if labels == bindFail {
@@ -301,8 +329,50 @@ func TestServeCLI(t *testing.T) {
 			t.Errorf("no %s", name)
 		}
 	}
-	p.stop(t, syscall.SIGTERM)
+	// The stream carries every transition, or with the kernel's
+	// aggregation only the TIME_WAIT enters and the listener's two.
+	wantStream := float64(10*n + 2)
+	if aggregating {
+		wantStream = n + 2
+	}
+	if d := delta(before, after, "twtrace_events_total", "kind=state"); d != wantStream {
+		t.Errorf("state events streamed: +%v, want +%v", d, wantStream)
+	}
+	if !aggregating {
+		host, err := os.Readlink("/proc/self/ns/net")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for v := range p.netns {
+			if "net:["+v+"]" != host {
+				t.Errorf("netns label %q, want the host's %s", v, host)
+			}
+		}
+		if len(p.netns) != 1 {
+			t.Errorf("netns values %v, want the host's", p.netns)
+		}
+	}
+	p.stop(t, syscall.SIGTERM, aggregating)
+	return port
+}
 
+func TestServeCLI(t *testing.T) {
+	tracertest.Require(t)
+	tracertest.LockBPF(t)
+	bin := buildBinary(t)
+	var port int
+	for _, mode := range []struct {
+		name string
+		args []string
+	}{
+		{"kernel_aggregation", nil},
+		{"stream_by_netns", []string{"--by-netns"}},
+	} {
+		t.Run(mode.name, func(t *testing.T) { port = serveScenario(t, bin, mode.args) })
+	}
+	if t.Failed() {
+		return
+	}
 	// With --why, /why answers as `why --json` does, on the same listener;
 	// the TIME_WAITs block the port for a minute.
 	w := startServe(t, bin, "--why", "--port", strconv.Itoa(port))
@@ -330,5 +400,5 @@ func TestServeCLI(t *testing.T) {
 			t.Errorf("/why?port=%s: %d %q, want 400 and one sentence", bad, code, body)
 		}
 	}
-	w.stop(t, syscall.SIGHUP)
+	w.stop(t, syscall.SIGHUP, true)
 }

@@ -83,8 +83,9 @@ type KernelHist struct {
 	SumHi, SumLo uint64 // the sum of nanoseconds, 128 bits
 }
 
-// NumStates sizes the per-state arrays (TCP states are 1..13).
-const NumStates = 14
+// NumStates sizes the per-state arrays: TCP states are 1..13, and the
+// kernel's aggregates have 16 (tracer.AggStates).
+const NumStates = 16
 
 // Validate reports a configuration out of its bounds, as one sentence.
 func (c *Config) Validate() error {

@@ -370,7 +370,11 @@ func (s *Session) reconcileLoop(ctx context.Context) {
 			}
 			began, cpu := time.Now(), threadCPU()
 			kind := dumpTimeWait
-			if full {
+			if full || s.cfg.Tracer.Aggregate {
+				// With Tracer.Aggregate the stream shows only TIME_WAIT
+				// enters, listener changes and connect()s: every round
+				// reads every socket, and the table follows the kernel's
+				// states within a round.
 				kind = dumpAll
 			}
 			var err error
