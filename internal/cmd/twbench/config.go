@@ -37,7 +37,8 @@ func configurations(o *options) []config {
 		twtraceConfig(o, "trace --json", "trace", "--json"),
 		twtraceConfig(o, "record .zst", "record", "-o", "capture.jsonl.zst"),
 		twtraceConfig(o, "tui (headless)", "--headless"),
-		serveConfig(o),
+		serveConfig(o, "serve"),                          // the kernel aggregates
+		serveConfig(o, "serve --by-netns", "--by-netns"), // every event to user space
 	}
 	if bpftraceAvailable() {
 		cs = append(cs, config{name: "bpftrace printf", start: startBpftrace})
@@ -55,15 +56,15 @@ func configurations(o *options) []config {
 
 // serveConfig runs `twtrace serve` on a free loopback port and has runOne
 // scrape it during the run, as a Prometheus would.
-func serveConfig(o *options) config {
-	c := config{name: "serve", start: func(ctx context.Context, dir string) (*tracerProc, error) {
+func serveConfig(o *options, name string, args ...string) config {
+	c := config{name: name, start: func(ctx context.Context, dir string) (*tracerProc, error) {
 		l, err := net.Listen("tcp4", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
 		addr := l.Addr().String()
 		l.Close()
-		p, err := twtraceConfig(o, "serve", "serve", "--metrics-addr", addr).start(ctx, dir)
+		p, err := twtraceConfig(o, name, append([]string{"serve", "--metrics-addr", addr}, args...)...).start(ctx, dir)
 		if p != nil {
 			p.scrapeURL = "http://" + addr + "/metrics"
 		}
