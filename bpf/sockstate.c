@@ -106,11 +106,18 @@ static __always_inline bool aggregate(__u32 slot, int old, int new, __u64 ns, bo
 	return true;
 }
 
-/* With TW_AGG_ONLY: what the socket table needs from the stream. */
+/*
+ * With TW_AGG_ONLY: what the socket table needs from the stream. A dump
+ * shows a socket's state, not whether connect() made it: connect()'s first
+ * transition tells the table which sockets hold an ephemeral port (their
+ * TIME_WAIT is not the service port's, and each counts against the range
+ * towards its destination).
+ */
 static __always_inline bool table_needs(int old, int new)
 {
 	return (new == TCP_CLOSE && (old == TCP_FIN_WAIT2 || old == TCP_CLOSING)) || /* TIME_WAIT enters */
-	       (old == TCP_CLOSE && new == TCP_LISTEN) || (old == TCP_LISTEN && new == TCP_CLOSE);
+	       (old == TCP_CLOSE && new == TCP_LISTEN) || (old == TCP_LISTEN && new == TCP_CLOSE) ||
+	       (old == TCP_CLOSE && new == TCP_SYN_SENT); /* connect() */
 }
 
 /* Transitions that only ever run in the context of the socket's process. */

@@ -134,8 +134,9 @@ enum tw_slot {
  * the old state, in the per-CPU map aggs (struct tw_state_agg, one per slot
  * and old state: key slot * TW_STATES + old). With TW_AGG_ONLY as well, only
  * the transitions the socket table needs reach the ring buffer: TIME_WAIT
- * enters (FIN_WAIT2 or CLOSING to CLOSE) and listener changes (CLOSE to
- * LISTEN, LISTEN to CLOSE); and of bind() only failures. Loaded without
+ * enters (FIN_WAIT2 or CLOSING to CLOSE), listener changes (CLOSE to
+ * LISTEN, LISTEN to CLOSE) and connect()'s start (CLOSE to SYN_SENT); and of
+ * bind() only failures. Loaded without
  * either, the programs do what trace and record need, and aggs is unused.
  */
 enum tw_aggregate {

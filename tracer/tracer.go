@@ -33,9 +33,9 @@ type Config struct {
 
 	// Aggregate counts the transitions the filters keep, and the time
 	// spent in each state, in the kernel (Tracer.Aggregates), and streams
-	// only the transitions the socket table needs: TIME_WAIT enters and
-	// listener changes; of bind() only failures. For serve: a host making
-	// 100 000 transitions a second sends a tenth of them or fewer.
+	// only the transitions the socket table needs: TIME_WAIT enters,
+	// listener changes and connect()'s start; of bind() only failures. For
+	// serve: of a connection's ten transitions, one or two are sent.
 	Aggregate bool
 	// aggregateAll aggregates and still streams every event: for the test
 	// that the kernel's counts are the stream's.

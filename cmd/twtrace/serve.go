@@ -151,7 +151,7 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 	log := o.logger(stderr)
 	tcfg.Logger = log
 	// Per-namespace or per-container counts need every event in user
-	// space; otherwise the kernel counts, and streams a tenth or less.
+	// space; otherwise the kernel counts, and streams one or two of ten.
 	tcfg.Aggregate = !o.byNetNS && !o.byContainer
 	ctx, cancel := withDuration(ctx, o.trace.duration)
 	defer cancel()

@@ -330,10 +330,11 @@ func serveScenario(t *testing.T, bin string, args []string) int {
 		}
 	}
 	// The stream carries every transition, or with the kernel's
-	// aggregation only the TIME_WAIT enters and the listener's two.
+	// aggregation only the TIME_WAIT enters, the connect()s and the
+	// listener's two.
 	wantStream := float64(10*n + 2)
 	if aggregating {
-		wantStream = n + 2
+		wantStream = 2*n + 2
 	}
 	if d := delta(before, after, "twtrace_events_total", "kind=state"); d != wantStream {
 		t.Errorf("state events streamed: +%v, want +%v", d, wantStream)

@@ -277,30 +277,6 @@ func (x *Exporter) slot(ev *event.Event) *slotData {
 	return s
 }
 
-// Transitions returns the transitions counted so far, summed over the
-// extra label: what the exporter has seen, for tests and the harness.
-func (x *Exporter) Transitions() uint64 {
-	var n uint64
-	if agg := x.aggregates(); agg != nil {
-		for _, row := range agg.Transitions {
-			for _, v := range row {
-				n += v
-			}
-		}
-		return n
-	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	for _, s := range x.slots {
-		for _, row := range s.transitions {
-			for _, v := range row {
-				n += v
-			}
-		}
-	}
-	return n
-}
-
 // aggregates reads the kernel's, counting a failure; nil when none.
 func (x *Exporter) aggregates() *Aggregates {
 	if x.cfg.Aggregates == nil {

@@ -115,8 +115,8 @@ func TestSampleStream(t *testing.T) {
 	for _, v := range tr {
 		total += v
 	}
-	if total != states || float64(x.Transitions()) != states {
-		t.Errorf("transitions sum to %v (Transitions() %d), want the %v state events", total, x.Transitions(), states)
+	if total != states || float64(transitions(x)) != states {
+		t.Errorf("transitions sum to %v (Transitions() %d), want the %v state events", total, transitions(x), states)
 	}
 	f := m["twtrace_syscall_failures_total"]
 	want := series{"errno=EADDRINUSE,port=8080,syscall=bind": 1, "errno=EADDRINUSE,port=8080,syscall=listen": 1,
@@ -401,8 +401,8 @@ func TestKernelAggregates(t *testing.T) {
 	if fmt.Sprint(m["twtrace_state_duration_seconds"]) != "map[state=FIN_WAIT2:7]" {
 		t.Errorf("durations %v", m["twtrace_state_duration_seconds"])
 	}
-	if x.Transitions() != 7 {
-		t.Errorf("Transitions() = %d", x.Transitions())
+	if transitions(x) != 7 {
+		t.Errorf("Transitions() = %d", transitions(x))
 	}
 	if m["twtrace_syscall_failures_total"]["errno=EADDRINUSE,port=8080,syscall=bind"] != 1 {
 		t.Errorf("failures still come from the stream: %v", m["twtrace_syscall_failures_total"])
@@ -439,73 +439,25 @@ func TestDescribedOnce(t *testing.T) {
 	}
 }
 
-// Each namespace's range is read at most once a minute, and a scrape reads
-// at most freshRangesPerScrape of them.
-func TestPortRangePerNamespace(t *testing.T) {
-	now := sample.Start
-	calls := map[uint32]int{}
-	x, tab, reg := newTest(t, Config{Label: LabelNetNS, MaxLabelValues: 100, Now: func() time.Time { return now },
-		PortRange: func(ns uint32) (int, bool) { calls[ns]++; return int(ns) * 10, ns != 7 }})
-	var evs []event.Event
-	for ns := uint32(1); ns <= 40; ns++ {
-		cli := event.Event{Kind: event.KindState, Time: now, NetNS: ns, Family: event.FamilyIPv4, Cookie: uint64(ns),
-			Src: netip.MustParseAddrPort("10.1.1.1:0"), Dst: netip.MustParseAddrPort("10.2.2.2:80"),
-			Old: event.StateClose, New: event.StateSynSent}
-		est := cli
-		est.Src, est.Old, est.New = netip.MustParseAddrPort("10.1.1.1:40000"), event.StateSynSent, event.StateEstablished
-		evs = append(evs, cli, est)
+// transitions sums what the exporter counted, over the extra label.
+func transitions(x *Exporter) uint64 {
+	var n uint64
+	if agg := x.aggregates(); agg != nil {
+		for _, row := range agg.Transitions {
+			for _, v := range row {
+				n += v
+			}
+		}
+		return n
 	}
-	feed(t, x, tab, evs)
-	m := gather(t, reg)
-	if len(calls) != freshRangesPerScrape {
-		t.Errorf("first scrape read %d ranges, want %d", len(calls), freshRangesPerScrape)
-	}
-	gather(t, reg)
-	if len(calls) != 41 { // the 40 and the host's
-		t.Errorf("second scrape: %d ranges read in all, want 41", len(calls))
-	}
-	for ns, n := range calls {
-		if n != 1 {
-			t.Errorf("namespace %d read %d times within a minute", ns, n)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, s := range x.slots {
+		for _, row := range s.transitions {
+			for _, v := range row {
+				n += v
+			}
 		}
 	}
-	m = gather(t, reg)
-	if got := m["twtrace_ephemeral_port_use_ratio"]["destination=10.2.2.2:80,netns=5"]; got != 1.0/50 {
-		t.Errorf("ratio in namespace 5 = %v, want 1/50", got)
-	}
-	if got := m["twtrace_ephemeral_port_range_size"]["netns=5"]; got != 50 {
-		t.Errorf("range of namespace 5 = %v", got)
-	}
-	if _, ok := m["twtrace_ephemeral_port_use_ratio"]["destination=10.2.2.2:80,netns=7"]; ok {
-		t.Error("a ratio for the namespace whose range is unknown")
-	}
-	if m["twtrace_collect_errors_total"]["source=port_range"] != 1 {
-		t.Errorf("errors %v, want the one unreadable range", m["twtrace_collect_errors_total"])
-	}
-	now = now.Add(2 * time.Minute) // stale: read again, 32 a scrape
-	gather(t, reg)
-	gather(t, reg)
-	for ns, n := range calls {
-		if n != 2 {
-			t.Errorf("namespace %d read %d times in two minutes, want 2", ns, n)
-		}
-	}
-}
-
-func TestTopK(t *testing.T) {
-	items := []int{5, 1, 9, 3, 7, 9, 2, 8}
-	for k := range len(items) + 2 {
-		all := slices.Clone(items)
-		top := topK(all, k, func(a, b int) int { return b - a })
-		want := slices.Sorted(slices.Values(items))
-		slices.Reverse(want)
-		if k < len(want) {
-			want = want[:k]
-		}
-		// The rest follows the top in the same slice: every item once.
-		if !slices.Equal(top, want) || !slices.Equal(all[:len(top)], top) ||
-			!slices.Equal(slices.Sorted(slices.Values(all)), slices.Sorted(slices.Values(items))) {
-			t.Errorf("k=%d: top %v, items now %v", k, top, all)
-		}
-	}
+	return n
 }
