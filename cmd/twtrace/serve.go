@@ -153,9 +153,9 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 	// Per-namespace or per-container counts need every event in user
 	// space; otherwise the kernel counts, and streams one or two of ten.
 	tcfg.Aggregate = !o.byNetNS && !o.byContainer
-	ctx, cancel := withDuration(ctx, o.trace.duration)
+	stop, cancel := withDuration(ctx, o.trace.duration)
 	defer cancel()
-	stopOnSignal(ctx, cancel, log)
+	stopOnSignal(stop, cancel, log)
 
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
@@ -166,6 +166,7 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 	log.Info("serving", "addr", ln.Addr().String(), "why", o.why)
 
 	if err := o.trace.dev.start(); err != nil {
+		shutdown(httpSrv, log)
 		return logFailure(log, err)
 	}
 	sess, err := session.Start(session.Config{Tracer: tcfg, Logger: log})
@@ -173,9 +174,21 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 		shutdown(httpSrv, log)
 		return logFailure(log, err)
 	}
-	err = o.serve(ctx, sess, srv, log)
-	srv.setNotReady("stopping")
-	shutdown(httpSrv, log)
+	// Stopping closes the listener first, then detaches: a scraper sees the
+	// target go away, and the listener's own close is traced like any other.
+	running, detach := context.WithCancel(context.Background())
+	defer detach()
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		<-stop.Done()
+		srv.setNotReady("stopping")
+		shutdown(httpSrv, log)
+		detach()
+	}()
+	err = o.serve(running, sess, srv, log)
+	cancel() // the session may have ended by itself
+	<-closed
 	if derr := o.trace.dev.finish(sess); err == nil {
 		err = derr
 	}
