@@ -1,8 +1,9 @@
 // Package deploy_test checks the deployment files against twtrace itself:
 // the Kubernetes manifests and the systemd unit parse, run `twtrace serve`
-// with flags it has, and give it the capabilities the README names, no
-// more; every metric and label the Grafana dashboard queries exists in what
-// the exporter serves.
+// (cmd/twtrace's TestDeployedArgs parses their arguments with serve's own
+// flags) and give it the capabilities the README names, no more; every
+// metric and label the Grafana dashboard queries exists in what the exporter
+// serves.
 package deploy_test
 
 import (
@@ -11,12 +12,10 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -44,71 +43,23 @@ func sortedSet(s []string) []string {
 	return slices.Compact(s)
 }
 
-var (
-	buildOnce sync.Once
-	helpText  string
-	buildErr  error
-)
-
-// serveFlags lists the flags of `twtrace serve`, from its --help, and
-// whether each takes a value.
-func serveFlags(t *testing.T) map[string]bool {
-	t.Helper()
-	buildOnce.Do(func() {
-		bin := filepath.Join(os.TempDir(), "twtrace-deploy-test")
-		defer os.Remove(bin)
-		out, err := exec.Command("go", "build", "-o", bin, "../cmd/twtrace").CombinedOutput()
-		if err != nil {
-			buildErr = errors.New(string(out))
-			return
-		}
-		out, err = exec.Command(bin, "serve", "--help").Output()
-		helpText, buildErr = string(out), err
-	})
-	if buildErr != nil {
-		t.Fatalf("twtrace serve --help: %v", buildErr)
-	}
-	flags := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^\s+(?:-\w, )?(--[a-z0-9-]+)( \S+)?\s{2,}`).FindAllStringSubmatch(helpText, -1) {
-		flags[m[1]] = m[2] != ""
-	}
-	if !flags["--metrics-addr"] || flags["--why"] {
-		t.Fatalf("no --metrics-addr in serve --help:\n%s", helpText)
-	}
-	return flags
-}
-
-// checkArgs checks that args run serve with flags it has, and returns the
-// value of --metrics-addr.
-func checkArgs(t *testing.T, where string, args []string) string {
+// metricsAddr checks that args run serve and returns their --metrics-addr.
+// That serve accepts every flag and value is cmd/twtrace's TestDeployedArgs.
+func metricsAddr(t *testing.T, where string, args []string) string {
 	t.Helper()
 	if len(args) == 0 || args[0] != "serve" {
 		t.Fatalf("%s: %q does not run serve", where, args)
 	}
-	flags := serveFlags(t)
-	addr := ""
-	for i := 1; i < len(args); i++ {
-		name, value, hasValue := strings.Cut(args[i], "=")
-		takesValue, ok := flags[name]
-		if !ok {
-			t.Errorf("%s: serve has no flag %s", where, name)
+	for i, a := range args {
+		if v, ok := strings.CutPrefix(a, "--metrics-addr="); ok {
+			return v
 		}
-		if takesValue && !hasValue {
-			if i+1 == len(args) {
-				t.Errorf("%s: %s without its value", where, name)
-				break
-			}
-			i++
-			value = args[i]
-		}
-		if name == "--metrics-addr" {
-			addr = value
+		if a == "--metrics-addr" && i+1 < len(args) {
+			return args[i+1]
 		}
 	}
-	if addr == "" {
-		t.Errorf("%s: no --metrics-addr", where)
-	}
-	return addr
+	t.Fatalf("%s: no --metrics-addr in %q", where, args)
+	return ""
 }
 
 // --- Kubernetes -------------------------------------------------------------
@@ -207,7 +158,7 @@ func TestDaemonSet(t *testing.T) {
 		t.Error("a hostNetwork pod needs dnsPolicy ClusterFirstWithHostNet")
 	}
 	c := dig(t, pod, "containers", 0)
-	addr := checkArgs(t, "daemonset.yaml", strs(dig(t, c, "args")))
+	addr := metricsAddr(t, "daemonset.yaml", strs(dig(t, c, "args")))
 	port := addr[strings.LastIndexByte(addr, ':')+1:]
 	var portName string
 	for _, p := range dig(t, c, "ports").([]any) {
@@ -356,7 +307,7 @@ func TestSystemdUnit(t *testing.T) {
 	if len(exec) < 2 || !filepath.IsAbs(exec[0]) || filepath.Base(exec[0]) != "twtrace" {
 		t.Fatalf("ExecStart %q", exec)
 	}
-	checkArgs(t, "twtrace-serve.service", exec[1:])
+	metricsAddr(t, "twtrace-serve.service", exec[1:])
 	caps := readmeCapabilities(t)
 	for _, k := range []string{"CapabilityBoundingSet", "AmbientCapabilities"} {
 		if got := sortedSet(strings.Fields(one(k))); !slices.Equal(got, caps) {

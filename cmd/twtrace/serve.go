@@ -40,8 +40,9 @@ type serveOptions struct {
 // DefaultMetricsAddr is loopback: exposing the metrics is a choice.
 const defaultMetricsAddr = "127.0.0.1:9464"
 
-func newServeCmd(stderr io.Writer) *cobra.Command {
-	o := &serveOptions{}
+func newServeCmd(stderr io.Writer) *cobra.Command { return serveCommand(&serveOptions{}, stderr) }
+
+func serveCommand(o *serveOptions, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Export Prometheus metrics: TIME_WAIT by port, bind/connect/listen failures, transitions",
