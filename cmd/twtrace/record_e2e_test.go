@@ -84,21 +84,10 @@ func serverClosesFirst(t *testing.T, ctx context.Context, port, n int) {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	dial := func(addr string) (net.Conn, error) { return net.Dial("tcp4", addr) }
 	for range n {
-		c, err := net.Dial("tcp4", l.Addr().String())
-		if err != nil {
+		if _, err := tracertest.CloseFirst(l, dial, true); err != nil {
 			t.Fatal(err)
-		}
-		a, err := l.Accept()
-		if err != nil {
-			c.Close()
-			t.Fatal(err)
-		}
-		a.Close()
-		_, err = c.Read(make([]byte, 1))
-		c.Close()
-		if err != io.EOF {
-			t.Fatalf("client read: %v", err)
 		}
 	}
 }

@@ -37,7 +37,7 @@ func (x *Exporter) Collect(ch chan<- prometheus.Metric) {
 	remotes := x.cfg.Table.Remotes()
 	tstats := x.cfg.Table.Stats()
 	agg := x.aggregates()
-	rangeOf := x.ranges.lookup(now, x.cfg.HostNetNS, remotes, x.countError)
+	rangeOf := x.portRanges(remotes)
 
 	x.mu.Lock()
 	s := x.snapshot(now.UnixNano(), ports, remotes)

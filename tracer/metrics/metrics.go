@@ -55,8 +55,9 @@ type Config struct {
 	// HostNetNS is the inode of that namespace.
 	HostNetNS uint32
 	// PortRange returns the usable ephemeral ports of a namespace: its
-	// ip_local_port_range less ip_local_reserved_ports. nil: the host's
-	// (from Kernel) for every namespace.
+	// ip_local_port_range less ip_local_reserved_ports, as the session last
+	// read them there (Session.EphemeralPorts: cheap, it is asked at every
+	// scrape). nil: the host's (from Kernel) for every namespace.
 	PortRange func(netns uint32) (int, bool)
 	// ContainerOf names the container of a process ("" for none), for
 	// LabelContainer; it is called once per new pid, off the scrape.
@@ -113,7 +114,6 @@ type Exporter struct {
 	kinds  [event.KindHeader + 1]uint64
 	lost   uint64
 	errors map[string]uint64 // collect errors by source
-	ranges rangeCache
 }
 
 // slotData is what the stream counted for one value of the extra label.
@@ -174,7 +174,6 @@ func New(cfg Config) *Exporter {
 		slots:  []*slotData{{used: cfg.Label == LabelNone}},
 		errors: map[string]uint64{},
 	}
-	x.ranges.init(&x.cfg)
 	return x
 }
 

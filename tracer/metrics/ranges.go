@@ -1,90 +1,42 @@
 package metrics
 
-import (
-	"sync"
-	"time"
+import "github.com/twtrace/twtrace/tracer/table"
 
-	"github.com/twtrace/twtrace/tracer/table"
-)
-
-// rangeTTL is how long a namespace's usable port count is trusted: the
-// sysctls rarely change, and reading another namespace's costs a thread.
-const rangeTTL = time.Minute
-
-// rangeCacheMax bounds the namespaces remembered.
-const rangeCacheMax = 1024
-
-// freshRangesPerScrape bounds the ranges read at one scrape: with many
-// namespaces the cache fills over a few scrapes (the busiest namespaces
-// first, as Remotes lists them), and a scrape never reads them all.
-const freshRangesPerScrape = 32
-
-// rangeCache remembers each namespace's usable ephemeral ports.
-type rangeCache struct {
-	mu    sync.Mutex
-	fn    func(netns uint32) (int, bool)
-	perNS bool // fn reads each namespace's; else the host's stands for all
-	m     map[uint32]rangeEntry
-}
-
-type rangeEntry struct {
-	n  int
-	ok bool
-	at time.Time
-}
-
-func (c *rangeCache) init(cfg *Config) {
-	c.m = map[uint32]rangeEntry{}
-	c.fn, c.perNS = cfg.PortRange, cfg.PortRange != nil
-	if c.fn == nil && cfg.Kernel != nil {
-		k := cfg.Kernel
-		c.fn = func(uint32) (int, bool) {
-			s, err := k.Sysctls()
-			if err != nil {
-				return 0, false
-			}
-			return s.EphemeralPorts()
-		}
+// portRanges returns, for one scrape, each namespace's usable ephemeral
+// ports: from Config.PortRange (the session's last reading in each
+// namespace), or without it from Kernel for every namespace. A namespace
+// whose range is unknown gets no ratio; the host's unknown is a collect
+// error (port_range).
+func (x *Exporter) portRanges(remotes []table.RemoteSummary) func(uint32) (int, bool) {
+	type entry struct {
+		n  int
+		ok bool
 	}
-}
-
-// lookup reads the ranges of the host's namespace and of the remotes',
-// outside the exporter's lock, and returns a function that answers from
-// them. A range that cannot be read is counted as a collect error.
-func (c *rangeCache) lookup(now time.Time, host uint32, remotes []table.RemoteSummary, fail func(string)) func(uint32) (int, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	got := map[uint32]rangeEntry{}
-	fresh := 0
+	got := map[uint32]entry{}
+	read := x.cfg.PortRange
+	if read == nil {
+		var host entry
+		if x.cfg.Kernel != nil {
+			if s, err := x.cfg.Kernel.Sysctls(); err == nil {
+				host.n, host.ok = s.EphemeralPorts()
+			}
+		}
+		read = func(uint32) (int, bool) { return host.n, host.ok }
+	}
 	need := func(ns uint32) {
-		if _, ok := got[ns]; ok || c.fn == nil {
-			return
+		if _, ok := got[ns]; !ok {
+			n, ok := read(ns)
+			got[ns] = entry{n, ok}
 		}
-		e, ok := c.m[ns]
-		if (!ok || now.Sub(e.at) >= rangeTTL) && fresh < freshRangesPerScrape {
-			fresh++
-			n, ok := c.fn(ns)
-			if !ok {
-				fail("port_range")
-			}
-			e = rangeEntry{n, ok, now}
-			if len(c.m) >= rangeCacheMax {
-				clear(c.m)
-			}
-			c.m[ns] = e
-		}
-		got[ns] = e
 	}
-	need(host)
+	need(x.cfg.HostNetNS)
+	if !got[x.cfg.HostNetNS].ok && (x.cfg.Kernel != nil || x.cfg.PortRange != nil) {
+		x.countError("port_range")
+	}
 	for i := range remotes {
-		if c.perNS {
-			need(remotes[i].NetNS)
-		}
+		need(remotes[i].NetNS)
 	}
 	return func(ns uint32) (int, bool) {
-		if !c.perNS {
-			ns = host
-		}
 		e := got[ns]
 		return e.n, e.ok
 	}
