@@ -45,6 +45,80 @@ const enum tw_flag *unused_flag __attribute__((unused));
 const enum tw_stat *unused_stat __attribute__((unused));
 const enum tw_limit *unused_limit __attribute__((unused));
 const enum tw_slot *unused_slot __attribute__((unused));
+const enum tw_aggregate *unused_aggregate __attribute__((unused));
+
+/*
+ * In-kernel aggregation (cfg.aggregate, serve): per CPU, per program slot
+ * (the nested program interrupts the main one's increments) and old state.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TW_SLOTS * TW_STATES);
+	__type(key, __u32);
+	__type(value, struct tw_state_agg);
+} aggs SEC(".maps");
+
+/* floor(log2(v)) for v > 0, without a loop. */
+static __always_inline __u32 log2_u64(__u64 v)
+{
+	__u32 r = (v > 0xFFFFFFFFULL) << 5, shift;
+
+	v >>= r;
+	shift = (v > 0xFFFF) << 4;
+	v >>= shift;
+	r |= shift;
+	shift = (v > 0xFF) << 3;
+	v >>= shift;
+	r |= shift;
+	shift = (v > 0xF) << 2;
+	v >>= shift;
+	r |= shift;
+	shift = (v > 0x3) << 1;
+	v >>= shift;
+	r |= shift;
+	return r | (__u32)(v >> 1);
+}
+
+/*
+ * Count a transition and the time spent in the old state (0: unknown).
+ * Slot s holds 2^(s-1) < ns <= 2^s, as metrics.Log2Slot: the Go side
+ * exports the same buckets from the stream and from here. False when the
+ * aggregates could not be reached (never, for a key in range).
+ */
+static __always_inline bool aggregate(__u32 slot, int old, int new, __u64 ns, bool known)
+{
+	__u32 key = slot * TW_STATES + (old & (TW_STATES - 1));
+	struct tw_state_agg *a = bpf_map_lookup_elem(&aggs, &key);
+
+	if (!a)
+		return false;
+	a->to[new & (TW_STATES - 1)]++;
+	if (known) {
+		__u32 s = ns <= 1 ? 0 : log2_u64(ns - 1) + 1;
+
+		if (s >= TW_LOG2_SLOTS)
+			s = TW_LOG2_SLOTS - 1;
+		a->slots[s]++;
+		a->sum_lo += ns;
+		if (a->sum_lo < ns) /* carried */
+			a->sum_hi++;
+	}
+	return true;
+}
+
+/*
+ * With TW_AGG_ONLY: what the socket table needs from the stream. A dump
+ * shows a socket's state, not whether connect() made it: connect()'s first
+ * transition tells the table which sockets hold an ephemeral port (their
+ * TIME_WAIT is not the service port's, and each counts against the range
+ * towards its destination).
+ */
+static __always_inline bool table_needs(int old, int new)
+{
+	return (new == TCP_CLOSE && (old == TCP_FIN_WAIT2 || old == TCP_CLOSING)) || /* TIME_WAIT enters */
+	       (old == TCP_CLOSE && new == TCP_LISTEN) || (old == TCP_LISTEN && new == TCP_CLOSE) ||
+	       (old == TCP_CLOSE && new == TCP_SYN_SENT); /* connect() */
+}
 
 /* Transitions that only ever run in the context of the socket's process. */
 static __always_inline bool process_context(int old, int new)
@@ -102,8 +176,9 @@ static __always_inline struct sockinfo *track(struct sock *sk, __u64 cookie, int
 	return si;
 }
 
-/* One transition: the socket's record, the filters, the event. */
-static __always_inline int handle(struct sock *sk, int oldstate, int newstate, struct tw_counters *st)
+/* One transition: the socket's record, the filters, the aggregates, the event. */
+static __always_inline int handle(struct sock *sk, int oldstate, int newstate, struct tw_counters *st,
+				  __u32 slot)
 {
 	if (sk->sk_protocol != IPPROTO_TCP) {
 		if (st)
@@ -144,6 +219,18 @@ static __always_inline int handle(struct sock *sk, int oldstate, int newstate, s
 		if (st)
 			st->v[TW_STAT_STATE_FILTERED]++;
 		return 0;
+	}
+	if (cfg.aggregate & TW_AGG_COUNT) {
+		if (!aggregate(slot, oldstate, newstate, now - since, since != 0)) {
+			if (st)
+				st->v[TW_STAT_LOST]++; /* counted nowhere: reported lost */
+			return 0;
+		}
+		if ((cfg.aggregate & TW_AGG_ONLY) && !table_needs(oldstate, newstate)) {
+			if (st)
+				st->v[TW_STAT_AGGREGATED]++;
+			return 0;
+		}
 	}
 
 	struct tw_state_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -213,7 +300,7 @@ int BPF_PROG(inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 
 	if (b)
 		*b = 1;
-	handle(sk, oldstate, newstate, counters(TW_SLOT_MAIN));
+	handle(sk, oldstate, newstate, counters(TW_SLOT_MAIN), TW_SLOT_MAIN);
 	if (b)
 		*b = 0;
 	return 0;
@@ -238,5 +325,5 @@ int BPF_PROG(inet_sock_set_state_nested, struct sock *sk, int oldstate, int news
 	st = counters(TW_SLOT_NESTED);
 	if (st)
 		st->v[TW_STAT_RESCUED]++;
-	return handle(sk, oldstate, newstate, st);
+	return handle(sk, oldstate, newstate, st, TW_SLOT_NESTED);
 }

@@ -115,6 +115,8 @@ static __always_inline int finish(__u8 op, long ret)
 
 	if (op != TW_KIND_BIND && ret != -EADDRINUSE && ret != -EADDRNOTAVAIL)
 		return 0;
+	if ((cfg.aggregate & TW_AGG_ONLY) && ret >= 0)
+		return 0; /* serve counts failures only */
 
 	/*
 	 * MPTCP sockets count: Go (1.24+) listens with MPTCP by default, and the

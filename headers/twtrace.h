@@ -15,6 +15,8 @@ enum tw_limit {
 	TW_COMM_LEN = 16,  /* TASK_COMM_LEN */
 	TW_MAX_PORTS = 16, /* ports the in-kernel filter holds */
 	TW_MAX_UIDS = 8,   /* uids the in-kernel filter holds */
+	TW_STATES = 16,    /* TCP states are 1..13: aggregates are indexed by state & 15 */
+	TW_LOG2_SLOTS = 64, /* time-in-state histogram slots: slot s holds 2^(s-1) < ns <= 2^s */
 };
 
 /* Event kinds: the first byte of every record in the ring buffer. */
@@ -93,7 +95,7 @@ struct tw_config {
 	__u32 netns;          /* the socket's network namespace inode; 0: any */
 	__u16 family;         /* AF_INET, AF_INET6; 0: any */
 	__u8 batch_wakeup;    /* 1: wake the reader only above wakeup_bytes */
-	__u8 _pad0;
+	__u8 aggregate;       /* enum tw_aggregate bits: count transitions in the kernel (serve) */
 	__u32 wakeup_bytes;
 	/* This architecture's numbers of bind, connect, listen (raw sys_enter/sys_exit). */
 	__s32 nr_bind;
@@ -115,7 +117,8 @@ enum tw_stat {
 	TW_STAT_INFLIGHT_FULL = 9,  /* syscall entry could not be remembered */
 	TW_STAT_SYS_LOST = 10,      /* ring buffer full: a bind/connect/listen event could not be reserved */
 	TW_STAT_RESCUED = 11,       /* transitions the state program missed (it was running) and the nested one handled */
-	TW_STAT_MAX = 12,
+	TW_STAT_AGGREGATED = 12,    /* counted in tw_state_agg only, not written (TW_AGG_COUNT | TW_AGG_ONLY) */
+	TW_STAT_MAX = 13,
 };
 
 /* The slots of the counters map: one per program that can interrupt another. */
@@ -123,6 +126,30 @@ enum tw_slot {
 	TW_SLOT_MAIN = 0,   /* the state program (not nested) and the syscall programs */
 	TW_SLOT_NESTED = 1, /* the nested state program */
 	TW_SLOTS = 2,
+};
+
+/*
+ * tw_config.aggregate. With TW_AGG_COUNT the state program counts every
+ * transition the filters keep, by old and new state, and the time spent in
+ * the old state, in the per-CPU map aggs (struct tw_state_agg, one per slot
+ * and old state: key slot * TW_STATES + old). With TW_AGG_ONLY as well, only
+ * the transitions the socket table needs reach the ring buffer: TIME_WAIT
+ * enters (FIN_WAIT2 or CLOSING to CLOSE), listener changes (CLOSE to
+ * LISTEN, LISTEN to CLOSE) and connect()'s start (CLOSE to SYN_SENT); and of
+ * bind() only failures. Loaded without
+ * either, the programs do what trace and record need, and aggs is unused.
+ */
+enum tw_aggregate {
+	TW_AGG_COUNT = 1 << 0,
+	TW_AGG_ONLY = 1 << 1,
+};
+
+/* One old state's aggregates, per CPU. */
+struct tw_state_agg {
+	__u64 to[TW_STATES];        /* transitions from this state, by new state */
+	__u64 slots[TW_LOG2_SLOTS]; /* the time spent in this state, when known, by log2 slot */
+	__u64 sum_lo;               /* the sum of those times in ns: 128 bits, low ... */
+	__u64 sum_hi;               /* ... and high */
 };
 
 /* The per-CPU counters: one struct, so that a program looks it up once. */

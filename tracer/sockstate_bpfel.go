@@ -23,6 +23,13 @@ type sockstateSockinfo struct {
 	OwnerComm [16]int8
 }
 
+type sockstateTwAggregate uint32
+
+const (
+	sockstateTwAggregateTW_AGG_COUNT sockstateTwAggregate = 1
+	sockstateTwAggregateTW_AGG_ONLY  sockstateTwAggregate = 2
+)
+
 type sockstateTwConfig struct {
 	_           structs.HostLayout
 	Ports       [16]uint16
@@ -33,7 +40,7 @@ type sockstateTwConfig struct {
 	Netns       uint32
 	Family      uint16
 	BatchWakeup uint8
-	Pad0        uint8
+	Aggregate   uint8
 	WakeupBytes uint32
 	NrBind      int32
 	NrConnect   int32
@@ -42,7 +49,7 @@ type sockstateTwConfig struct {
 
 type sockstateTwCounters struct {
 	_ structs.HostLayout
-	V [12]uint64
+	V [13]uint64
 }
 
 type sockstateTwFlag uint32
@@ -71,6 +78,8 @@ const (
 	sockstateTwLimitTW_COMM_LEN  sockstateTwLimit = 16
 	sockstateTwLimitTW_MAX_PORTS sockstateTwLimit = 16
 	sockstateTwLimitTW_MAX_UIDS  sockstateTwLimit = 8
+	sockstateTwLimitTW_STATES    sockstateTwLimit = 16
+	sockstateTwLimitTW_LOG2SLOTS sockstateTwLimit = 64
 )
 
 type sockstateTwSlot uint32
@@ -96,8 +105,17 @@ const (
 	sockstateTwStatTW_STAT_INFLIGHT_FULL  sockstateTwStat = 9
 	sockstateTwStatTW_STAT_SYS_LOST       sockstateTwStat = 10
 	sockstateTwStatTW_STAT_RESCUED        sockstateTwStat = 11
-	sockstateTwStatTW_STAT_MAX            sockstateTwStat = 12
+	sockstateTwStatTW_STAT_AGGREGATED     sockstateTwStat = 12
+	sockstateTwStatTW_STAT_MAX            sockstateTwStat = 13
 )
+
+type sockstateTwStateAgg struct {
+	_     structs.HostLayout
+	To    [16]uint64
+	Slots [64]uint64
+	SumLo uint64
+	SumHi uint64
+}
 
 type sockstateTwStateEvent struct {
 	_ structs.HostLayout
@@ -131,6 +149,7 @@ type sockstateTwStateEvent struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	sockstateMapAggs                    = "aggs"
 	sockstateMapBusy                    = "busy"
 	sockstateMapEvents                  = "events"
 	sockstateMapSocks                   = "socks"
@@ -138,6 +157,7 @@ const (
 	sockstateProgInetSockSetState       = "inet_sock_set_state"
 	sockstateProgInetSockSetStateNested = "inet_sock_set_state_nested"
 	sockstateVarCfg                     = "cfg"
+	sockstateVarUnusedAggregate         = "unused_aggregate"
 	sockstateVarUnusedConfig            = "unused_config"
 	sockstateVarUnusedCounters          = "unused_counters"
 	sockstateVarUnusedFlag              = "unused_flag"
@@ -198,6 +218,7 @@ type sockstateProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sockstateMapSpecs struct {
+	Aggs   *ebpf.MapSpec `ebpf:"aggs"`
 	Busy   *ebpf.MapSpec `ebpf:"busy"`
 	Events *ebpf.MapSpec `ebpf:"events"`
 	Socks  *ebpf.MapSpec `ebpf:"socks"`
@@ -209,6 +230,7 @@ type sockstateMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type sockstateVariableSpecs struct {
 	Cfg              *ebpf.VariableSpec `ebpf:"cfg"`
+	UnusedAggregate  *ebpf.VariableSpec `ebpf:"unused_aggregate"`
 	UnusedConfig     *ebpf.VariableSpec `ebpf:"unused_config"`
 	UnusedCounters   *ebpf.VariableSpec `ebpf:"unused_counters"`
 	UnusedFlag       *ebpf.VariableSpec `ebpf:"unused_flag"`
@@ -239,6 +261,7 @@ func (o *sockstateObjects) Close() error {
 //
 // It can be passed to loadSockstateObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sockstateMaps struct {
+	Aggs   *ebpf.Map `ebpf:"aggs"`
 	Busy   *ebpf.Map `ebpf:"busy"`
 	Events *ebpf.Map `ebpf:"events"`
 	Socks  *ebpf.Map `ebpf:"socks"`
@@ -247,6 +270,7 @@ type sockstateMaps struct {
 
 func (m *sockstateMaps) Close() error {
 	return _SockstateClose(
+		m.Aggs,
 		m.Busy,
 		m.Events,
 		m.Socks,
@@ -259,6 +283,7 @@ func (m *sockstateMaps) Close() error {
 // It can be passed to loadSockstateObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sockstateVariables struct {
 	Cfg              *ebpf.Variable `ebpf:"cfg"`
+	UnusedAggregate  *ebpf.Variable `ebpf:"unused_aggregate"`
 	UnusedConfig     *ebpf.Variable `ebpf:"unused_config"`
 	UnusedCounters   *ebpf.Variable `ebpf:"unused_counters"`
 	UnusedFlag       *ebpf.Variable `ebpf:"unused_flag"`

@@ -22,6 +22,7 @@ const (
 	statInflightFull  = sockstateTwStatTW_STAT_INFLIGHT_FULL
 	statSysLost       = sockstateTwStatTW_STAT_SYS_LOST
 	statRescued       = sockstateTwStatTW_STAT_RESCUED
+	statAggregated    = sockstateTwStatTW_STAT_AGGREGATED
 	statMax           = sockstateTwStatTW_STAT_MAX
 )
 
@@ -46,6 +47,7 @@ type KernelStats struct {
 	OtherProto    uint64 // SCTP/MPTCP transitions, counted not traced
 	InflightFull  uint64 // syscalls not tracked: in-flight map full
 	Rescued       uint64 // transitions the state program missed and the nested one handled
+	Aggregated    uint64 // transitions counted in the kernel's aggregates only (Config.Aggregate)
 
 	// RecursionMisses are the runs the kernel skipped because the program
 	// was already running on the CPU, less those the nested state program
@@ -70,6 +72,7 @@ func (s *KernelStats) add(c *sockstateTwCounters) {
 		statSysSeen: &s.SysSeen, statSysFiltered: &s.SysFiltered, statSysEmitted: &s.SysEmitted,
 		statLost: &s.Lost, statSockMapFull: &s.SockMapFull, statOtherProto: &s.OtherProto,
 		statInflightFull: &s.InflightFull, statSysLost: &s.SysLost, statRescued: &s.Rescued,
+		statAggregated: &s.Aggregated,
 	}
 	for i, f := range fields {
 		*f += c.V[i]

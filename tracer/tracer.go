@@ -31,6 +31,16 @@ type Config struct {
 	// zero value) picks the cheapest that this process can attach.
 	Hooks SyscallHooks
 
+	// Aggregate counts the transitions the filters keep, and the time
+	// spent in each state, in the kernel (Tracer.Aggregates), and streams
+	// only the transitions the socket table needs: TIME_WAIT enters,
+	// listener changes and connect()'s start; of bind() only failures. For
+	// serve: of a connection's ten transitions, one or two are sent.
+	Aggregate bool
+	// aggregateAll aggregates and still streams every event: for the test
+	// that the kernel's counts are the stream's.
+	aggregateAll bool
+
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
 }
@@ -142,6 +152,12 @@ func (t *Tracer) kernelConfig() sockstateTwConfig {
 	if t.cfg.WakeupEvery > 0 {
 		c.BatchWakeup = 1
 		c.WakeupBytes = uint32(t.cfg.RingSize / 4)
+	}
+	switch {
+	case t.cfg.aggregateAll:
+		c.Aggregate = uint8(sockstateTwAggregateTW_AGG_COUNT)
+	case t.cfg.Aggregate:
+		c.Aggregate = uint8(sockstateTwAggregateTW_AGG_COUNT | sockstateTwAggregateTW_AGG_ONLY)
 	}
 	syscallNumbers(&c)
 	return c

@@ -102,7 +102,7 @@ func testCaps(t *testing.T, bin, dir, caps, wantStderr string) {
 	progs := bpfProgIDs(t, cmd.Process.Pid)
 
 	// A TIME_WAIT on the port, and another process refused beside it.
-	serverClosesFirst(t, ctx, port)
+	serverClosesFirst(t, ctx, port, 1)
 	var seen []string
 	waitLine(t, lines, &seen, "the TIME_WAIT, with its socket's uid", func(m map[string]any) bool {
 		return m["kind"] == "timewait" && m["sport"] == float64(port) && m["owner_uid"] == float64(0)

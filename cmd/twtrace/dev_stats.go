@@ -22,12 +22,13 @@ type runStats struct {
 }
 
 type kernelStats struct {
-	StateSeen     uint64                  `json:"state_seen"`
-	StateFiltered uint64                  `json:"state_filtered"`
-	StateEmitted  uint64                  `json:"state_emitted"`
-	StateRingLost uint64                  `json:"state_ring_lost"`
-	SysRingLost   uint64                  `json:"sys_ring_lost"`
-	Programs      map[string]programStats `json:"programs"`
+	StateSeen       uint64                  `json:"state_seen"`
+	StateFiltered   uint64                  `json:"state_filtered"`
+	StateEmitted    uint64                  `json:"state_emitted"`
+	StateAggregated uint64                  `json:"state_aggregated"` // counted in the kernel only (serve)
+	StateRingLost   uint64                  `json:"state_ring_lost"`
+	SysRingLost     uint64                  `json:"sys_ring_lost"`
+	Programs        map[string]programStats `json:"programs"`
 }
 
 // programStats are the kernel's counters of one program; run_count and
@@ -69,7 +70,7 @@ func (c *counter) write(path string, sess *session.Session) error {
 		return err
 	}
 	c.s.Kernel = kernelStats{
-		StateSeen: ks.StateSeen, StateFiltered: ks.StateFiltered, StateEmitted: ks.StateEmitted,
+		StateSeen: ks.StateSeen, StateFiltered: ks.StateFiltered, StateEmitted: ks.StateEmitted, StateAggregated: ks.Aggregated,
 		StateRingLost: ks.Lost, SysRingLost: ks.SysLost, Programs: map[string]programStats{},
 	}
 	for name, p := range ks.Programs {
@@ -82,6 +83,22 @@ func (c *counter) write(path string, sess *session.Session) error {
 		if n > 0 {
 			c.s.Delivered[event.Kind(k).String()] = n
 		}
+	}
+	if tr := sess.Tracer(); tr.Aggregating() {
+		// serve: the kernel counted the transitions and streamed a few.
+		// What it could not count are the program runs it skipped; a
+		// record the ring buffer had no room for is counted all the same.
+		a, err := tr.Aggregates()
+		if err != nil {
+			return err
+		}
+		var n uint64
+		for _, row := range a.Transitions {
+			for _, v := range row {
+				n += v
+			}
+		}
+		c.s.Delivered["state"], c.s.LostReported = n, ks.RecursionMisses
 	}
 	ts := sess.Table().Stats()
 	c.s.Table = tableStats{Sockets: ts.Sockets, TimeWait: ts.TimeWait, Evicted: ts.Evicted}

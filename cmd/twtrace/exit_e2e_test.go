@@ -53,7 +53,7 @@ func TestPanicDetaches(t *testing.T) {
 			waitReady(t, filepath.Join(dir, "ready"), exited, &stderr)
 			progs := bpfProgIDs(t, cmd.Process.Pid)
 			if tc.where == "sink" {
-				serverClosesFirst(t, ctx, port) // the events it panics on
+				serverClosesFirst(t, ctx, port, 1) // the events it panics on
 			} else if err := cmd.Process.Signal(os.Interrupt); err != nil { // the end it panics at
 				t.Fatal(err)
 			}

@@ -108,7 +108,10 @@ func exitCode(err error, stderr io.Writer) int {
 	var fe *tracer.FeatureError
 	var ue usageError
 	var ie inputError
+	var le loggedError
 	switch {
+	case errors.As(err, &le):
+		return le.code // serve: logged already
 	case errors.Is(err, errBlocked):
 		return exitFailure // why: the report said it
 	case errors.As(err, &ie):
@@ -166,6 +169,6 @@ with TIME_WAIT countdowns, the event log, remote endpoints. Piped, or with
 	opts.register(root, true)
 	root.AddCommand(newTraceCmd(stdout, stderr), newSocketsCmd(stdout, stderr),
 		newRecordCmd(stdout, stderr), newReplayCmd(stdout, stderr), newWhyCmd(stdout, stderr),
-		newAdviseCmd(stdout, stderr), newDemoCmd(stdout, stderr), newReportCmd(stdout, stderr))
+		newAdviseCmd(stdout, stderr), newDemoCmd(stdout, stderr), newReportCmd(stdout, stderr), newServeCmd(stderr))
 	return root
 }

@@ -42,6 +42,14 @@ func TestBadUsageExits2(t *testing.T) {
 		{[]string{"trace", "--uid", "-1"}, `--uid "-1"`},
 		{[]string{"trace", "--uid", "4294967295"}, `--uid "4294967295"`},
 		{[]string{"trace", "--uid", "1,2,3,4,5,6,7,8,9"}, "at most 8 uids"},
+		{[]string{"serve", "--metrics-addr", "9464"}, `--metrics-addr "9464": want host:port`},
+		{[]string{"serve", "--log-format", "xml"}, `--log-format "xml": want text or json`},
+		{[]string{"serve", "--by-netns", "--by-container"}, "--by-netns and --by-container exclude each other"},
+		{[]string{"serve", "--top-ports", "0"}, "--top-ports 0: want a number from 1 to 1000"},
+		{[]string{"serve", "--top-destinations", "1001"}, "--top-destinations 1001: want a number from 1 to 1000"},
+		{[]string{"serve", "--max-label-values", "5000"}, "--max-label-values 5000: want a number from 1 to 1024"},
+		{[]string{"serve", "--ring-size", "3M"}, "power of two"},
+		{[]string{"serve", "extra"}, "unknown command"},
 	} {
 		code, _, stderr := runCLI(tc.args...)
 		if code != exitUsage || !strings.Contains(stderr, tc.want) {

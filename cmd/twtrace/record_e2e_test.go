@@ -73,9 +73,9 @@ func startRecordIn(ctx context.Context, dir, bin string, args ...string) (*recor
 	}
 }
 
-// serverClosesFirst makes one connection on port whose server side closes
-// first, leaving a TIME_WAIT on the port.
-func serverClosesFirst(t *testing.T, ctx context.Context, port int) {
+// serverClosesFirst makes n connections on port whose server side closes
+// first, each leaving a TIME_WAIT on the port, then closes the listener.
+func serverClosesFirst(t *testing.T, ctx context.Context, port, n int) {
 	t.Helper()
 	var lc net.ListenConfig
 	lc.SetMultipathTCP(false)
@@ -84,18 +84,11 @@ func serverClosesFirst(t *testing.T, ctx context.Context, port int) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	c, err := net.Dial("tcp4", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	a, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Close()
-	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
-		t.Fatalf("client read: %v", err)
+	dial := func(addr string) (net.Conn, error) { return net.Dial("tcp4", addr) }
+	for range n {
+		if _, err := tracertest.CloseFirst(l, dial, true); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -136,7 +129,7 @@ func TestRecordReplayCLI(t *testing.T) {
 			path := filepath.Join(t.TempDir(), name)
 			rec := startRecord(t, ctx, bin, "-o", path, "--port", strconv.Itoa(port))
 			stderr := rec.stderr
-			serverClosesFirst(t, ctx, port)
+			serverClosesFirst(t, ctx, port, 1)
 
 			// The file is readable while record runs: a compressed one
 			// within a second, at the end of its frame.
@@ -304,7 +297,7 @@ func TestRecordFullDisk(t *testing.T) {
 			var werr error
 		fill:
 			for range 20000 {
-				serverClosesFirst(t, ctx, port)
+				serverClosesFirst(t, ctx, port, 1)
 				select {
 				case werr = <-rec.exited:
 					break fill

@@ -162,11 +162,11 @@ func runWhy(ctx context.Context, o *whyOptions, arg string, stdout, stderr io.Wr
 		}
 	}
 	if o.json {
-		b, err := json.MarshalIndent(report, "", "  ")
+		b, err := whyJSON(&report)
 		if err != nil {
 			return err
 		}
-		if _, err := stdout.Write(append(b, '\n')); err != nil {
+		if _, err := stdout.Write(b); err != nil {
 			return err
 		}
 	} else if err := stream.WritePortReport(stdout, &report, colorful(stdout)); err != nil {
@@ -176,6 +176,16 @@ func runWhy(ctx context.Context, o *whyOptions, arg string, stdout, stderr io.Wr
 		return errBlocked
 	}
 	return nil
+}
+
+// whyJSON is the report as `why --json` writes it (docs/why.md), and as
+// serve's /why answers.
+func whyJSON(r *advice.PortReport) ([]byte, error) {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
 }
 
 func whyOnce(p *session.PortProbe, port uint16, want advice.Attempt) (advice.PortReport, error) {

@@ -9,7 +9,7 @@ import (
 // The stages that replay, report or show events must build without the
 // code that attaches to the kernel (docs/architecture.md).
 func TestNoBPFBelowTheTracer(t *testing.T) {
-	pkgs := []string{"../event", "../table", "../advice", "../jsonl", "../capture", "../stream", "../text", "../../tui"}
+	pkgs := []string{"../event", "../table", "../advice", "../jsonl", "../capture", "../stream", "../text", "../metrics", "../../tui"}
 	out, err := exec.Command("go", append([]string{"list", "-deps", "-f", "{{.ImportPath}}"}, pkgs...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, out)

@@ -144,3 +144,26 @@ func TestSysctlsFromValues(t *testing.T) {
 		t.Errorf("from nothing: %+v", empty)
 	}
 }
+
+func TestEphemeralPorts(t *testing.T) {
+	for _, tc := range []struct {
+		lo, hi   int
+		reserved string
+		want     int
+		ok       bool
+	}{
+		{32768, 60999, "", 28232, true},
+		{32768, 60999, "8080,9000-9010", 28232, true}, // outside the range
+		{32768, 60999, "40000", 28231, true},
+		{32768, 60999, "40000-40009,40005-40019, 60999", 28211, true}, // overlaps count once
+		{1024, 1024, "1024", 0, true},
+		{-1, -1, "", 0, false},
+		{32768, 60999, "40000-39000", 0, false},
+		{32768, 60999, "http", 0, false},
+	} {
+		s := Sysctls{PortRange: [2]int{tc.lo, tc.hi}, ReservedPorts: tc.reserved}
+		if n, ok := s.EphemeralPorts(); n != tc.want || ok != tc.ok {
+			t.Errorf("range %d-%d reserved %q: %d, %v; want %d, %v", tc.lo, tc.hi, tc.reserved, n, ok, tc.want, tc.ok)
+		}
+	}
+}

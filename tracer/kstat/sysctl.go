@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -165,4 +166,39 @@ func safeField(f []string, i int) string {
 		return f[i]
 	}
 	return ""
+}
+
+// EphemeralPorts is how many local ports connect() can choose from for one
+// destination: those of ip_local_port_range that ip_local_reserved_ports
+// does not list (the kernel keeps the list as a bitmap: entries may
+// overlap). ok is false when the range is unknown or the list unreadable.
+func (s Sysctls) EphemeralPorts() (n int, ok bool) {
+	lo, hi := s.PortRange[0], s.PortRange[1]
+	if lo <= 0 || hi < lo || hi > 65535 {
+		return 0, false
+	}
+	var reserved [65536 / 64]uint64
+	for _, item := range strings.Split(s.ReservedPorts, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		a, b, isRange := strings.Cut(item, "-")
+		first, err1 := strconv.Atoi(strings.TrimSpace(a))
+		last, err2 := first, error(nil)
+		if isRange {
+			last, err2 = strconv.Atoi(strings.TrimSpace(b))
+		}
+		if err1 != nil || err2 != nil || first < 0 || last < first || last > 65535 {
+			return 0, false
+		}
+		for p := max(first, lo); p <= min(last, hi); p++ {
+			reserved[p/64] |= 1 << (p % 64)
+		}
+	}
+	n = hi - lo + 1
+	for _, w := range reserved {
+		n -= bits.OnesCount64(w)
+	}
+	return n, true
 }

@@ -87,6 +87,16 @@ func TestPickCgroup(t *testing.T) {
 			if path != c.path || ctr != c.container {
 				t.Errorf("pickCgroup = %q, %q; want %q, %q", path, ctr, c.path, c.container)
 			}
+			r, err := NewResolver(f.root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := r.Container(7); err != nil || got != c.container {
+				t.Errorf("Container(7) = %q, %v; want %q", got, err, c.container)
+			}
+			if _, err := r.Container(8); err == nil {
+				t.Error("Container of a process that does not exist: no error")
+			}
 		})
 	}
 }

@@ -76,6 +76,7 @@ type Session struct {
 	mu      sync.Mutex
 	rates   kstat.Rates
 	haveRt  bool
+	usable  map[uint32]int       // namespace → usable ephemeral ports (readSysctls), under mu
 	nsList  map[uint32]*netns    // reconciler-owned
 	nsMiss  map[uint32]time.Time // reconciler-owned: not found, when last looked for
 	known   map[uint32]bool      // pipeline-owned: namespaces already hinted
@@ -106,6 +107,7 @@ func Start(cfg Config) (*Session, error) {
 		tab:     table.New(cfg.Table),
 		derived: make(chan []event.Event, 16),
 		hints:   make(chan nsHint, 64),
+		usable:  make(map[uint32]int),
 		nsList:  make(map[uint32]*netns),
 		nsMiss:  make(map[uint32]time.Time),
 		known:   make(map[uint32]bool),
@@ -370,7 +372,11 @@ func (s *Session) reconcileLoop(ctx context.Context) {
 			}
 			began, cpu := time.Now(), threadCPU()
 			kind := dumpTimeWait
-			if full {
+			if full || s.cfg.Tracer.Aggregate {
+				// With Tracer.Aggregate the stream shows only TIME_WAIT
+				// enters, listener changes and connect()s: every round
+				// reads every socket, and the table follows the kernel's
+				// states within a round.
 				kind = dumpAll
 			}
 			var err error
@@ -390,6 +396,9 @@ func (s *Session) reconcileLoop(ctx context.Context) {
 				if !n.host && n.fd < 0 {
 					delete(s.nsList, n.inode) // gone, or no longer reachable
 					s.tab.StopReconciling(n.inode)
+					s.mu.Lock()
+					delete(s.usable, n.inode)
+					s.mu.Unlock()
 				}
 				continue
 			}
@@ -453,6 +462,23 @@ func (s *Session) readSysctls(n *netns) {
 	if lo, hi := sc.PortRange[0], sc.PortRange[1]; lo > 0 && hi >= lo && hi <= 65535 {
 		s.tab.SetPortRange(n.inode, table.PortRange{uint16(lo), uint16(hi)})
 	}
+	if usable, ok := sc.EphemeralPorts(); ok {
+		s.mu.Lock()
+		s.usable[n.inode] = usable
+		s.mu.Unlock()
+	}
+}
+
+// EphemeralPorts returns how many local ports connect() can choose from in
+// a network namespace the session reconciles: its ip_local_port_range less
+// its ip_local_reserved_ports (kstat.Sysctls.EphemeralPorts), as last read
+// in that namespace, at most sysctlRefresh ago. ok is false for a
+// namespace the session does not reach.
+func (s *Session) EphemeralPorts(netns uint32) (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, ok := s.usable[netns]
+	return n, ok
 }
 
 // dump merges one namespace's sockets into the table.

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -35,17 +37,40 @@ func configurations(o *options) []config {
 		twtraceConfig(o, "trace --json", "trace", "--json"),
 		twtraceConfig(o, "record .zst", "record", "-o", "capture.jsonl.zst"),
 		twtraceConfig(o, "tui (headless)", "--headless"),
+		serveConfig(o, "serve"),                          // the kernel aggregates
+		serveConfig(o, "serve --by-netns", "--by-netns"), // every event to user space
 	}
 	if bpftraceAvailable() {
 		cs = append(cs, config{name: "bpftrace printf", start: startBpftrace})
 	}
 	var kept []config
 	for _, c := range cs {
-		if c.start == nil || o.only == "" || strings.Contains(c.name, o.only) {
+		if c.start == nil || o.only == "" || slices.ContainsFunc(strings.Split(o.only, ","), func(s string) bool {
+			return strings.Contains(c.name, s)
+		}) {
 			kept = append(kept, c)
 		}
 	}
 	return kept
+}
+
+// serveConfig runs `twtrace serve` on a free loopback port and has runOne
+// scrape it during the run, as a Prometheus would.
+func serveConfig(o *options, name string, args ...string) config {
+	c := config{name: name, start: func(ctx context.Context, dir string) (*tracerProc, error) {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		addr := l.Addr().String()
+		l.Close()
+		p, err := twtraceConfig(o, name, append([]string{"serve", "--metrics-addr", addr}, args...)...).start(ctx, dir)
+		if p != nil {
+			p.scrapeURL = "http://" + addr + "/metrics"
+		}
+		return p, err
+	}}
+	return c
 }
 
 // twtraceConfig runs twtrace with args (a file name in them is taken in the
@@ -67,6 +92,7 @@ func twtraceConfig(o *options, name string, args ...string) config {
 // tracerProc is a running tracer.
 type tracerProc struct {
 	cmd       *exec.Cmd
+	scrapeURL string        // serve: its /metrics
 	statsFile string        // twtrace's --stats-file; "" for bpftrace
 	lines     *atomic.Int64 // bpftrace: lines printed
 	done      chan struct{} // bpftrace: its output was read to the end

@@ -48,7 +48,7 @@ func main() {
 	flag.DurationVar(&o.rateDur, "rate-duration", 8*time.Second, "measured time of each fixed-rate run")
 	flag.IntVar(&o.workers, "workers", 2, "load generator workers")
 	flag.StringVar(&o.closeSide, "close", "client", "which side closes first: client or server")
-	flag.StringVar(&o.only, "only", "", "run only the configurations whose name contains this")
+	flag.StringVar(&o.only, "only", "", "run only the configurations whose name contains this (a comma-separated list: any of them)")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
 	flag.Parse()
 

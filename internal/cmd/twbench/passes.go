@@ -26,6 +26,8 @@ type sample struct {
 	ChurnCPU    float64             `json:"churn_cpu_s"` // the generator's own CPU: its syscalls and softirqs, where the programs run
 	ChurnSecs   float64             `json:"churn_s"`
 	KernelRings uint64              `json:"ring_lost"`
+	Scrapes     int                 `json:"scrapes,omitempty"`   // serve: /metrics scraped during the run
+	ScrapeMS    float64             `json:"scrape_ms,omitempty"` // ... the mean time of one
 	Recursion   uint64              `json:"recursion_misses"`
 	Programs    map[string]progCost `json:"programs,omitempty"`
 }
@@ -58,9 +60,22 @@ func runOne(ctx context.Context, o *options, c config, counter *counter, rate in
 	if p != nil {
 		cpu0 = p.procCPU()
 	}
+	var sc *scraper
+	if p != nil && p.scrapeURL != "" {
+		sc = startScraper(p.scrapeURL, o.warmup)
+	}
 	start := time.Now()
 	r, err := runChurn(ctx, o, rate, d)
 	churnTime := time.Since(start)
+	if sc != nil {
+		n, took, serr := sc.stop()
+		if err == nil && serr != nil {
+			err = fmt.Errorf("%s: scrape: %w", c.name, serr)
+		}
+		if s.Scrapes = n; n > 0 {
+			s.ScrapeMS = float64(took.Microseconds()) / 1000 / float64(n)
+		}
+	}
 	if err != nil {
 		if p != nil {
 			p.kill()

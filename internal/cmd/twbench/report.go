@@ -86,6 +86,24 @@ func printMax(out io.Writer, configs []config, ss []sample) {
 	fmt.Fprintln(out, "(medians over rounds; expected/delivered/lost summed over rounds; exact: delivered + lost = expected in")
 	fmt.Fprintln(out, " every run; kernel/event: the CPU a connection costs beyond the untraced run's, minus the tracer's")
 	fmt.Fprintln(out, " own, per transition (10 per connection), with every CPU busy)")
+	printScrapes(out, configs, ss)
+}
+
+// printScrapes says how often serve was scraped during the runs, and how
+// long a scrape took.
+func printScrapes(out io.Writer, configs []config, ss []sample) {
+	for _, c := range configs {
+		n := 0
+		for _, s := range ss {
+			if s.Config == c.name {
+				n += s.Scrapes
+			}
+		}
+		if n > 0 {
+			ms := median(of(ss, c.name, func(s sample) float64 { return s.ScrapeMS }))
+			fmt.Fprintf(out, "(%s: /metrics scraped %d times during its runs, %.1f ms per scrape (median))\n", c.name, n, ms)
+		}
+	}
 }
 
 func printFixed(out io.Writer, configs []config, ss []sample) {
