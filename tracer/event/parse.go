@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode"
 )
 
 // The filter vocabulary. The live view's "/" line is read by ParseFilter, the
@@ -50,7 +51,7 @@ const (
 // must all hold; see Filter for how states and syscalls combine.
 func ParseFilter(s string) (Filter, error) {
 	var f Filter
-	for _, w := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' }) {
+	for _, w := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }) {
 		if err := f.addWord(w); err != nil {
 			return Filter{}, err
 		}
@@ -97,9 +98,24 @@ func (f *Filter) addWord(w string) error {
 		return &TermError{w, wantErrno}
 	}
 	if st, ok := nearState(w); ok {
-		return &TermError{w, "is not a TCP state: want " + st.Name() + ", or comm:" + w + " for a task of that name"}
+		msg := "is not a TCP state: want " + st.Name()
+		if printable(w) {
+			msg += ", or comm:" + w + " for a task of that name"
+		}
+		return &TermError{w, msg}
 	}
 	return f.Add("comm", w)
+}
+
+// printable reports whether a word can be shown back as it is, in a
+// suggestion outside the quotes.
+func printable(w string) bool {
+	for _, r := range w {
+		if !strconv.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }
 
 func validKey(k string) bool {

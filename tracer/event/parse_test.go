@@ -74,11 +74,13 @@ func TestParseFilterRejects(t *testing.T) {
 		"nginx curl":  `"curl" is a second task name: the filter takes one, and "nginx" is given`,
 		"state:estab1": `"estab1" is not a TCP state: want one of ss's (established, syn-sent, syn-recv, fin-wait-1, ` +
 			`fin-wait-2, time-wait, closed, close-wait, last-ack, listening, closing), a kernel name such as TIME_WAIT, or tw, estab`,
-		"estabished": `"estabished" is not a TCP state: want established, or comm:estabished for a task of that name`,
-		"time_wiat":  `"time_wiat" is not a TCP state: want time-wait, or comm:time_wiat for a task of that name`,
-		"fin-wait-3": `"fin-wait-3" is not a TCP state: want fin-wait-1, or comm:fin-wait-3 for a task of that name`,
-		"listne":     `"listne" is not a TCP state: want listening, or comm:listne for a task of that name`,
-		"EADDRINUS":  `"EADDRINUS" is not an errno name: want one such as EADDRINUSE, EADDRNOTAVAIL or EACCES`,
+		"estabished":     `"estabished" is not a TCP state: want established, or comm:estabished for a task of that name`,
+		"time_wiat":      `"time_wiat" is not a TCP state: want time-wait, or comm:time_wiat for a task of that name`,
+		"fin-wait-3":     `"fin-wait-3" is not a TCP state: want fin-wait-1, or comm:fin-wait-3 for a task of that name`,
+		"listne":         `"listne" is not a TCP state: want listening, or comm:listne for a task of that name`,
+		"estabished\n":   `"estabished" is not a TCP state: want established, or comm:estabished for a task of that name`,
+		"estabished\x01": `"estabished\x01" is not a TCP state: want established`,
+		"EADDRINUS":      `"EADDRINUS" is not an errno name: want one such as EADDRINUSE, EADDRNOTAVAIL or EACCES`,
 		"prot:8080": `"prot:8080" is not a filter term: keys are port:, sport:, dport:, pid:, uid:, comm:, state: and netns: ` +
 			`(comm:NAME for a task name with a colon)`,
 		"uid:x":          `"x" is not a user id: want a number such as 0 or 1000 (see: id -u NAME)`,
@@ -139,7 +141,7 @@ func TestStateNamesOfSS(t *testing.T) {
 
 func FuzzParseFilter(f *testing.F) {
 	for _, s := range []string{"8080 tw", "sport:80,dport:443", "pid:1 comm:x fail", "EADDRINUSE bind",
-		"listen", "estabished", "comm:a:b", "netns:1 ipv4", ":0", "state:fin-wait-1"} {
+		"listen", "estabished", "comm:a:b", "netns:1 ipv4", ":0", "state:fin-wait-1", "estA\n", "estA\x01", "8080\v\ftw"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
