@@ -149,7 +149,7 @@ func timeWaitNoReuse(f *PortFacts, want Attempt, idx []int) Finding {
 		fd.Fixes = append(fd.Fixes, waitFix(last, f.Now, "the last TIME_WAIT"))
 	}
 	fd.Fixes = append(fd.Fixes, Fix{
-		Kind: FixSocketOption, Brief: "set SO_REUSEADDR",
+		Kind: FixSocketOption, Brief: "set SO_REUSEADDR for next time",
 		Text: "set SO_REUSEADDR on the listening socket before bind(), so that the TIME_WAIT sockets it leaves " +
 			"never block the next restart (it cannot get past these, left by a socket without it)",
 		Snippets: reuseAddrSnippets,
@@ -218,7 +218,7 @@ func timeWaitUnknown(f *PortFacts, idx []int) Finding {
 	if !last.IsZero() {
 		fd.Fixes = append(fd.Fixes, waitFix(last, f.Now, "the last TIME_WAIT"))
 	}
-	fd.Fixes = append(fd.Fixes, Fix{Kind: FixSocketOption, Brief: "set SO_REUSEADDR",
+	fd.Fixes = append(fd.Fixes, Fix{Kind: FixSocketOption, Brief: "set SO_REUSEADDR (may help)",
 		Text: "set SO_REUSEADDR on the listener before bind(): it gets past TIME_WAIT sockets left by a socket " +
 			"that had it too (run twtrace as root to read theirs)", Snippets: reuseAddrSnippets})
 	return fd
