@@ -209,8 +209,9 @@ func timeWaitUnknown(f *PortFacts, idx []int) Finding {
 	n := plural(len(idx), "TIME_WAIT socket", "TIME_WAIT sockets")
 	fd := Finding{
 		Code: CodeTimeWaitUnknown, Name: "timewait-options-unknown", Port: f.Port, NetNS: f.NetNS,
-		Summary: fmt.Sprintf("%s on port %d %s a plain bind(); whether SO_REUSEADDR would get past them "+
-			"depends on the options of the socket they came from, which could not be read", n, f.Port, verb(len(idx), "refuses", "refuse")),
+		Summary: fmt.Sprintf("%s on port %d %s a plain bind(); whether SO_REUSEADDR would get past %s "+
+			"depends on the options of the socket %s from, which could not be read", n, f.Port,
+			verb(len(idx), "refuses", "refuse"), verb(len(idx), "it", "them"), verb(len(idx), "it came", "they came")),
 		Cause:    fmt.Sprintf("%d TIME_WAIT of unknown options", len(idx)),
 		Evidence: []string{fmt.Sprintf("%s (%s); %s", n, tuples(f, idx), f.ReuseUnknown)},
 		NotFixes: []string{notTWReuse(f.Sysctls), notFinTimeout(f.Sysctls)},
