@@ -146,7 +146,7 @@ func timeWaitNoReuse(f *PortFacts, want Attempt, idx []int) Finding {
 		NotFixes: []string{notTWReuse(f.Sysctls), notFinTimeout(f.Sysctls)},
 	}
 	if !last.IsZero() {
-		fd.Fixes = append(fd.Fixes, waitFix(last, f.Now, "the last TIME_WAIT"))
+		fd.Fixes = append(fd.Fixes, waitFix(last, f.Now, "the last TIME_WAIT", f.Port))
 	}
 	fd.Fixes = append(fd.Fixes, Fix{
 		Kind: FixSocketOption, Brief: "set SO_REUSEADDR for next time",
@@ -199,7 +199,7 @@ func timeWaitReuseNew(f *PortFacts, want Attempt, idx []int) Finding {
 			Snippets: reuseAddrSnippets})
 	}
 	if !last.IsZero() {
-		fd.Fixes = append(fd.Fixes, waitFix(last, f.Now, "the last TIME_WAIT"))
+		fd.Fixes = append(fd.Fixes, waitFix(last, f.Now, "the last TIME_WAIT", f.Port))
 	}
 	return fd
 }
@@ -217,7 +217,7 @@ func timeWaitUnknown(f *PortFacts, idx []int) Finding {
 		NotFixes: []string{notTWReuse(f.Sysctls), notFinTimeout(f.Sysctls)},
 	}
 	if !last.IsZero() {
-		fd.Fixes = append(fd.Fixes, waitFix(last, f.Now, "the last TIME_WAIT"))
+		fd.Fixes = append(fd.Fixes, waitFix(last, f.Now, "the last TIME_WAIT", f.Port))
 	}
 	fd.Fixes = append(fd.Fixes, Fix{Kind: FixSocketOption, Brief: "set SO_REUSEADDR (may help)",
 		Text: "set SO_REUSEADDR on the listener before bind(): it gets past TIME_WAIT sockets left by a socket " +
