@@ -181,7 +181,7 @@ func timeWaitReuseNew(f *PortFacts, want Attempt, idx []int) Finding {
 	fd := Finding{
 		Code: CodeTimeWaitReuseNew, Name: "new-socket-without-reuseaddr", Port: f.Port, NetNS: f.NetNS,
 		Summary: fmt.Sprintf("%s on port %d %s SO_REUSEADDR, the new socket does not: "+
-			"with SO_REUSEADDR it would bind beside them", n, f.Port, has(len(idx))),
+			"with SO_REUSEADDR it would bind beside %s", n, f.Port, has(len(idx)), verb(len(idx), "it", "them")),
 		Cause:    fmt.Sprintf("%d TIME_WAIT with SO_REUSEADDR; the new socket lacks it", len(idx)),
 		Evidence: []string{fmt.Sprintf("%s with SO_REUSEADDR (%s)", n, tuples(f, idx))},
 		NotFixes: []string{notTWReuse(f.Sysctls)},
