@@ -49,15 +49,15 @@ const (
 
 // Entry flags.
 const (
-	flagTWConfirmed uint16 = 1 << iota // the TIME_WAIT was seen by sock_diag
-	flagListener                       // in the listener index
-	flagInTW                           // in the TIME_WAIT 4-tuple index
-	flagClient                         // made by connect() (see Table.side)
-	flagServer                         // accepted, or a listener (see Table.side)
-	flagGrouped                        // counted in its eviction group
-	flagGone                           // TIME_WAIT a complete dump no longer has: its end is pending
-	flagFinWait2                       // TIME_WAIT whose mini-socket a dump showed in substate FIN_WAIT2
-	flagEnterPending                   // TIME_WAIT a dump found first: its enter waits for the stream (see endPending)
+	flagTWConfirmed  uint16 = 1 << iota // the TIME_WAIT was seen by sock_diag
+	flagListener                        // in the listener index
+	flagInTW                            // in the TIME_WAIT 4-tuple index
+	flagClient                          // made by connect() (see Table.side)
+	flagServer                          // accepted, or a listener (see Table.side)
+	flagGrouped                         // counted in its eviction group
+	flagGone                            // TIME_WAIT a complete dump no longer has: its end is pending
+	flagFinWait2                        // TIME_WAIT whose mini-socket a dump showed in substate FIN_WAIT2
+	flagEnterPending                    // TIME_WAIT a dump found first: its enter waits for the stream (see endPending)
 )
 
 // step is one timeline step packed in 8 bytes: when the state was entered,
