@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -16,17 +18,69 @@ import (
 	"github.com/twtrace/twtrace/internal/tracertest"
 )
 
+// sampleIncident is what the replay controls' test reads off the sample capture
+// (make testdata records it again): the time and the task of its first
+// refused bind(), when the recording began, and a whole second between its
+// last refused bind() and its first refused connect(); in UTC, the time
+// zone the test gives the twtrace it runs in tmux.
+type sampleIncident struct{ bindAt, bindBy, started, between string }
+
+func sampleFacts(t *testing.T) sampleIncident {
+	t.Helper()
+	code, out, stderr := runCLI("replay", "../../testdata/incident.jsonl.zst", "--json")
+	if code != exitOK {
+		t.Fatalf("replay the sample: exit %d: %s", code, stderr)
+	}
+	var f sampleIncident
+	_, page, _ := runCLI("report", "../../testdata/incident.jsonl.zst", "--format", "json")
+	var rep struct {
+		Started time.Time `json:"started"`
+	}
+	if err := json.Unmarshal([]byte(page), &rep); err == nil && !rep.Started.IsZero() {
+		f.started = rep.Started.UTC().Format("15:04:05.000")
+	}
+	var lastBind, firstConnect time.Time
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r struct {
+			Kind string    `json:"kind"`
+			TS   time.Time `json:"ts"`
+			PID  int       `json:"pid"`
+			Comm string    `json:"comm"`
+			Ret  int       `json:"ret"`
+		}
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("the sample's replay: %v: %s", err, l)
+		}
+		switch {
+		case r.Kind == "bind" && r.Ret < 0:
+			if f.bindAt == "" {
+				f.bindAt, f.bindBy = r.TS.UTC().Format("15:04:05.000"), fmt.Sprintf("%d %s", r.PID, r.Comm)
+			}
+			lastBind = r.TS
+		case r.Kind == "connect" && r.Ret < 0 && firstConnect.IsZero():
+			firstConnect = r.TS
+		}
+	}
+	at := firstConnect.Truncate(time.Second)
+	if f.bindAt == "" || f.started == "" || !at.After(lastBind) {
+		t.Fatalf("the sample capture is not the scripted incident (a second between the binds and the connects): %+v", f)
+	}
+	f.between = at.UTC().Format("15:04:05")
+	return f
+}
+
 // The replay's live view as a person sees it, in tmux: the sample capture
 // plays, pauses, jumps to its first refused bind() with the diagnosis on
 // screen, goes back to the start, and q restores the terminal with exit 0.
 func TestTmuxReplayControls(t *testing.T) {
+	f := sampleFacts(t)
 	bin := buildBinary(t)
-	x := tracertest.StartTmux(t, 120, 40, nil, bin, "replay", "../../testdata/incident.jsonl.zst", "--speed", "0.125")
+	x := tracertest.StartTmux(t, 120, 40, []string{"TZ=UTC"}, bin, "replay", "../../testdata/incident.jsonl.zst", "--speed", "0.125")
 	x.WaitFor(10*time.Second, "twtrace replay", "host web-1", "replay ▶ ×0.125", "event ", "/608", "failure 0/9")
 	x.Keys("Space")
 	x.WaitFor(5*time.Second, " PAUSED ", "space play")
 	x.Keys("]")
-	s := x.WaitFor(5*time.Second, "failure 1/9", "09:48:22.935", "!bind 0.0.0.0:8080 by 6507 web: EADDRINUSE")
+	s := x.WaitFor(5*time.Second, "failure 1/9", f.bindAt, "!bind 0.0.0.0:8080 by "+f.bindBy+": EADDRINUSE")
 	if !strings.Contains(s, "TIME_WAIT without SO_REUSEADDR") {
 		t.Errorf("the refused bind's alert has no cause:\n%s", s)
 	}
@@ -40,11 +94,11 @@ func TestTmuxReplayControls(t *testing.T) {
 	x.WaitFor(5*time.Second, "go to ")
 	x.Type("start")
 	x.Keys("Enter")
-	x.WaitFor(5*time.Second, "event 0/608", "failure 0/9", "09:48:21.765")
+	x.WaitFor(5*time.Second, "event 0/608", "failure 0/9", f.started)
 	x.Keys("t")
-	x.Type("09:48:24")
+	x.Type(f.between)
 	x.Keys("Enter")
-	s = x.WaitFor(5*time.Second, " PAUSED ", "09:48:24.000", "failure 3/9")
+	s = x.WaitFor(5*time.Second, " PAUSED ", f.between+".000", "failure 3/9")
 	x.Keys("3")
 	x.WaitFor(5*time.Second, "Events last")
 	x.Keys("+", "+")
