@@ -111,7 +111,7 @@ func (v *adviceView) view() string {
 			para("  evidence  ", &st.Muted, e)
 		}
 		for _, fx := range f.Fixes {
-			para("  fix       ", nil, fx.Text)
+			para("  fix       ", nil, fx.TextAt(v.ctx.now))
 		}
 		for _, nf := range f.NotFixes {
 			para("  not a fix ", &st.Muted, nf)

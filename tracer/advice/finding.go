@@ -37,6 +37,9 @@ func (f *Finding) LineAt(now time.Time) string {
 		b := fx.Brief
 		if fx.Kind == FixWait && fx.Until != nil && !now.IsZero() {
 			b = "wait " + seconds(fx.Until.Sub(now))
+			if !fx.Until.After(now) {
+				b = "the wait is over"
+			}
 		}
 		if b != "" {
 			fixes = append(fixes, b)

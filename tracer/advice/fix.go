@@ -30,6 +30,21 @@ type Fix struct {
 	Until     *time.Time `json:"until,omitempty"`     // wait: when the obstacle ends
 	// Snippets show the fix per language (socket options).
 	Snippets []Snippet `json:"snippets,omitempty"`
+
+	// A wait's obstacle and port, for TextAt.
+	waitWhat string
+	waitPort uint16
+}
+
+// TextAt is Text with a wait counted down to now (a zero now, or a fix
+// that is no wait: Text as it was when the finding was made). A view that
+// shows a finding for a while says how long is left now, and when the
+// wait is over.
+func (fx *Fix) TextAt(now time.Time) string {
+	if fx.Kind != FixWait || fx.Until == nil || fx.waitWhat == "" || now.IsZero() {
+		return fx.Text
+	}
+	return waitText(fx.waitWhat, *fx.Until, now, fx.waitPort)
 }
 
 // Snippet is a fix in one language.
@@ -73,12 +88,23 @@ func waitFix(until time.Time, now time.Time, what string, port uint16) Fix {
 	u := until.UTC()
 	left := until.Sub(now)
 	return Fix{
-		Kind:  FixWait,
-		Until: &u,
-		Brief: "wait " + seconds(left),
-		Text: fmt.Sprintf("wait: %s ends in %s, at %s (twtrace why %d --wait %ds blocks until then)",
-			what, seconds(left), until.Local().Format("15:04:05"), port, int(roundUp(left+time.Second).Seconds())),
+		Kind:     FixWait,
+		Until:    &u,
+		Brief:    "wait " + seconds(left),
+		Text:     waitText(what, until, now, port),
+		waitWhat: what,
+		waitPort: port,
 	}
+}
+
+func waitText(what string, until, now time.Time, port uint16) string {
+	left := until.Sub(now)
+	if left <= 0 {
+		return fmt.Sprintf("wait: %s ended at %s (twtrace why %d says what a bind() gets now)",
+			what, until.Local().Format("15:04:05"), port)
+	}
+	return fmt.Sprintf("wait: %s ends in %s, at %s (twtrace why %d --wait %ds blocks until then)",
+		what, seconds(left), until.Local().Format("15:04:05"), port, int(roundUp(left+time.Second).Seconds()))
 }
 
 // roundUp is a duration to the next whole second, for people.

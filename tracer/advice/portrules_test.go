@@ -62,6 +62,21 @@ func TestTimeWaitWithoutReuseAddr(t *testing.T) {
 	if r.TimeWaitUntil == nil || !r.TimeWaitUntil.Equal(now.Add(31*time.Second)) || r.Sockets["TIME_WAIT"] != 12 {
 		t.Errorf("sockets %v until %v", r.Sockets, r.TimeWaitUntil)
 	}
+	// A view that shows the finding later counts the wait down, and says
+	// when it is over; the one-line form too.
+	wait := &f.Fixes[0]
+	if got := wait.TextAt(now.Add(11 * time.Second)); !strings.Contains(got, "ends in 20 s") || !strings.Contains(got, "why 8080 --wait 21s") {
+		t.Errorf("11 s later: %q", got)
+	}
+	if got := wait.TextAt(now.Add(40 * time.Second)); !strings.HasPrefix(got, "wait: the last TIME_WAIT ended at ") {
+		t.Errorf("after its end: %q", got)
+	}
+	if got, want := wait.TextAt(time.Time{}), wait.Text; got != want || !strings.Contains(got, "ends in 31 s") {
+		t.Errorf("at the finding's moment: %q, want %q", got, want)
+	}
+	if got := f.LineAt(now.Add(40 * time.Second)); !strings.Contains(got, "fix: the wait is over; set SO_REUSEADDR for next time") {
+		t.Errorf("line after the end: %q", got)
+	}
 	// The popular advice is named as no fix, with the current values.
 	if len(f.NotFixes) != 2 || !strings.Contains(f.NotFixes[0], "tcp_tw_reuse (now 2)") ||
 		!strings.Contains(f.NotFixes[1], "tcp_fin_timeout (now 60)") {
