@@ -35,6 +35,8 @@ type options struct {
 	closeSide string
 	only      string
 	jsonOut   string
+	nginxN    int
+	nginxC    int
 }
 
 func main() {
@@ -50,7 +52,19 @@ func main() {
 	flag.StringVar(&o.closeSide, "close", "client", "which side closes first: client or server")
 	flag.StringVar(&o.only, "only", "", "run only the configurations whose name contains this (a comma-separated list: any of them)")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
+	flag.IntVar(&o.nginxN, "nginx-n", 30000, "requests of each run of the nginx pass (ab -n; 0: skip the pass)")
+	flag.IntVar(&o.nginxC, "nginx-c", 16, "concurrent requests of the nginx pass (ab -c)")
+	floor := flag.String("floor", "", "internal: run as a floor tracer (count or ring)")
+	floorStats := flag.String("floor-stats", "", "internal: the floor's stats file")
+	floorReady := flag.String("floor-ready", "", "internal: the floor's ready file")
 	flag.Parse()
+	if *floor != "" {
+		if err := runFloor(*floor, *floorStats, *floorReady); err != nil {
+			fmt.Fprintf(os.Stderr, "twbench -floor %s: %v\n", *floor, err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -91,6 +105,11 @@ func run(ctx context.Context, o *options, out io.Writer) error {
 	}
 	if o.rate > 0 {
 		if err := fixedRate(ctx, o, configs, counter, out, &res); err != nil {
+			return err
+		}
+	}
+	if o.nginxN > 0 {
+		if err := nginxPass(ctx, o, counter, out, &res); err != nil {
 			return err
 		}
 	}
