@@ -119,7 +119,7 @@ func floorRel(ratio, ring float64) (over, lost string) {
 		return "", ""
 	}
 	over = fmt.Sprintf("%.2f", ratio/ring)
-	if ring < 1 {
+	if ring < 1 && ratio <= 1 { // a run above untraced lost nothing: noise
 		lost = fmt.Sprintf("%.1f", (1-ratio)/(1-ring))
 	}
 	return over, lost

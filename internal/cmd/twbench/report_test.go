@@ -11,6 +11,7 @@ func TestFloorRel(t *testing.T) {
 		{0.95, 0.95, "1.00", "1.0"},
 		{0.90, 1.02, "0.88", ""}, // the floor measured above untraced: no multiple
 		{0.90, 0, "", ""},        // the floor did not run
+		{1.10, 0.95, "1.16", ""}, // above untraced: nothing lost
 	} {
 		over, lost := floorRel(tc.ratio, tc.ring)
 		if over != tc.over || lost != tc.lost {
