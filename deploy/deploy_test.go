@@ -21,16 +21,16 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// capabilities are the README's "Privileges", which the manifests must grant exactly.
+// capabilities are the README's "Security and privileges", which the manifests must grant exactly.
 func readmeCapabilities(t *testing.T) []string {
 	t.Helper()
 	b, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(b), "\n## Privileges\n")
+	_, section, ok := strings.Cut(string(b), "\n## Security and privileges\n")
 	if !ok {
-		t.Fatal("README.md has no Privileges section")
+		t.Fatal("README.md has no Security and privileges section")
 	}
 	section, _, _ = strings.Cut(section, "\n## ")
 	caps := regexp.MustCompile(`CAP_[A-Z_]+`).FindAllString(section, -1)

@@ -108,10 +108,10 @@ func (v *adviceView) view() string {
 	for _, f := range v.findings {
 		para(f.Code+" ", &st.Bad, f.Summary)
 		for _, e := range f.Evidence {
-			para("  evidence ", &st.Muted, e)
+			para("  evidence  ", &st.Muted, e)
 		}
 		for _, fx := range f.Fixes {
-			para("  fix      ", nil, fx.Text)
+			para("  fix       ", nil, fx.Text)
 		}
 		for _, nf := range f.NotFixes {
 			para("  not a fix ", &st.Muted, nf)

@@ -379,6 +379,11 @@ func TestNotHereNotes(t *testing.T) {
 		{"2", "tw fail", "only in Events: fail"},
 		{"2", "listen", "Sockets 0 matching LISTEN, listen()"},
 		{"4", "pid:4120 tw", "only in Events: pid:4120"},
+		// The table keeps no uid: only the log's events are judged by it.
+		{"1", "uid:1000", "only in Events: uid:1000"},
+		{"2", "uid:0 tw", "only in Events: uid:0"},
+		{"4", "uid:0", "only in Events: uid:0"},
+		{"3", "uid:0 fail", "matching failed calls, uid 0"},
 	} {
 		m := keys(headless(t, 200, 30), c.view)
 		m = typeFilter(m, c.line).Refresh()

@@ -158,8 +158,14 @@ func (f *filter) notHere(v viewID) []string {
 			out = append(out, key+itoa(p))
 		}
 	}
+	// The table keeps no socket's uid: only the log's events carry one.
+	var uids []string
+	for _, u := range e.UIDs {
+		uids = append(uids, "uid:"+itoa(u))
+	}
 	switch v {
 	case viewPorts:
+		out = append(out, uids...)
 		ports("dport:", e.RemotePorts)
 		if f.calls() && !f.portCalls() {
 			out = append(out, f.callTerms()...)
@@ -167,9 +173,11 @@ func (f *filter) notHere(v viewID) []string {
 			out = append(out, f.errnoTerms()...)
 		}
 	case viewSockets:
+		out = append(out, uids...)
 		out = append(out, f.callTerms()...)
 		return out
 	case viewRemotes:
+		out = append(out, uids...)
 		ports("sport:", e.LocalPorts)
 		if e.PID != 0 {
 			out = append(out, "pid:"+itoa(e.PID))
@@ -244,6 +252,9 @@ func (f *filter) String() string {
 	parts = append(parts, f.errnoTerms()...)
 	if e.PID != 0 {
 		parts = append(parts, "pid "+itoa(e.PID))
+	}
+	for _, u := range e.UIDs {
+		parts = append(parts, "uid "+itoa(u))
 	}
 	if e.Comm != "" {
 		parts = append(parts, "comm "+e.Comm)

@@ -82,7 +82,7 @@ func (m *Model) alertOwnLine() bool {
 const helpLegend = "lost N: events the kernel could not deliver (its ring buffer was full, or it skipped a program run).\n" +
 	"UI skipped N: events the log had no time to show; the tables and counts still have them.\n" +
 	"/ words: 8080 sport:N dport:N · tw estab listening (ss's states) · bind connect listen fail EADDRINUSE · " +
-	"pid:N comm:NAME or NAME · netns:N ipv4 ipv6\n" +
+	"pid:N uid:N comm:NAME or NAME · netns:N ipv4 ipv6\n" +
 	"8080 8443: either port · 8080 nginx: both · tw fail: the TIME_WAITs and the failures"
 
 // replayLegend explains the replay's keys under the full help.

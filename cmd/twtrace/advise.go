@@ -133,7 +133,7 @@ func runAdviseLive(ctx context.Context, o *adviseOptions, stdout, stderr io.Writ
 			if batch[i].Kind == event.KindLost {
 				ob.lost += batch[i].Lost
 			}
-			ob.failure(sess.Table(), &batch[i], sysctlsOf(host, batch[i].NetNS, sess.HostNetNS()))
+			ob.failure(sess.Table(), &batch[i], sysctlsOf(host, sess, batch[i].NetNS))
 		}
 		return nil
 	})
@@ -146,16 +146,27 @@ func runAdviseLive(ctx context.Context, o *adviseOptions, stdout, stderr io.Writ
 	if n, _, err := session.NamespaceFacts(-1, &startCounters); err == nil {
 		ob.facts.Namespaces[sess.HostNetNS()] = n
 	}
+	// Another namespace's sysctls, as the session read them in it; its
+	// counters are not read from here.
+	for i := range ob.facts.Ports {
+		n := ob.facts.Ports[i].NetNS
+		if _, done := ob.facts.Namespaces[n]; !done {
+			if sc := sess.Sysctls(n); sc != nil {
+				ob.facts.Namespaces[n] = &advice.NetNS{Sysctls: sc, FinWait2Orphans: -1}
+			}
+		}
+	}
 	ob.facts.SysctlFiles = readSysctlFiles("/")
 	return writeAdvice(o, ob, stdout, stderr)
 }
 
-// sysctlsOf is the host's sysctls for an event of the host's namespace.
-func sysctlsOf(host *advice.NetNS, netns, hostNS uint32) *kstat.Sysctls {
-	if host != nil && netns == hostNS {
+// sysctlsOf is the sysctls of an event's namespace: the host's as read at
+// the start, another's as the session last read them in it (nil: unknown).
+func sysctlsOf(host *advice.NetNS, sess *session.Session, netns uint32) *kstat.Sysctls {
+	if host != nil && netns == sess.HostNetNS() {
 		return host.Sysctls
 	}
-	return nil
+	return sess.Sysctls(netns)
 }
 
 func runAdviseFile(ctx context.Context, o *adviseOptions, path string, stdout, stderr io.Writer) error {

@@ -38,7 +38,7 @@ func newReplayCmd(stdout, stderr io.Writer) *cobra.Command {
 		Long: `replay reads a capture written by 'twtrace record' (plain or .zst, told apart
 by its content) and writes its events as 'twtrace trace' does: text columns,
 CSV with --csv, or JSON Lines with --json, the same records as the capture
-minus its header. Filters apply as they do session. On a terminal (without
+minus its header. Filters apply as they do to trace. On a terminal (without
 --json, --csv or --text) it opens the live view on the capture: its clock is
 the capture's, so TIME_WAIT countdowns are as they were when it was recorded.
 

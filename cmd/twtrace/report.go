@@ -137,9 +137,9 @@ func runReport(ctx context.Context, o *reportOptions, path string, sel []string,
 	f, err := safefile.Create(o.output, o.force)
 	switch {
 	case errors.Is(err, safefile.ErrExist):
-		return usagef("-o %s exists: choose another file, or add --force to replace it", o.output)
+		return inputf("-o %s exists: choose another file, or add --force to replace it", o.output)
 	case err != nil:
-		return usagef("-o %v", err)
+		return inputf("-o %v", err)
 	}
 	if err := rep.Write(f, o.format); err != nil {
 		f.Abort()

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The sample capture, as a newcomer runs it without root: replay, report
@@ -52,7 +53,7 @@ func TestReportToFile(t *testing.T) {
 	if !strings.HasPrefix(string(b), "<!DOCTYPE html>") || fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v, starts %q", fi.Mode().Perm(), b[:min(len(b), 20)])
 	}
-	if code, _, stderr := runCLI("report", sampleCapture, "-o", page); code != exitUsage || !strings.Contains(stderr, "exists") {
+	if code, _, stderr := runCLI("report", sampleCapture, "-o", page); code != exitUsage || !strings.Contains(stderr, "exists") || strings.Contains(stderr, "--help") {
 		t.Errorf("over an existing file: exit %d, %s", code, stderr)
 	}
 	if code, _, stderr := runCLI("report", sampleCapture, "-o", page, "--force", "--format", "md"); code != exitOK {
@@ -96,5 +97,27 @@ func TestReportSpan(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(out), &rep); code != exitOK || err != nil || rep.Events != 0 || len(rep.Failures) != 0 {
 		t.Errorf("--to before the capture: exit %d %s, %+v", code, stderr, rep)
+	}
+}
+
+// docs/incident-report.html is the report of the sample capture as this
+// twtrace writes it (times in UTC): a change of the report's words makes
+// it stale, and make testdata writes it again.
+func TestSampleReportPageIsCurrent(t *testing.T) {
+	local := time.Local
+	time.Local = time.UTC
+	defer func() { time.Local = local }()
+	page := filepath.Join(t.TempDir(), "incident.html")
+	t.Chdir("../..") // the page names the capture as make testdata does
+	if code, _, stderr := runCLI("report", "testdata/incident.jsonl.zst", "--format", "html", "-o", page); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	got, _ := os.ReadFile(page)
+	want, err := os.ReadFile("docs/incident-report.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("docs/incident-report.html is not the sample's report as twtrace writes it now: run make testdata")
 	}
 }

@@ -63,14 +63,12 @@ func runUI(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) error
 		}
 		host := sess.HostNetNS()
 		opts.Sysctls = func(netns uint32) *kstat.Sysctls {
-			if netns != host {
-				return nil // another namespace's: not read from here
+			if netns == host {
+				if sc, err := r.Sysctls(); err == nil {
+					return &sc // the host's, read now: someone may have just changed one
+				}
 			}
-			sc, err := r.Sysctls()
-			if err != nil {
-				return nil
-			}
-			return &sc
+			return sess.Sysctls(netns) // read in the namespace, at most 10 s ago
 		}
 	}
 	// Said before the live view covers the terminal, so that it is there

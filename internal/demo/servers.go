@@ -36,7 +36,7 @@ var oldVersion = &Lesson{
 	Summary: "the old listener lacked SO_REUSEADDR, so the new one's SO_REUSEADDR is refused until the TIME_WAIT ends",
 	Moral: "SO_REUSEADDR lets a bind() share a port with a TIME_WAIT only when the socket that TIME_WAIT came from " +
 		"had it too. The first release that adds it still waits out the TIME_WAIT of the one before: wait " +
-		"(twtrace why PORT --wait 65s), or hand over with SO_REUSEPORT (see zero-downtime-restart).",
+		"(twtrace why 9000 --wait 65s), or hand over with SO_REUSEPORT (see zero-downtime-restart).",
 	run: func(e *env) {
 		old := e.startServer("old-server", 0, "greet", "The old version listens on %s without SO_REUSEADDR.", service)
 		e.serverClosesFirst()

@@ -69,15 +69,15 @@ var v6OnlySnippets = []Snippet{
 	{"Rust", "socket2: socket.set_only_v6(true)?;"},
 }
 
-func waitFix(until time.Time, now time.Time, what string) Fix {
+func waitFix(until time.Time, now time.Time, what string, port uint16) Fix {
 	u := until.UTC()
 	left := until.Sub(now)
 	return Fix{
 		Kind:  FixWait,
 		Until: &u,
 		Brief: "wait " + seconds(left),
-		Text: fmt.Sprintf("wait: %s ends in %s, at %s (twtrace why PORT --wait %ds blocks until then)",
-			what, seconds(left), until.Local().Format("15:04:05"), int(roundUp(left+time.Second).Seconds())),
+		Text: fmt.Sprintf("wait: %s ends in %s, at %s (twtrace why %d --wait %ds blocks until then)",
+			what, seconds(left), until.Local().Format("15:04:05"), port, int(roundUp(left+time.Second).Seconds())),
 	}
 }
 

@@ -146,10 +146,10 @@ func timeWaitNoReuse(f *PortFacts, want Attempt, idx []int) Finding {
 		NotFixes: []string{notTWReuse(f.Sysctls), notFinTimeout(f.Sysctls)},
 	}
 	if !last.IsZero() {
-		fd.Fixes = append(fd.Fixes, waitFix(last, f.Now, "the last TIME_WAIT"))
+		fd.Fixes = append(fd.Fixes, waitFix(last, f.Now, "the last TIME_WAIT", f.Port))
 	}
 	fd.Fixes = append(fd.Fixes, Fix{
-		Kind: FixSocketOption, Brief: "set SO_REUSEADDR",
+		Kind: FixSocketOption, Brief: "set SO_REUSEADDR for next time",
 		Text: "set SO_REUSEADDR on the listening socket before bind(), so that the TIME_WAIT sockets it leaves " +
 			"never block the next restart (it cannot get past these, left by a socket without it)",
 		Snippets: reuseAddrSnippets,
@@ -181,7 +181,7 @@ func timeWaitReuseNew(f *PortFacts, want Attempt, idx []int) Finding {
 	fd := Finding{
 		Code: CodeTimeWaitReuseNew, Name: "new-socket-without-reuseaddr", Port: f.Port, NetNS: f.NetNS,
 		Summary: fmt.Sprintf("%s on port %d %s SO_REUSEADDR, the new socket does not: "+
-			"with SO_REUSEADDR it would bind beside them", n, f.Port, has(len(idx))),
+			"with SO_REUSEADDR it would bind beside %s", n, f.Port, has(len(idx)), verb(len(idx), "it", "them")),
 		Cause:    fmt.Sprintf("%d TIME_WAIT with SO_REUSEADDR; the new socket lacks it", len(idx)),
 		Evidence: []string{fmt.Sprintf("%s with SO_REUSEADDR (%s)", n, tuples(f, idx))},
 		NotFixes: []string{notTWReuse(f.Sysctls)},
@@ -199,7 +199,7 @@ func timeWaitReuseNew(f *PortFacts, want Attempt, idx []int) Finding {
 			Snippets: reuseAddrSnippets})
 	}
 	if !last.IsZero() {
-		fd.Fixes = append(fd.Fixes, waitFix(last, f.Now, "the last TIME_WAIT"))
+		fd.Fixes = append(fd.Fixes, waitFix(last, f.Now, "the last TIME_WAIT", f.Port))
 	}
 	return fd
 }
@@ -209,16 +209,17 @@ func timeWaitUnknown(f *PortFacts, idx []int) Finding {
 	n := plural(len(idx), "TIME_WAIT socket", "TIME_WAIT sockets")
 	fd := Finding{
 		Code: CodeTimeWaitUnknown, Name: "timewait-options-unknown", Port: f.Port, NetNS: f.NetNS,
-		Summary: fmt.Sprintf("%s on port %d %s a plain bind(); whether SO_REUSEADDR would get past them "+
-			"depends on the options of the socket they came from, which could not be read", n, f.Port, verb(len(idx), "refuses", "refuse")),
+		Summary: fmt.Sprintf("%s on port %d %s a plain bind(); whether SO_REUSEADDR would get past %s "+
+			"depends on the options of the socket %s from, which could not be read", n, f.Port,
+			verb(len(idx), "refuses", "refuse"), verb(len(idx), "it", "them"), verb(len(idx), "it came", "they came")),
 		Cause:    fmt.Sprintf("%d TIME_WAIT of unknown options", len(idx)),
 		Evidence: []string{fmt.Sprintf("%s (%s); %s", n, tuples(f, idx), f.ReuseUnknown)},
 		NotFixes: []string{notTWReuse(f.Sysctls), notFinTimeout(f.Sysctls)},
 	}
 	if !last.IsZero() {
-		fd.Fixes = append(fd.Fixes, waitFix(last, f.Now, "the last TIME_WAIT"))
+		fd.Fixes = append(fd.Fixes, waitFix(last, f.Now, "the last TIME_WAIT", f.Port))
 	}
-	fd.Fixes = append(fd.Fixes, Fix{Kind: FixSocketOption, Brief: "set SO_REUSEADDR",
+	fd.Fixes = append(fd.Fixes, Fix{Kind: FixSocketOption, Brief: "set SO_REUSEADDR (may help)",
 		Text: "set SO_REUSEADDR on the listener before bind(): it gets past TIME_WAIT sockets left by a socket " +
 			"that had it too (run twtrace as root to read theirs)", Snippets: reuseAddrSnippets})
 	return fd

@@ -35,4 +35,16 @@ func TestEphemeralPortsPerNamespace(t *testing.T) {
 	if n, ok := r.s.EphemeralPorts(1); ok {
 		t.Errorf("a namespace nothing reaches: %d, ok", n)
 	}
+	// The namespace's other sysctls, read in it: what the Advice view and
+	// advise quote for a failure there.
+	sc := r.s.Sysctls(ns.Inode())
+	if sc == nil || sc.PortRange != [2]int{40000, 40999} || sc.ReservedPorts != "40010,40100-40109" {
+		t.Errorf("the namespace's sysctls: %+v", sc)
+	}
+	if hs := r.s.Sysctls(r.s.HostNetNS()); hs == nil || hs.PortRange != host.PortRange {
+		t.Errorf("the host's sysctls: %+v; want port range %v", hs, host.PortRange)
+	}
+	if sc := r.s.Sysctls(1); sc != nil {
+		t.Errorf("a namespace nothing reaches has sysctls: %+v", sc)
+	}
 }

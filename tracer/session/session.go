@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -76,10 +77,10 @@ type Session struct {
 	mu      sync.Mutex
 	rates   kstat.Rates
 	haveRt  bool
-	usable  map[uint32]int       // namespace → usable ephemeral ports (readSysctls), under mu
-	nsList  map[uint32]*netns    // reconciler-owned
-	nsMiss  map[uint32]time.Time // reconciler-owned: not found, when last looked for
-	known   map[uint32]bool      // pipeline-owned: namespaces already hinted
+	sysctls map[uint32]kstat.Sysctls // namespace → its sysctls as last read (readSysctls), under mu
+	nsList  map[uint32]*netns        // reconciler-owned
+	nsMiss  map[uint32]time.Time     // reconciler-owned: not found, when last looked for
+	known   map[uint32]bool          // pipeline-owned: namespaces already hinted
 	scratch []table.KernelSocket
 }
 
@@ -107,7 +108,7 @@ func Start(cfg Config) (*Session, error) {
 		tab:     table.New(cfg.Table),
 		derived: make(chan []event.Event, 16),
 		hints:   make(chan nsHint, 64),
-		usable:  make(map[uint32]int),
+		sysctls: make(map[uint32]kstat.Sysctls),
 		nsList:  make(map[uint32]*netns),
 		nsMiss:  make(map[uint32]time.Time),
 		known:   make(map[uint32]bool),
@@ -397,7 +398,7 @@ func (s *Session) reconcileLoop(ctx context.Context) {
 					delete(s.nsList, n.inode) // gone, or no longer reachable
 					s.tab.StopReconciling(n.inode)
 					s.mu.Lock()
-					delete(s.usable, n.inode)
+					delete(s.sysctls, n.inode)
 					s.mu.Unlock()
 				}
 				continue
@@ -462,11 +463,9 @@ func (s *Session) readSysctls(n *netns) {
 	if lo, hi := sc.PortRange[0], sc.PortRange[1]; lo > 0 && hi >= lo && hi <= 65535 {
 		s.tab.SetPortRange(n.inode, table.PortRange{uint16(lo), uint16(hi)})
 	}
-	if usable, ok := sc.EphemeralPorts(); ok {
-		s.mu.Lock()
-		s.usable[n.inode] = usable
-		s.mu.Unlock()
-	}
+	s.mu.Lock()
+	s.sysctls[n.inode] = sc
+	s.mu.Unlock()
 }
 
 // EphemeralPorts returns how many local ports connect() can choose from in
@@ -476,9 +475,26 @@ func (s *Session) readSysctls(n *netns) {
 // namespace the session does not reach.
 func (s *Session) EphemeralPorts(netns uint32) (int, bool) {
 	s.mu.Lock()
+	sc, ok := s.sysctls[netns]
+	s.mu.Unlock()
+	if !ok {
+		return 0, false
+	}
+	return sc.EphemeralPorts()
+}
+
+// Sysctls returns a network namespace's sysctls as the session last read
+// them in that namespace (at most sysctlRefresh ago), or nil for a
+// namespace the session does not reach. The caller may keep the copy.
+func (s *Session) Sysctls(netns uint32) *kstat.Sysctls {
+	s.mu.Lock()
 	defer s.mu.Unlock()
-	n, ok := s.usable[netns]
-	return n, ok
+	sc, ok := s.sysctls[netns]
+	if !ok {
+		return nil
+	}
+	sc.Missing = slices.Clone(sc.Missing)
+	return &sc
 }
 
 // dump merges one namespace's sockets into the table.

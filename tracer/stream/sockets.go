@@ -18,6 +18,7 @@ const (
 	wQueue     = 6  // "RECV-Q"
 	wReuse     = 10 // "addr,port"
 	wInode     = 8
+	wCookie    = 12
 	wContainer = 14
 )
 
@@ -29,11 +30,12 @@ func shortID(id string) string { return id[:min(len(id), 12)] }
 // than an IPv4 one, and a row must not push the rest of its line.
 type socketCols struct {
 	recvQ, sendQ, local, remote, timer int
+	inode, cookie                      int // an inode of many digits on a long-running host
 	containers                         bool
 }
 
 func measureSockets(socks []table.Socket, now time.Time) socketCols {
-	c := socketCols{recvQ: wQueue, sendQ: wQueue, local: wAddr, remote: wAddr, timer: 9}
+	c := socketCols{recvQ: wQueue, sendQ: wQueue, local: wAddr, remote: wAddr, timer: 9, inode: wInode, cookie: wCookie}
 	var scratch [64]byte
 	for i := range socks {
 		s := &socks[i]
@@ -45,6 +47,8 @@ func measureSockets(socks []table.Socket, now time.Time) socketCols {
 		c.remote = max(c.remote, len(text.AppendAddr(scratch[:0], s.Dst)))
 		t, left, n := s.Timer(now)
 		c.timer = max(c.timer, len(text.AppendTimer(scratch[:0], t, left, n)))
+		c.inode = max(c.inode, len(strconv.AppendUint(scratch[:0], uint64(s.Inode), 10)))
+		c.cookie = max(c.cookie, len(strconv.AppendUint(scratch[:0], s.Cookie, 16)))
 		c.containers = c.containers || s.Container != ""
 	}
 	return c
@@ -60,8 +64,8 @@ func (c socketCols) header() []byte {
 	b = pad(b, "REMOTE", c.remote)
 	b = pad(b, "TIMER", c.timer)
 	b = pad(b, "REUSE", wReuse)
-	b = pad(b, "INODE", wInode)
-	b = pad(b, "SK", 12)
+	b = pad(b, "INODE", c.inode)
+	b = pad(b, "SK", c.cookie)
 	if c.containers {
 		b = pad(b, "CONTAINER", wContainer)
 	}
@@ -133,9 +137,9 @@ func appendSocket(b []byte, s *table.Socket, st event.State, c *socketCols, now 
 	} else {
 		b = append(b, '-')
 	}
-	b = padTo(b, at, wInode)
+	b = padTo(b, at, c.inode)
 	at = len(b)
-	b = padTo(strconv.AppendUint(b, s.Cookie, 16), at, 12)
+	b = padTo(strconv.AppendUint(b, s.Cookie, 16), at, c.cookie)
 	if c.containers {
 		b = pad(b, cmp.Or(shortID(s.Container), "-"), wContainer)
 	}

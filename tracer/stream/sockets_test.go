@@ -37,7 +37,8 @@ func sampleSockets(now time.Time) []table.Socket {
 // table: a listener shared by nginx's master and worker, with connections
 // waiting in its accept queue; a connection with unread data and a
 // keepalive timer; one retransmitting; a v4-mapped IPv6 connection, wider
-// than the address columns' default; an orphan in FIN_WAIT2.
+// than the address columns' default, and so are its inode and cookie; an
+// orphan in FIN_WAIT2.
 func listedSockets(now time.Time) []table.Socket {
 	ap := netip.MustParseAddrPort
 	nginx := event.MakeComm("nginx")
@@ -54,8 +55,8 @@ func listedSockets(now time.Time) []table.Socket {
 			Inode: 81241, Owner: 4121, OwnerComm: nginx, Reuse: event.ReuseKnown | event.ReuseAddr,
 			Detail: &table.Detail{SendQ: 3791494, Timer: table.TimerRetransmit, TimerLeft: 204 * time.Millisecond, Retrans: 3,
 				Holders: []table.Holder{{PID: 4121, Comm: nginx, FDs: []int{13}}}}},
-		{Cookie: 0x3a, Family: event.FamilyIPv6, Src: ap("[::ffff:127.0.0.1]:9090"), Dst: ap("[::ffff:127.0.0.1]:33984"),
-			State: event.StateEstablished, Inode: 81250, Owner: 77, OwnerComm: event.MakeComm("python3"), Reuse: event.ReuseKnown,
+		{Cookie: 0x80000000004de5a5, Family: event.FamilyIPv6, Src: ap("[::ffff:127.0.0.1]:9090"), Dst: ap("[::ffff:127.0.0.1]:33984"),
+			State: event.StateEstablished, Inode: 4106268031, Owner: 77, OwnerComm: event.MakeComm("python3"), Reuse: event.ReuseKnown,
 			Detail: &table.Detail{Holders: []table.Holder{{PID: 77, Comm: event.MakeComm("python3"), FDs: []int{4}}}}},
 		{Cookie: 0x3b, Family: event.FamilyIPv6, Src: ap("[::ffff:127.0.0.1]:9090"), Dst: ap("[::ffff:127.0.0.1]:33990"),
 			State: event.StateTimeWait, FinWait2: true, Expires: now.Add(59 * time.Second), Reuse: event.ReuseKnown},

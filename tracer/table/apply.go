@@ -247,6 +247,9 @@ func (t *Table) applyTimeWait(ev *event.Event, out []event.Event) []event.Event 
 	if ev.OwnerKnown() && e.owner == 0 {
 		e.owner, e.comm = ev.Owner, ev.OwnerComm
 	}
+	// The stream shows the enter a dump found first: it is reported here,
+	// not again by the table.
+	e.flags &^= flagEnterPending
 	if !fresh && e.older(now) {
 		// A dump already showed the TIME_WAIT, or its end, after this enter
 		// (the reconciler runs ahead of the stream): nothing new.

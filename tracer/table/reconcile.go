@@ -115,8 +115,7 @@ func (r *Reconciliation) Add(socks []KernelSocket, at time.Time, out []event.Eve
 				t.enterTimeWait(e, 0, now+int64(ks.Expires))
 				e.flags |= flagTWConfirmed
 				if r.derive {
-					t.stats.TimeWaitObserved++
-					out = append(out, t.twEvent(e, event.TimeWaitEnter, event.SourceSockDiag, at))
+					t.deferEnter(e, now)
 				}
 			} else {
 				t.setState(e, ks.State, 0)
@@ -142,8 +141,7 @@ func (r *Reconciliation) Add(socks []KernelSocket, at time.Time, out []event.Eve
 				out = t.takeOver(e, r.start, r.derive, out)
 				t.enterTimeWait(e, now, now+int64(ks.Expires))
 				if r.derive {
-					t.stats.TimeWaitObserved++
-					out = append(out, t.twEvent(e, event.TimeWaitEnter, event.SourceSockDiag, at))
+					t.deferEnter(e, now)
 				}
 			}
 			// The kernel's timer is the truth: it restarts on in-window segments.
@@ -204,6 +202,24 @@ type pendingEnd struct {
 	derive bool
 }
 
+// pendingEnter is a TIME_WAIT a dump found before the stream showed it.
+type pendingEnter struct {
+	cookie uint64
+	at     int64 // when the dump read it
+}
+
+// deferEnter holds back the enter of a TIME_WAIT a dump found that the
+// table did not have in TIME_WAIT: the stream may still carry the
+// transitions that made it (the reader is woken in batches, and the
+// reconciler runs ahead of it), and then the stream's own enter, inferred
+// with its owner, is the one to report. The dump's is reported once the
+// stream has delivered past the moment the dump read the socket without
+// showing it: an enter that was lost, or an orphan's the stream cannot see.
+func (t *Table) deferEnter(e *entry, at int64) {
+	e.flags |= flagEnterPending
+	t.enters = append(t.enters, pendingEnter{e.cookie, at})
+}
+
 // endPending ends the TIME_WAIT entries complete dumps no longer found, once
 // the stream has caught up with the dump (streamAt, handshakeSlack). The
 // reconciler runs ahead of the stream: ending them at once would report as
@@ -230,6 +246,28 @@ func (t *Table) endPending(out []event.Event) []event.Event {
 	}
 	if n > 0 {
 		t.pending = append(t.pending[:0], t.pending[n:]...)
+	}
+	// The enters dumps found, once the stream is past the read without
+	// having shown them (applyTimeWait clears the flag of one it shows).
+	n = 0
+	for ; n < len(t.enters) && t.enters[n].at <= t.streamAt; n++ {
+		p := &t.enters[n]
+		i := t.lookup(p.cookie)
+		if i < 0 {
+			continue
+		}
+		e := t.slots.at(i)
+		if e.flags&flagEnterPending == 0 {
+			continue
+		}
+		e.flags &^= flagEnterPending
+		if e.state == event.StateTimeWait {
+			t.stats.TimeWaitObserved++
+			out = append(out, t.twEvent(e, event.TimeWaitEnter, event.SourceSockDiag, unixTime(p.at)))
+		}
+	}
+	if n > 0 {
+		t.enters = append(t.enters[:0], t.enters[n:]...)
 	}
 	return out
 }

@@ -86,16 +86,58 @@ func TestReconcileFindsUnseenTimeWait(t *testing.T) {
 	if s.State != event.StateTimeWait || s.Source != "sock_diag" || s.Remaining(at(1)) != 50*time.Second || s.Owner != 0 {
 		t.Errorf("pre-existing TIME_WAIT %+v", s)
 	}
-	// Later: one the stream missed (lost events) is an enter from sock_diag.
+	// Later: one the stream missed (lost events) is an enter from sock_diag,
+	// once the stream has delivered past the dump without showing it.
 	out := tab.Load(twSnap(5000, 5001,
 		twSock(7, "127.0.0.1:80", "127.0.0.1:6000", 46*time.Second),
 		twSock(8, "127.0.0.1:80", "127.0.0.1:6001", 59*time.Second)), nil)
+	if len(out) != 0 {
+		t.Fatalf("derived %+v before the stream caught up with the dump", out)
+	}
+	out = tab.Drained(at(5002), nil)
 	if len(out) != 1 || out[0].Cookie != 8 || out[0].TimeWait != event.TimeWaitEnter ||
 		out[0].Source != event.SourceSockDiag || out[0].Remaining != 59*time.Second {
 		t.Fatalf("derived %+v, want an enter of socket 8 from sock_diag", out)
 	}
 	if st := tab.Stats(); st.TimeWait != 2 || st.TimeWaitObserved != 1 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// A dump that finds a TIME_WAIT before the stream has delivered the close
+// that made it (the reader is woken in batches; the reconciler runs ahead)
+// reports no enter of its own: the stream's, with its owner, is the one.
+func TestDumpAheadOfTheStreamEntersOnce(t *testing.T) {
+	tab := New(Config{Derive: true})
+	est := st(0, 9, "127.0.0.1:80", "127.0.0.1:7000", event.StateSynRecv, event.StateEstablished, 42)
+	tab.Apply(&est, nil)
+	// The server closed at 1.000 s; the dump read the socket at 1.020 s,
+	// before the stream delivered the close.
+	if out := tab.Load(twSnap(1010, 1020, twSock(9, "127.0.0.1:80", "127.0.0.1:7000", 60*time.Second)), nil); len(out) != 0 {
+		t.Fatalf("the dump derived %+v before the stream caught up", out)
+	}
+	var batch []event.Event
+	for _, e := range []event.Event{
+		st(1000, 9, "127.0.0.1:80", "127.0.0.1:7000", event.StateEstablished, event.StateFinWait1, 42),
+		st(1001, 9, "127.0.0.1:80", "127.0.0.1:7000", event.StateFinWait1, event.StateFinWait2, 42),
+		st(1002, 9, "127.0.0.1:80", "127.0.0.1:7000", event.StateFinWait2, event.StateClose, 42),
+	} {
+		batch = append(batch, e)
+		var tw event.Event
+		if event.InferTimeWait(&e, &tw) {
+			batch = append(batch, tw) // the stream's own enter
+		}
+	}
+	out := tab.ApplyBatch(batch, nil)
+	out = tab.Drained(at(2000), out)
+	if len(out) != 0 {
+		t.Errorf("the table derived %+v: a second enter of the TIME_WAIT the stream showed", out)
+	}
+	if s, _ := tab.Socket(9, at(2000)); s.State != event.StateTimeWait || s.Owner != 42 {
+		t.Errorf("socket 9 %+v: want TIME_WAIT, owner 42", s)
+	}
+	if st := tab.Stats(); st.TimeWait != 1 || st.TimeWaitObserved != 0 {
+		t.Errorf("stats %+v: want 1 TIME_WAIT, none observed by sock_diag alone", st)
 	}
 }
 

@@ -49,14 +49,15 @@ const (
 
 // Entry flags.
 const (
-	flagTWConfirmed uint16 = 1 << iota // the TIME_WAIT was seen by sock_diag
-	flagListener                       // in the listener index
-	flagInTW                           // in the TIME_WAIT 4-tuple index
-	flagClient                         // made by connect() (see Table.side)
-	flagServer                         // accepted, or a listener (see Table.side)
-	flagGrouped                        // counted in its eviction group
-	flagGone                           // TIME_WAIT a complete dump no longer has: its end is pending
-	flagFinWait2                       // TIME_WAIT whose mini-socket a dump showed in substate FIN_WAIT2
+	flagTWConfirmed  uint16 = 1 << iota // the TIME_WAIT was seen by sock_diag
+	flagListener                        // in the listener index
+	flagInTW                            // in the TIME_WAIT 4-tuple index
+	flagClient                          // made by connect() (see Table.side)
+	flagServer                          // accepted, or a listener (see Table.side)
+	flagGrouped                         // counted in its eviction group
+	flagGone                            // TIME_WAIT a complete dump no longer has: its end is pending
+	flagFinWait2                        // TIME_WAIT whose mini-socket a dump showed in substate FIN_WAIT2
+	flagEnterPending                    // TIME_WAIT a dump found first: its enter waits for the stream (see endPending)
 )
 
 // step is one timeline step packed in 8 bytes: when the state was entered,
@@ -179,6 +180,7 @@ type tables struct {
 	// ns); pending are the TIME_WAIT ends that wait for it (see endPending).
 	streamAt int64
 	pending  []pendingEnd
+	enters   []pendingEnter // TIME_WAIT enters a dump found, waiting for the stream (endPending)
 
 	gen        uint32
 	reconciled map[uint32]int64  // namespace → Unix ns of its last complete dump

@@ -180,8 +180,14 @@ func (s *script) wait(role string, args ...string) error {
 // record starts twtrace record and waits until its programs are attached.
 func (s *script) record(twtrace, out string) (*exec.Cmd, error) {
 	ready := filepath.Join(s.dir, "ready")
+	// Only this namespace's sockets: a test or a lesson elsewhere on the
+	// machine may use the same ports meanwhile.
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/net", &st); err != nil {
+		return nil, err
+	}
 	cmd := exec.Command(twtrace, "record", "-o", out, "--force", "--ready-file", ready,
-		"--port", strconv.Itoa(webPort), "--port", strconv.Itoa(apiPort))
+		"--port", strconv.Itoa(webPort), "--port", strconv.Itoa(apiPort), "--netns", strconv.FormatUint(st.Ino, 10))
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
