@@ -89,7 +89,7 @@ testdata: build
 	    --screenshot=docs/incident-report.png file://$$PWD/docs/incident-report.html; fi
 
 generate:
-	BPF2GO_CC=$(CLANG) BPF2GO_STRIP=llvm-strip-14 $(GO) generate ./tracer/... ./internal/kcount/...
+	BPF2GO_CC=$(CLANG) BPF2GO_STRIP=llvm-strip-14 $(GO) generate ./tracer/... ./internal/kcount/... ./internal/kring/...
 
 # Fails when the committed BPF objects differ from what the sources generate.
 check-generate: generate

@@ -46,38 +46,50 @@ struct {
 const struct tw_sys_event *unused_sys_event __attribute__((unused));
 
 /* struct sockaddr_in6 is the largest inet sockaddr; sockaddr_in fits in it. */
-static __always_inline int remember(__u8 op, int fd, const void *uaddr)
+/*
+ * A call's fd and address, when its task and address pass the filters:
+ * false for a call that is not ours.
+ */
+static __always_inline bool take_call(struct inflight *in, __u64 id, __u8 op, int fd, const void *uaddr)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct inflight in = { .op = op, .fd = fd };
-
+	in->op = op;
+	in->fd = fd;
 	if (cfg.pid && (id >> 32) != cfg.pid)
-		return 0;
+		return false;
 	if (cfg.nuids && !uid_match((__u32)bpf_get_current_uid_gid()))
-		return 0;
+		return false;
 
 	if (uaddr) {
 		struct sockaddr_in6 sa = {};
 
 		if (bpf_probe_read_user(&sa, sizeof(sa), uaddr) &&
 		    bpf_probe_read_user(&sa, sizeof(struct sockaddr_in), uaddr))
-			return 0;
-		in.family = sa.sin6_family;
-		if (in.family == AF_INET) {
+			return false;
+		in->family = sa.sin6_family;
+		if (in->family == AF_INET) {
 			struct sockaddr_in *sin = (struct sockaddr_in *)&sa;
 
-			in.port = bpf_ntohs(sin->sin_port);
-			__builtin_memcpy(in.addr, &sin->sin_addr.s_addr, 4);
-		} else if (in.family == AF_INET6) {
-			in.port = bpf_ntohs(sa.sin6_port);
-			__builtin_memcpy(in.addr, &sa.sin6_addr, 16);
+			in->port = bpf_ntohs(sin->sin_port);
+			__builtin_memcpy(in->addr, &sin->sin_addr.s_addr, 4);
+		} else if (in->family == AF_INET6) {
+			in->port = bpf_ntohs(sa.sin6_port);
+			__builtin_memcpy(in->addr, &sa.sin6_addr, 16);
 		} else {
-			return 0; /* AF_UNIX, AF_NETLINK, ...: not ours */
+			return false; /* AF_UNIX, AF_NETLINK, ...: not ours */
 		}
-		if (!family_match(in.family))
-			return 0;
+		if (!family_match(in->family))
+			return false;
 	}
+	return true;
+}
 
+static __always_inline int remember(__u8 op, int fd, const void *uaddr)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct inflight in = {};
+
+	if (!take_call(&in, id, op, fd, uaddr))
+		return 0;
 	__u32 tid = (__u32)id;
 	if (bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY))
 		stat_inc(TW_STAT_INFLIGHT_FULL);
@@ -103,17 +115,10 @@ static __always_inline struct sock *sock_of_fd(int fd)
 	return BPF_CORE_READ(sock, sk);
 }
 
-static __always_inline int finish(__u8 op, long ret)
+/* A call's result: an event when it is one twtrace reports. */
+static __always_inline int report(const struct inflight *in, long ret)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct inflight *pin = bpf_map_lookup_elem(&inflight, &tid);
-
-	if (!pin || pin->op != op)
-		return 0;
-	struct inflight in = *pin;
-	bpf_map_delete_elem(&inflight, &tid);
-
-	if (op != TW_KIND_BIND && ret != -EADDRINUSE && ret != -EADDRNOTAVAIL)
+	if (in->op != TW_KIND_BIND && ret != -EADDRINUSE && ret != -EADDRNOTAVAIL)
 		return 0;
 	if ((cfg.aggregate & TW_AGG_ONLY) && ret >= 0)
 		return 0; /* serve counts failures only */
@@ -123,7 +128,7 @@ static __always_inline int finish(__u8 op, long ret)
 	 * bind of an MPTCP socket is the bind of its first TCP subflow, with the
 	 * same conflicts and the same socket options.
 	 */
-	struct sock *sk = sock_of_fd(in.fd);
+	struct sock *sk = sock_of_fd(in->fd);
 	if (!sk)
 		return 0;
 	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
@@ -131,11 +136,11 @@ static __always_inline int finish(__u8 op, long ret)
 		return 0;
 	stat_inc(TW_STAT_SYS_SEEN);
 
-	__u16 family = in.family ? in.family : BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = in->family ? in->family : BPF_CORE_READ(sk, __sk_common.skc_family);
 	__u16 local = BPF_CORE_READ(sk, __sk_common.skc_num);
-	__u16 port = in.port;
+	__u16 port = in->port;
 
-	if (op == TW_KIND_LISTEN || (op == TW_KIND_BIND && port == 0))
+	if (in->op == TW_KIND_LISTEN || (in->op == TW_KIND_BIND && port == 0))
 		port = local; /* the bound or autobound port */
 	__u32 netns = sock_netns(sk);
 	if (!family_match(family) || !port_match(port, local) || (cfg.netns && netns != cfg.netns)) {
@@ -148,7 +153,7 @@ static __always_inline int finish(__u8 op, long ret)
 		stat_inc(TW_STAT_SYS_LOST);
 		return 0;
 	}
-	fill_head(&e->h, op, bpf_ktime_get_ns(), true);
+	fill_head(&e->h, in->op, bpf_ktime_get_ns(), true);
 	e->h.family = family;
 	e->h.netns = netns;
 	e->h.flags = TW_F_SOCK_KNOWN;
@@ -156,15 +161,27 @@ static __always_inline int finish(__u8 op, long ret)
 		e->h.flags |= TW_F_REUSEADDR;
 	if (BPF_CORE_READ_BITFIELD_PROBED(sk, __sk_common.skc_reuseport))
 		e->h.flags |= TW_F_REUSEPORT;
-	__builtin_memcpy(e->addr, in.addr, sizeof(e->addr));
+	__builtin_memcpy(e->addr, in->addr, sizeof(e->addr));
 	e->ret = ret;
-	e->fd = in.fd;
+	e->fd = in->fd;
 	e->port = port;
 	e->_pad0 = 0;
 	e->uid = (__u32)bpf_get_current_uid_gid();
 	submit(e, 0); /* rare: always check the fill level */
 	stat_inc(TW_STAT_SYS_EMITTED);
 	return 0;
+}
+
+static __always_inline int finish(__u8 op, long ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct inflight *pin = bpf_map_lookup_elem(&inflight, &tid);
+
+	if (!pin || pin->op != op)
+		return 0;
+	struct inflight in = *pin;
+	bpf_map_delete_elem(&inflight, &tid);
+	return report(&in, ret);
 }
 
 SEC("tracepoint/syscalls/sys_enter_bind")
@@ -177,18 +194,6 @@ SEC("tracepoint/syscalls/sys_exit_bind")
 int sys_exit_bind(struct trace_event_raw_sys_exit *ctx)
 {
 	return finish(TW_KIND_BIND, ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_connect")
-int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
-{
-	return remember(TW_KIND_CONNECT, (int)ctx->args[0], (const void *)ctx->args[1]);
-}
-
-SEC("tracepoint/syscalls/sys_exit_connect")
-int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
-{
-	return finish(TW_KIND_CONNECT, ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_enter_listen")
@@ -214,6 +219,7 @@ struct pt_regs___x86 {
 
 struct pt_regs___arm64 {
 	__u64 regs[31];
+	__u64 orig_x0;
 	__s32 syscallno;
 } __attribute__((preserve_access_index));
 
@@ -255,6 +261,64 @@ static __always_inline bool compat_syscall(void)
 	return task->thread_info.flags & (1UL << TIF_32BIT);
 }
 
+/*
+ * A syscall's first argument at its exit: on arm64 x0 holds the return
+ * value by then, and the argument survives in orig_x0.
+ */
+static __always_inline unsigned long exit_arg0(struct pt_regs *regs)
+{
+	if (bpf_core_field_exists(struct pt_regs___x86, di))
+		return BPF_CORE_READ((struct pt_regs___x86 *)regs, di);
+	if (bpf_core_field_exists(struct pt_regs___arm64, orig_x0))
+		return BPF_CORE_READ((struct pt_regs___arm64 *)regs, orig_x0);
+	return -1;
+}
+
+static __always_inline unsigned long exit_arg1(struct pt_regs *regs)
+{
+	if (bpf_core_field_exists(struct pt_regs___x86, si))
+		return BPF_CORE_READ((struct pt_regs___x86 *)regs, si);
+	if (bpf_core_field_exists(struct pt_regs___arm64, regs))
+		return BPF_CORE_READ((struct pt_regs___arm64 *)regs, regs[1]);
+	return 0;
+}
+
+/*
+ * connect() with cfg.connect_regs: only its failures are events, so the
+ * exit decides alone, and only a failure reads the fd and the address from
+ * the registers the task entered the kernel with (still in user memory:
+ * connect() does not write it). A success, every connect() but the
+ * failures, costs a comparison; the entry program and its map update per
+ * call are gone.
+ */
+static __always_inline int connect_at_exit(struct pt_regs *regs, long ret)
+{
+	struct inflight in = {};
+
+	if (ret != -EADDRINUSE && ret != -EADDRNOTAVAIL)
+		return 0;
+	if (!take_call(&in, bpf_get_current_pid_tgid(), TW_KIND_CONNECT, (int)exit_arg0(regs),
+		       (const void *)exit_arg1(regs)))
+		return 0;
+	return report(&in, ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	if (cfg.connect_regs)
+		return 0; /* not attached then */
+	return remember(TW_KIND_CONNECT, (int)ctx->args[0], (const void *)ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	if (cfg.connect_regs)
+		return connect_at_exit((struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()), ctx->ret);
+	return finish(TW_KIND_CONNECT, ctx->ret);
+}
+
 static __always_inline __u8 syscall_kind(long nr)
 {
 	if (nr == cfg.nr_bind)
@@ -271,7 +335,7 @@ int BPF_PROG(raw_sys_enter, struct pt_regs *regs, long nr)
 {
 	__u8 op = syscall_kind(nr);
 
-	if (!op || compat_syscall())
+	if (!op || compat_syscall() || (op == TW_KIND_CONNECT && cfg.connect_regs))
 		return 0;
 	return remember(op, (int)syscall_arg(regs, 0),
 			op == TW_KIND_LISTEN ? NULL : (const void *)syscall_arg(regs, 1));
@@ -284,5 +348,7 @@ int BPF_PROG(raw_sys_exit, struct pt_regs *regs, long ret)
 
 	if (!op)
 		return 0;
+	if (op == TW_KIND_CONNECT && cfg.connect_regs)
+		return compat_syscall() ? 0 : connect_at_exit(regs, ret);
 	return finish(op, ret);
 }

@@ -101,6 +101,12 @@ struct tw_config {
 	__s32 nr_bind;
 	__s32 nr_connect;
 	__s32 nr_listen;
+	/*
+	 * 1: connect() is traced at its exit alone, its fd and address read from
+	 * the task's saved registers (bpf_task_pt_regs, Linux 5.15): no entry
+	 * program, no map update per connect(); 0: remembered at the entry.
+	 */
+	__u32 connect_regs;
 };
 
 /* Indexes into tw_counters.v. */

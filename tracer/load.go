@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
@@ -104,6 +105,9 @@ func (t *Tracer) kernelFiltered() bool {
 // first hooks that work: the syscall tracepoints cost less, the raw ones need
 // less. Without either, twtrace continues without these events and says so.
 func (t *Tracer) openSyscalls() {
+	// Where the kernel hands a program the task's saved registers,
+	// connect() needs no entry program (syscalls.c, connect_at_exit).
+	t.connectAtExit = !t.cfg.connectAtEntry && t.host.Helper(ebpf.TracePoint, asm.FnTaskPtRegs) == nil
 	hooks := []SyscallHooks{HooksTracepoints, HooksRaw}
 	if t.cfg.Hooks != HooksAuto {
 		hooks = []SyscallHooks{t.cfg.Hooks}
@@ -126,6 +130,9 @@ func (t *Tracer) openSyscalls() {
 // (half a syscall pair would leave entries behind).
 func (t *Tracer) openSyscallHooks(h SyscallHooks) error {
 	names, kind := syscallTracepoints, "tracepoint"
+	if t.connectAtExit {
+		names = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == "sys_enter_connect" })
+	}
 	if h == HooksRaw {
 		names, kind = rawSyscallPrograms, "tracing"
 	} else if err := checkTracepoints(t.host); err != nil {

@@ -45,6 +45,7 @@ type sockstateTwConfig struct {
 	NrBind      int32
 	NrConnect   int32
 	NrListen    int32
+	ConnectRegs uint32
 }
 
 type sockstateTwCounters struct {

@@ -40,6 +40,10 @@ type Config struct {
 	// aggregateAll aggregates and still streams every event: for the test
 	// that the kernel's counts are the stream's.
 	aggregateAll bool
+	// connectAtEntry remembers every connect() at its entry even where its
+	// exit could read the call's arguments: for the test of that path, which
+	// kernels without bpf_task_pt_regs (before 5.15) take.
+	connectAtEntry bool
 
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
@@ -64,21 +68,22 @@ const lostCheckEvery = time.Second
 
 // Tracer owns the loaded BPF programs, their links and the ring buffer reader.
 type Tracer struct {
-	cfg        Config
-	userFilter event.Filter // the part of cfg.Filter the kernel does not apply
-	host       Host
-	log        *slog.Logger
-	clock      Clock
-	state      sockstateObjects
-	sys        *ebpf.Collection // the bind/connect/listen programs; nil without them
-	hooks      SyscallHooks     // how they are attached
-	links      []link.Link
-	reader     *ringbuf.Reader
-	progs      map[string]*ebpf.Program
-	batch      []event.Event
-	lostSeen   uint64 // ring-buffer-full plus recursion misses already reported
-	lastLost   time.Time
-	degraded   []string
+	cfg           Config
+	userFilter    event.Filter // the part of cfg.Filter the kernel does not apply
+	host          Host
+	log           *slog.Logger
+	clock         Clock
+	state         sockstateObjects
+	sys           *ebpf.Collection // the bind/connect/listen programs; nil without them
+	hooks         SyscallHooks     // how they are attached
+	connectAtExit bool             // connect() traced at its exit alone (cfg connect_regs)
+	links         []link.Link
+	reader        *ringbuf.Reader
+	progs         map[string]*ebpf.Program
+	batch         []event.Event
+	lostSeen      uint64 // ring-buffer-full plus recursion misses already reported
+	lastLost      time.Time
+	degraded      []string
 }
 
 // Open checks the host, loads the programs with the filter compiled in,
@@ -160,6 +165,9 @@ func (t *Tracer) kernelConfig() sockstateTwConfig {
 		c.Aggregate = uint8(sockstateTwAggregateTW_AGG_COUNT | sockstateTwAggregateTW_AGG_ONLY)
 	}
 	syscallNumbers(&c)
+	if t.connectAtExit {
+		c.ConnectRegs = 1
+	}
 	return c
 }
 

@@ -68,6 +68,17 @@ func (c *Counter) Misses() (uint64, error) {
 	return s.RecursionMisses, nil
 }
 
+// Stats returns the counter's run count and run time (with
+// kernel.bpf_stats_enabled): the cost of the cheapest observer of every
+// transition, for the benchmark's floor.
+func (c *Counter) Stats() (runs, ns uint64, err error) {
+	s, err := c.objs.CountTransition.Stats()
+	if err != nil {
+		return 0, 0, err
+	}
+	return s.RunCount, uint64(s.Runtime), nil
+}
+
 // Close detaches the counter.
 func (c *Counter) Close() {
 	c.lnk.Close()

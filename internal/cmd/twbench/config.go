@@ -20,6 +20,8 @@ import (
 // A config is one way of tracing the churn (or not tracing it).
 type config struct {
 	name string
+	// floor: one of the floors (floor.go), not a tracer of its own.
+	floor bool
 	// start launches the tracer and returns once it is attached; nil for
 	// the untraced run.
 	start func(ctx context.Context, dir string) (*tracerProc, error)
@@ -34,6 +36,8 @@ const bpftraceScript = `tracepoint:sock:inet_sock_set_state /args->protocol == 6
 func configurations(o *options) []config {
 	cs := []config{
 		{name: "untraced"},
+		floorConfig(floorCount, "count"),
+		floorConfig(floorRing, "ring"),
 		twtraceConfig(o, "trace --json", "trace", "--json"),
 		twtraceConfig(o, "record .zst", "record", "-o", "capture.jsonl.zst"),
 		twtraceConfig(o, "tui (headless)", "--headless"),
@@ -43,9 +47,15 @@ func configurations(o *options) []config {
 	if bpftraceAvailable() {
 		cs = append(cs, config{name: "bpftrace printf", start: startBpftrace})
 	}
+	return keep(o, cs)
+}
+
+// keep returns the configurations --only selects; the untraced run and the
+// floors are always kept, since every ratio is read against them.
+func keep(o *options, cs []config) []config {
 	var kept []config
 	for _, c := range cs {
-		if c.start == nil || o.only == "" || slices.ContainsFunc(strings.Split(o.only, ","), func(s string) bool {
+		if c.start == nil || c.floor || o.only == "" || slices.ContainsFunc(strings.Split(o.only, ","), func(s string) bool {
 			return strings.Contains(c.name, s)
 		}) {
 			kept = append(kept, c)
@@ -227,16 +237,19 @@ type twtraceStats struct {
 	Delivered    map[string]uint64 `json:"delivered"`
 	LostReported uint64            `json:"lost_reported"`
 	Kernel       struct {
-		StateSeen     uint64 `json:"state_seen"`
-		StateEmitted  uint64 `json:"state_emitted"`
-		StateRingLost uint64 `json:"state_ring_lost"`
-		SysRingLost   uint64 `json:"sys_ring_lost"`
-		Programs      map[string]struct {
-			RunCount        uint64 `json:"run_count"`
-			RunTimeNS       uint64 `json:"run_time_ns"`
-			RecursionMisses uint64 `json:"recursion_misses"`
-		} `json:"programs"`
+		StateSeen     uint64                  `json:"state_seen"`
+		StateEmitted  uint64                  `json:"state_emitted"`
+		StateRingLost uint64                  `json:"state_ring_lost"`
+		SysRingLost   uint64                  `json:"sys_ring_lost"`
+		Programs      map[string]programStats `json:"programs"`
 	} `json:"kernel"`
+}
+
+// programStats is one BPF program's kernel statistics in a --stats-file.
+type programStats struct {
+	RunCount        uint64 `json:"run_count"`
+	RunTimeNS       uint64 `json:"run_time_ns"`
+	RecursionMisses uint64 `json:"recursion_misses"`
 }
 
 func readStats(path string) (*twtraceStats, error) {

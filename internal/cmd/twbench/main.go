@@ -35,22 +35,36 @@ type options struct {
 	closeSide string
 	only      string
 	jsonOut   string
+	nginxN    int
+	nginxC    int
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.twtrace, "twtrace", "bin/twtrace-dev", "twtrace binary, built with -tags twtracedev (the flags that report what a run delivered)")
 	flag.StringVar(&o.churn, "churn", "bin/twchurn", "load generator binary")
-	flag.IntVar(&o.rounds, "rounds", 5, "rounds; each runs every configuration once, in a rotating order")
-	flag.DurationVar(&o.duration, "duration", 8*time.Second, "measured time of each maximum-churn run")
-	flag.DurationVar(&o.warmup, "warmup", 5*time.Second, "warmup before each measurement (the churn's first seconds run on free ports, faster)")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every configuration once, in a rotating order")
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "measured time of each maximum-churn run")
+	flag.DurationVar(&o.warmup, "warmup", 3*time.Second, "warmup before each measurement (the churn's first seconds run on free ports, faster)")
 	flag.IntVar(&o.rate, "rate", 5000, "connections/s of the fixed-rate pass (0: skip it)")
-	flag.DurationVar(&o.rateDur, "rate-duration", 8*time.Second, "measured time of each fixed-rate run")
+	flag.DurationVar(&o.rateDur, "rate-duration", 5*time.Second, "measured time of each fixed-rate run")
 	flag.IntVar(&o.workers, "workers", 2, "load generator workers")
 	flag.StringVar(&o.closeSide, "close", "client", "which side closes first: client or server")
 	flag.StringVar(&o.only, "only", "", "run only the configurations whose name contains this (a comma-separated list: any of them)")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results as JSON to this file")
+	flag.IntVar(&o.nginxN, "nginx-n", 30000, "requests of each run of the nginx pass (ab -n; 0: skip the pass)")
+	flag.IntVar(&o.nginxC, "nginx-c", 16, "concurrent requests of the nginx pass (ab -c)")
+	floor := flag.String("floor", "", "internal: run as a floor tracer (count or ring)")
+	floorStats := flag.String("floor-stats", "", "internal: the floor's stats file")
+	floorReady := flag.String("floor-ready", "", "internal: the floor's ready file")
 	flag.Parse()
+	if *floor != "" {
+		if err := runFloor(*floor, *floorStats, *floorReady); err != nil {
+			fmt.Fprintf(os.Stderr, "twbench -floor %s: %v\n", *floor, err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -91,6 +105,11 @@ func run(ctx context.Context, o *options, out io.Writer) error {
 	}
 	if o.rate > 0 {
 		if err := fixedRate(ctx, o, configs, counter, out, &res); err != nil {
+			return err
+		}
+	}
+	if o.nginxN > 0 {
+		if err := nginxPass(ctx, o, counter, out, &res); err != nil {
 			return err
 		}
 	}

@@ -39,12 +39,22 @@ type progCost struct {
 
 // runOne runs the churn once under one configuration.
 func runOne(ctx context.Context, o *options, c config, counter *counter, rate int, d time.Duration) (sample, error) {
+	return runLoad(ctx, o, c, counter, func(ctx context.Context) (*churnResult, error) {
+		return runChurn(ctx, o, rate, d)
+	})
+}
+
+// runLoad runs a load once under one configuration; counter counts the
+// transitions the configuration must deliver.
+func runLoad(ctx context.Context, o *options, c config, counter *counter,
+	load func(context.Context) (*churnResult, error)) (sample, error) {
 	s := sample{Config: c.name}
 	dir, err := os.MkdirTemp("", "twbench-")
 	if err != nil {
 		return s, err
 	}
 	defer os.RemoveAll(dir)
+	settle(counter) // a previous run's namespace is torn down asynchronously
 	var p *tracerProc
 	if c.start != nil {
 		if p, err = c.start(ctx, dir); err != nil {
@@ -65,7 +75,7 @@ func runOne(ctx context.Context, o *options, c config, counter *counter, rate in
 		sc = startScraper(p.scrapeURL, o.warmup)
 	}
 	start := time.Now()
-	r, err := runChurn(ctx, o, rate, d)
+	r, err := load(ctx)
 	churnTime := time.Since(start)
 	if sc != nil {
 		n, took, serr := sc.stop()
@@ -91,6 +101,10 @@ func runOne(ctx context.Context, o *options, c config, counter *counter, rate in
 	}
 	s.TracerCPU = (p.procCPU() - cpu0).Seconds()
 	s.TracerPct = 100 * s.TracerCPU / churnTime.Seconds()
+	// The load's namespace goes with its last socket, in a kernel worker,
+	// after the load has exited: its last transitions must reach the
+	// tracer before it stops, or they are counted but never delivered.
+	settle(counter)
 	ru, err := p.stop()
 	if err != nil {
 		return s, err
@@ -121,6 +135,20 @@ func runOne(ctx context.Context, o *options, c config, counter *counter, rate in
 		s.Lost = bpftraceLost(p.stderr.String())
 	}
 	return s, nil
+}
+
+// settle returns once the counter has not moved for 200 ms (at most 5 s:
+// other work on the machine may never be quiet).
+func settle(c *counter) {
+	last, _ := c.read()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		n, err := c.read()
+		if err != nil || n == last {
+			return
+		}
+		last = n
+	}
 }
 
 var lostRE = regexp.MustCompile(`Lost (\d+) events`)

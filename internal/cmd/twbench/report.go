@@ -15,6 +15,7 @@ import (
 type results struct {
 	Max      []sample            `json:"max_churn"`
 	Fixed    []sample            `json:"fixed_rate"`
+	Nginx    []sample            `json:"nginx_ab"`
 	Programs map[string]progCost `json:"programs"`
 }
 
@@ -52,15 +53,17 @@ func of(samples []sample, name string, f func(sample) float64) []float64 {
 func printMax(out io.Writer, configs []config, ss []sample) {
 	ncpu := runtime.NumCPU()
 	base := median(of(ss, "untraced", func(s sample) float64 { return s.ConnPerSec }))
-	fmt.Fprintf(out, "\n%-18s %9s %6s %12s %12s %9s %6s %10s %9s %12s\n",
-		"config", "conn/s", "ratio", "expected", "delivered", "lost", "exact", "cpu %core", "peak RSS", "kernel/event")
+	ring := median(of(ss, floorRing, func(s sample) float64 { return s.ConnPerSec })) / base
+	fmt.Fprintf(out, "\n%-18s %9s %6s %7s %7s %12s %12s %9s %6s %10s %9s %12s\n",
+		"config", "conn/s", "ratio", "÷ring", "lost×", "expected", "delivered", "lost", "exact", "cpu %core", "peak RSS", "kernel/event")
 	for _, c := range configs {
 		cps := median(of(ss, c.name, func(s sample) float64 { return s.ConnPerSec }))
-		line := fmt.Sprintf("%-18s %9.0f %6.2f", c.name, cps, cps/base)
 		if c.start == nil {
-			fmt.Fprintln(out, line)
+			fmt.Fprintf(out, "%-18s %9.0f %6.2f\n", c.name, cps, cps/base)
 			continue
 		}
+		over, lostX := floorRel(cps/base, ring)
+		line := fmt.Sprintf("%-18s %9.0f %6.2f %7s %7s", c.name, cps, cps/base, over, lostX)
 		var exp, del, lost uint64
 		exact := true
 		for _, s := range ss {
@@ -83,7 +86,9 @@ func printMax(out io.Writer, configs []config, ss []sample) {
 		fmt.Fprintf(out, "%s %12d %12d %9d %6s %9.1f%% %6.1f MiB %9.2f µs\n", line, exp, del, lost, ex, pct,
 			median(of(ss, c.name, func(s sample) float64 { return s.PeakRSSMiB })), perConn*1e6/10)
 	}
-	fmt.Fprintln(out, "(medians over rounds; expected/delivered/lost summed over rounds; exact: delivered + lost = expected in")
+	fmt.Fprintln(out, "(medians over rounds; ÷ring: the ratio over the ring-buffer floor's; lost×: the throughput lost against")
+	fmt.Fprintln(out, " the untraced run, in multiples of what the ring-buffer floor loses;")
+	fmt.Fprintln(out, " expected/delivered/lost summed over rounds; exact: delivered + lost = expected in")
 	fmt.Fprintln(out, " every run; kernel/event: the CPU a connection costs beyond the untraced run's, minus the tracer's")
 	fmt.Fprintln(out, " own, per transition (10 per connection), with every CPU busy)")
 	printScrapes(out, configs, ss)
@@ -106,10 +111,34 @@ func printScrapes(out io.Writer, configs []config, ss []sample) {
 	}
 }
 
+// floorRel returns a configuration's ratio over the ring floor's, and the
+// throughput it loses in multiples of what the ring floor loses ("" when
+// the floor did not run).
+func floorRel(ratio, ring float64) (over, lost string) {
+	if ring == 0 || ring != ring {
+		return "", ""
+	}
+	over = fmt.Sprintf("%.2f", ratio/ring)
+	if ring < 1 && ratio <= 1 { // a run above untraced lost nothing: noise
+		lost = fmt.Sprintf("%.1f", (1-ratio)/(1-ring))
+	}
+	return over, lost
+}
+
+// bpfPerEvent is every program's run time per state event in a sample, in µs.
+func bpfPerEvent(s sample) float64 {
+	var ns uint64
+	for _, p := range s.Programs {
+		ns += p.TimeNS
+	}
+	return float64(ns) / float64(s.Expected) / 1e3
+}
+
 func printFixed(out io.Writer, configs []config, ss []sample) {
 	baseBusy := median(of(ss, "untraced", func(s sample) float64 { return s.BusyCPU }))
-	fmt.Fprintf(out, "\n%-18s %9s %12s %9s %12s %16s %16s\n", "config", "conn/s", "events", "lost", "tracer %core",
-		"BPF µs/event", "machine µs/event")
+	ringBPF := median(of(ss, floorRing, bpfPerEvent))
+	fmt.Fprintf(out, "\n%-18s %9s %12s %9s %12s %16s %9s %16s\n", "config", "conn/s", "events", "lost", "tracer %core",
+		"BPF µs/event", "×ring", "machine µs/event")
 	for _, c := range configs {
 		cps := median(of(ss, c.name, func(s sample) float64 { return s.ConnPerSec }))
 		if c.start == nil {
@@ -126,18 +155,17 @@ func printFixed(out io.Writer, configs []config, ss []sample) {
 		tracer := median(of(ss, c.name, func(s sample) float64 { return s.TracerCPU }))
 		busy := median(of(ss, c.name, func(s sample) float64 { return s.BusyCPU }))
 		extra := (busy - baseBusy - tracer) / events * 1e6
-		bpf := median(of(ss, c.name, func(s sample) float64 {
-			var ns uint64
-			for _, p := range s.Programs {
-				ns += p.TimeNS
-			}
-			return float64(ns) / float64(s.Expected) / 1e3
-		}))
-		fmt.Fprintf(out, "%-18s %9.0f %12.0f %9d %11.1f%% %16.2f %16.2f\n", c.name, cps, events, lost,
-			median(of(ss, c.name, func(s sample) float64 { return s.TracerPct })), bpf, extra)
+		bpf := median(of(ss, c.name, bpfPerEvent))
+		times := ""
+		if ringBPF > 0 {
+			times = fmt.Sprintf("%.1f", bpf/ringBPF)
+		}
+		fmt.Fprintf(out, "%-18s %9.0f %12.0f %9d %11.1f%% %16.2f %9s %16.2f\n", c.name, cps, events, lost,
+			median(of(ss, c.name, func(s sample) float64 { return s.TracerPct })), bpf, times, extra)
 	}
 	fmt.Fprintln(out, "(events: state events of one run, warmup included (median); lost: summed over all runs;")
-	fmt.Fprintln(out, " BPF µs/event: every program's run time (kernel.bpf_stats_enabled) per state event; machine µs/event:")
+	fmt.Fprintln(out, " BPF µs/event: every program's run time (kernel.bpf_stats_enabled) per state event; ×ring: in multiples")
+	fmt.Fprintln(out, " of the ring-buffer floor's; machine µs/event:")
 	fmt.Fprintln(out, " all CPUs' busy time minus the untraced run's and the tracer's own, per event: at this rate the")
 	fmt.Fprintln(out, " load's own CPU varies by more than tracing adds, so read it as a bound, not a measurement)")
 }
