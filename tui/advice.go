@@ -41,11 +41,7 @@ func adviceFacts(tab *table.Table, req *request) *advice.Facts {
 		}
 	}
 	if req.sysctls != nil {
-		var ns []uint32
-		for i := range f.Ports {
-			ns = append(ns, f.Ports[i].NetNS)
-		}
-		for _, n := range append(ns, req.hostNetNS) {
+		for _, n := range append(f.NetNSes(), req.hostNetNS) {
 			if _, done := f.Namespaces[n]; !done {
 				f.Namespaces[n] = &advice.NetNS{Sysctls: req.sysctls(n), FinWait2Orphans: -1}
 			}

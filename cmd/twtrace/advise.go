@@ -123,6 +123,9 @@ func runAdviseLive(ctx context.Context, o *adviseOptions, stdout, stderr io.Writ
 		return err
 	}
 	defer sess.Close()
+	if err := signalReady(o.trace.readyFile); err != nil {
+		return err
+	}
 	host, _, _ := session.NamespaceFacts(-1, nil)
 	ob := &observation{facts: advice.Facts{Namespaces: map[uint32]*advice.NetNS{}}, where: "host " + hostname()}
 	start := time.Now()
@@ -148,8 +151,7 @@ func runAdviseLive(ctx context.Context, o *adviseOptions, stdout, stderr io.Writ
 	}
 	// Another namespace's sysctls, as the session read them in it; its
 	// counters are not read from here.
-	for i := range ob.facts.Ports {
-		n := ob.facts.Ports[i].NetNS
+	for _, n := range ob.facts.NetNSes() {
 		if _, done := ob.facts.Namespaces[n]; !done {
 			if sc := sess.Sysctls(n); sc != nil {
 				ob.facts.Namespaces[n] = &advice.NetNS{Sysctls: sc, FinWait2Orphans: -1}

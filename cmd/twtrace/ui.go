@@ -57,19 +57,20 @@ func runUI(ctx context.Context, o *traceOptions, stdout, stderr io.Writer) error
 		Host: hostname(), Kernel: kernelRelease(), Rates: sess.Rates, Scope: cfg.Filter.String(),
 		HostNetNS: sess.HostNetNS(), Logger: logger, LogSize: o.logSize,
 	}
-	if r, err := kstat.NewReader("/proc"); err == nil {
-		if sc, err := r.Sysctls(); err == nil && sc.PortRange[0] > 0 {
-			opts.PortRange = sc.PortRange
-		}
-		host := sess.HostNetNS()
-		opts.Sysctls = func(netns uint32) *kstat.Sysctls {
-			if netns == host {
-				if sc, err := r.Sysctls(); err == nil {
-					return &sc // the host's, read now: someone may have just changed one
-				}
+	r, err := kstat.NewReader("/proc")
+	if err != nil {
+		r = nil
+	} else if sc, err := r.Sysctls(); err == nil && sc.PortRange[0] > 0 {
+		opts.PortRange = sc.PortRange
+	}
+	host := sess.HostNetNS()
+	opts.Sysctls = func(netns uint32) *kstat.Sysctls {
+		if netns == host && r != nil {
+			if sc, err := r.Sysctls(); err == nil {
+				return &sc // the host's, read now: someone may have just changed one
 			}
-			return sess.Sysctls(netns) // read in the namespace, at most 10 s ago
 		}
+		return sess.Sysctls(netns) // read in the namespace, at most 10 s ago
 	}
 	// Said before the live view covers the terminal, so that it is there
 	// again when the view ends, and marked in its header meanwhile.

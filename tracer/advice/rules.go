@@ -29,6 +29,27 @@ type Facts struct {
 }
 
 // NetNS is what the advisor knows of one network namespace.
+// NetNSes lists the network namespaces the facts are about: those of the
+// ports, the remote endpoints and the failures, each once.
+func (f *Facts) NetNSes() []uint32 {
+	var out []uint32
+	add := func(n uint32) {
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	for i := range f.Ports {
+		add(f.Ports[i].NetNS)
+	}
+	for i := range f.Remotes {
+		add(f.Remotes[i].NetNS)
+	}
+	for i := range f.Failures {
+		add(f.Failures[i].Event.NetNS)
+	}
+	return out
+}
+
 type NetNS struct {
 	Sysctls *kstat.Sysctls // nil: unknown
 	Rates   *kstat.Rates   // the TIME_WAIT counters' rates; nil: unknown

@@ -224,6 +224,7 @@ func (t *Table) takeOver(e *entry, at int64, derive bool, out []event.Event) []e
 		return out
 	}
 	if derive {
+		out = t.releaseEnter(tw, min(at, tw.expires-int64(event.TimeWaitLen)), out)
 		out = append(out, t.twEvent(tw, event.TimeWaitReuse, event.SourceInferred, unixTime(at)))
 	}
 	t.endTimeWait(tw, event.TimeWaitReuse, at)
@@ -248,12 +249,21 @@ func (t *Table) applyTimeWait(ev *event.Event, out []event.Event) []event.Event 
 		e.owner, e.comm = ev.Owner, ev.OwnerComm
 	}
 	// The stream shows the enter a dump found first: it is reported here,
-	// not again by the table.
+	// not again by the table, and counted as the stream's.
+	shown := e.flags&flagEnterPending != 0
 	e.flags &^= flagEnterPending
 	if !fresh && e.older(now) {
 		// A dump already showed the TIME_WAIT, or its end, after this enter
 		// (the reconciler runs ahead of the stream): nothing new.
 		t.stats.OutOfOrder++
+		if shown && e.state == event.StateTimeWait {
+			if t.side(e) == SideServer {
+				t.counters(e.netns, e.sport).TimeWaitEnters++
+			}
+			if e.since > now {
+				e.since = now // it entered when the stream says
+			}
+		}
 		return out
 	}
 	e.netns = ev.NetNS

@@ -3,6 +3,7 @@ package table
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -42,6 +43,9 @@ func checkCounts(t *testing.T, tab *Table, step string, buckets bool) {
 		}
 		if e.flags&flagGrouped != 0 {
 			grouped++
+		}
+		if e.flags&flagEnterPending != 0 && !slices.ContainsFunc(tab.enters, func(p pendingEnter) bool { return p.cookie == e.cookie }) {
+			t.Fatalf("%s: entry %x waits for an enter no pending enter names", step, e.cookie)
 		}
 	}
 	if tab.stats.TimeWait != tw {

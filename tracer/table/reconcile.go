@@ -216,8 +216,27 @@ type pendingEnter struct {
 // stream has delivered past the moment the dump read the socket without
 // showing it: an enter that was lost, or an orphan's the stream cannot see.
 func (t *Table) deferEnter(e *entry, at int64) {
+	if e.flags&flagEnterPending != 0 {
+		return // waiting already
+	}
 	e.flags |= flagEnterPending
 	t.enters = append(t.enters, pendingEnter{e.cookie, at})
+}
+
+// releaseEnter reports the enter a dump found, still waiting, of a
+// TIME_WAIT that is about to end (killed, expired or taken over), so that
+// no end is reported without its enter; at is when it was seen, at the
+// latest.
+func (t *Table) releaseEnter(e *entry, at int64, out []event.Event) []event.Event {
+	if e.flags&flagEnterPending == 0 {
+		return out
+	}
+	e.flags &^= flagEnterPending
+	if e.state != event.StateTimeWait {
+		return out
+	}
+	t.stats.TimeWaitObserved++
+	return append(out, t.twEvent(e, event.TimeWaitEnter, event.SourceSockDiag, unixTime(at)))
 }
 
 // endPending ends the TIME_WAIT entries complete dumps no longer found, once
@@ -228,7 +247,20 @@ func (t *Table) deferEnter(e *entry, at int64) {
 // are dropped. Pending ends are in the order of their dumps.
 func (t *Table) endPending(out []event.Event) []event.Event {
 	caught := t.streamAt - int64(handshakeSlack)
+	// The enters dumps found, once the stream is past the read without
+	// having shown them (applyTimeWait clears the flag of one it shows):
+	// first, as they were read before any end that follows.
 	n := 0
+	for ; n < len(t.enters) && t.enters[n].at <= caught; n++ {
+		p := &t.enters[n]
+		if i := t.lookup(p.cookie); i >= 0 {
+			out = t.releaseEnter(t.slots.at(i), p.at, out)
+		}
+	}
+	if n > 0 {
+		t.enters = append(t.enters[:0], t.enters[n:]...)
+	}
+	n = 0
 	for ; n < len(t.pending) && t.pending[n].start <= caught; n++ {
 		p := &t.pending[n]
 		i := t.lookup(p.cookie)
@@ -240,34 +272,13 @@ func (t *Table) endPending(out []event.Event) []event.Event {
 			continue // ended by the stream, or found again
 		}
 		if p.derive {
+			out = t.releaseEnter(e, min(p.start, p.at), out)
 			out = append(out, t.twEvent(e, p.op, event.SourceSockDiag, unixTime(p.at)))
 		}
 		t.endTimeWait(e, p.op, p.at)
 	}
 	if n > 0 {
 		t.pending = append(t.pending[:0], t.pending[n:]...)
-	}
-	// The enters dumps found, once the stream is past the read without
-	// having shown them (applyTimeWait clears the flag of one it shows).
-	n = 0
-	for ; n < len(t.enters) && t.enters[n].at <= t.streamAt; n++ {
-		p := &t.enters[n]
-		i := t.lookup(p.cookie)
-		if i < 0 {
-			continue
-		}
-		e := t.slots.at(i)
-		if e.flags&flagEnterPending == 0 {
-			continue
-		}
-		e.flags &^= flagEnterPending
-		if e.state == event.StateTimeWait {
-			t.stats.TimeWaitObserved++
-			out = append(out, t.twEvent(e, event.TimeWaitEnter, event.SourceSockDiag, unixTime(p.at)))
-		}
-	}
-	if n > 0 {
-		t.enters = append(t.enters[:0], t.enters[n:]...)
 	}
 	return out
 }
@@ -325,6 +336,7 @@ func (t *Table) Tick(now time.Time, out []event.Event) []event.Event {
 		}
 		if e.state == event.StateTimeWait && n >= e.expires && n-t.reconciled[e.netns] > int64(reconcileStale) {
 			if t.cfg.Derive {
+				out = t.releaseEnter(e, e.expires-int64(event.TimeWaitLen), out)
 				out = append(out, t.twEvent(e, event.TimeWaitExpire, event.SourceInferred, now))
 			}
 			t.endTimeWait(e, event.TimeWaitExpire, e.expires)

@@ -94,7 +94,10 @@ func TestReconcileFindsUnseenTimeWait(t *testing.T) {
 	if len(out) != 0 {
 		t.Fatalf("derived %+v before the stream caught up with the dump", out)
 	}
-	out = tab.Drained(at(5002), nil)
+	if out = tab.Drained(at(5002), nil); len(out) != 0 {
+		t.Fatalf("derived %+v within the slack a stream's batch may lag by", out)
+	}
+	out = tab.Drained(at(5400), nil)
 	if len(out) != 1 || out[0].Cookie != 8 || out[0].TimeWait != event.TimeWaitEnter ||
 		out[0].Source != event.SourceSockDiag || out[0].Remaining != 59*time.Second {
 		t.Fatalf("derived %+v, want an enter of socket 8 from sock_diag", out)
@@ -139,6 +142,42 @@ func TestDumpAheadOfTheStreamEntersOnce(t *testing.T) {
 	if st := tab.Stats(); st.TimeWait != 1 || st.TimeWaitObserved != 0 {
 		t.Errorf("stats %+v: want 1 TIME_WAIT, none observed by sock_diag alone", st)
 	}
+}
+
+// A TIME_WAIT only dumps saw, that ends before the stream catches up with
+// them (a reader far behind), is entered before it ends: no end without
+// its enter, whether a later dump no longer finds it or a new connection
+// takes its 4-tuple.
+func TestDumpOnlyTimeWaitEntersBeforeItEnds(t *testing.T) {
+	tab := New(Config{Derive: true})
+	tab.Load(twSnap(1000, 1001, twSock(7, "127.0.0.1:80", "127.0.0.1:6000", 59*time.Second)), nil)
+	tab.Load(twSnap(2000, 2001), nil) // gone: killed
+	out := tab.Drained(at(5000), nil)
+	if len(out) != 2 || out[0].Cookie != 7 || out[0].TimeWait != event.TimeWaitEnter ||
+		out[1].TimeWait != event.TimeWaitKill {
+		t.Fatalf("derived %+v, want 7's enter, then its kill", out)
+	}
+	checkInvariants(t, tab, "after the kill")
+
+	tab = New(Config{Derive: true})
+	tab.Load(twSnap(1000, 1001, twSock(8, "127.0.0.1:80", "127.0.0.1:6001", 59*time.Second)), nil)
+	// A new connection takes the 4-tuple, and the stream shows it before
+	// it has caught up with the dump.
+	out = tab.ApplyBatch([]event.Event{
+		st(1100, 9, "127.0.0.1:80", "127.0.0.1:6001", event.StateListen, event.StateSynRecv, 7),
+		st(1100, 9, "127.0.0.1:80", "127.0.0.1:6001", event.StateSynRecv, event.StateEstablished, 7),
+	}, nil)
+	if len(out) != 2 || out[0].Cookie != 8 || out[0].TimeWait != event.TimeWaitEnter ||
+		out[1].Cookie != 8 || out[1].TimeWait != event.TimeWaitReuse {
+		t.Fatalf("derived %+v, want 8's enter, then its reuse", out)
+	}
+	if out = tab.Drained(at(5000), nil); len(out) != 0 {
+		t.Errorf("drained %+v: 8's enter a second time", out)
+	}
+	if st := tab.Stats(); st.TimeWaitObserved != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	checkInvariants(t, tab, "after the reuse")
 }
 
 func TestTickExpiresUnreconciledNamespaces(t *testing.T) {
