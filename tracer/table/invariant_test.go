@@ -223,18 +223,11 @@ func TestReuseSeenByDumpFirst(t *testing.T) {
 	}
 	checkInvariants(t, tab, "after the dump")
 	// The stream then delivers connection 2's life: history now.
-	var late []event.Event
-	for _, e := range []event.Event{
+	late := withInferred(
 		st(1000, 2, "127.0.0.1:80", "127.0.0.1:5000", event.StateListen, event.StateSynRecv, 7),
 		st(1000, 2, "127.0.0.1:80", "127.0.0.1:5000", event.StateSynRecv, event.StateEstablished, 7),
 		st(1005, 2, "127.0.0.1:80", "127.0.0.1:5000", event.StateFinWait2, event.StateClose, 7),
-	} {
-		late = append(late, e)
-		var tw event.Event
-		if event.InferTimeWait(&e, &tw) {
-			late = append(late, tw)
-		}
-	}
+	)
 	if out := tab.ApplyBatch(late, nil); len(out) != 0 {
 		t.Errorf("late events derived %+v", out)
 	}

@@ -15,6 +15,20 @@ func enterTW(tab *Table, ms int, cookie uint64, src, dst string) {
 	tab.ApplyBatch([]event.Event{e, tw}, nil)
 }
 
+// withInferred is a stream of transitions as the reader delivers it: each
+// followed by the TIME_WAIT enter it implies, if any.
+func withInferred(evs ...event.Event) []event.Event {
+	var out []event.Event
+	for _, e := range evs {
+		out = append(out, e)
+		var tw event.Event
+		if event.InferTimeWait(&e, &tw) {
+			out = append(out, tw)
+		}
+	}
+	return out
+}
+
 func twSnap(startMS, endMS int, socks ...KernelSocket) *Snapshot {
 	return &Snapshot{NetNS: ns, Start: at(startMS), End: at(endMS), Complete: true, TimeWaitOnly: true, Sockets: socks}
 }
@@ -119,18 +133,11 @@ func TestDumpAheadOfTheStreamEntersOnce(t *testing.T) {
 	if out := tab.Load(twSnap(1010, 1020, twSock(9, "127.0.0.1:80", "127.0.0.1:7000", 60*time.Second)), nil); len(out) != 0 {
 		t.Fatalf("the dump derived %+v before the stream caught up", out)
 	}
-	var batch []event.Event
-	for _, e := range []event.Event{
+	batch := withInferred( // the stream's own enter with the close
 		st(1000, 9, "127.0.0.1:80", "127.0.0.1:7000", event.StateEstablished, event.StateFinWait1, 42),
 		st(1001, 9, "127.0.0.1:80", "127.0.0.1:7000", event.StateFinWait1, event.StateFinWait2, 42),
 		st(1002, 9, "127.0.0.1:80", "127.0.0.1:7000", event.StateFinWait2, event.StateClose, 42),
-	} {
-		batch = append(batch, e)
-		var tw event.Event
-		if event.InferTimeWait(&e, &tw) {
-			batch = append(batch, tw) // the stream's own enter
-		}
-	}
+	)
 	out := tab.ApplyBatch(batch, nil)
 	out = tab.Drained(at(2000), out)
 	if len(out) != 0 {
