@@ -16,9 +16,10 @@ import (
 
 // Run reads events until ctx is done or fn fails, handing them to fn in
 // batches. fn must not keep the slice: it is reused. fn is also called with
-// an empty batch whenever a poll interval ends with the ring buffer drained
-// (at least once per interval when idle), so that a consumer can do periodic
-// work on the same goroutine. When ctx is done, Run detaches the programs,
+// an empty batch whenever the ring buffer is found drained with nothing to
+// deliver (a poll interval that ended idle, or records the filter kept none
+// of; at least once per interval), so that a consumer can do periodic work
+// on the same goroutine. When ctx is done, Run detaches the programs,
 // waits for runs still in progress, delivers what is left in the ring buffer
 // and then the final loss count, and returns nil. A panic in fn detaches the
 // programs and is returned as an error.
@@ -41,7 +42,10 @@ func (t *Tracer) Run(ctx context.Context, fn func([]event.Event) error) (err err
 		case err == nil:
 			t.add(rec.RawSample)
 			if rec.Remaining == 0 || len(t.batch) >= maxBatch {
-				if err := t.flush(fn, false, false); err != nil {
+				// A drained ring buffer is said even when the filter kept
+				// none of what was read: under steady traffic that only
+				// the filter rejects, no poll interval ever ends idle.
+				if err := t.flush(fn, rec.Remaining == 0, false); err != nil {
 					return err
 				}
 			}
