@@ -156,7 +156,11 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 	tcfg.Aggregate = !o.byNetNS && !o.byContainer
 	stop, cancel := withDuration(ctx, o.trace.duration)
 	defer cancel()
-	stopOnSignal(stop, cancel, log)
+	// The signals that end twtrace cancel ctx (run's); this copy of them
+	// names the one that came.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
@@ -183,6 +187,7 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 	go func() {
 		defer close(closed)
 		<-stop.Done()
+		logStopping(stop, sigs, log)
 		srv.setNotReady("stopping")
 		shutdown(httpSrv, log)
 		detach()
@@ -282,20 +287,20 @@ func kernelAggregates(tr *tracer.Tracer) func() (*metrics.Aggregates, error) {
 	}
 }
 
-// stopOnSignal cancels ctx on SIGTERM, SIGINT or SIGHUP (a closed ssh
-// session), saying which.
-func stopOnSignal(ctx context.Context, cancel context.CancelFunc, log *slog.Logger) {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		defer signal.Stop(sigs)
-		select {
-		case s := <-sigs:
-			log.Info("stopping", "signal", s.String())
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+// logStopping says why serve stops: the signal that ended it (delivered
+// to sigs as to run's handler, which cancelled ctx), the end of --duration,
+// or the session's own end.
+func logStopping(ctx context.Context, sigs <-chan os.Signal, log *slog.Logger) {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		log.Info("stopping", "reason", "--duration has passed")
+		return
+	}
+	select {
+	case s := <-sigs:
+		log.Info("stopping", "signal", s.String())
+	case <-time.After(100 * time.Millisecond):
+		log.Info("stopping")
+	}
 }
 
 // shutdown stops the HTTP server, letting requests in flight finish.
